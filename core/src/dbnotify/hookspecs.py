@@ -1,0 +1,94 @@
+"""The hooks a channel plugin implements.
+
+One plugin (an entry point in the group ``dbnotify.channels``) provides one channel
+type; the entry point's name is the type (``email = "dbnotify_email.plugin"``).
+
+pluggy calls hooks synchronously and knows nothing of coroutines, so dbnotify never
+broadcasts a hook to every plugin: it calls each hook only on the plugin that owns the
+channel type, and awaits what ``send`` and ``test`` return. Write those two as
+``async def``. Hook wrappers are not supported. A hook implementation may take any
+subset of a spec's arguments, by name, as pluggy allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+if TYPE_CHECKING:
+    from dbnotify.events import Notification
+    from dbnotify.rendering import Renderer
+    from dbnotify.results import RecipientResult, TestReport
+
+PROJECT = "dbnotify"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@attrs.frozen
+class ChannelInfo:
+    """What the core needs to know about a channel type before using it."""
+
+    description: str
+    config_class: type
+    """The attrs class that :func:`validate_config` returns."""
+    user_delivery: bool = False
+    """True when ``send`` can deliver to an arbitrary person's address (email can)."""
+
+
+@hookspec
+def channel_info() -> ChannelInfo:
+    """Describe the channel type; called once when the plugin is loaded.
+
+    The core uses it to list the channel (``dbnotify plugins``) and to choose a channel
+    for per-user copies (``user_delivery``).
+    """
+
+
+@hookspec
+def validate_config(options: Mapping[str, Any]) -> Any:
+    """Turn the channel's block of the configuration into a validated config object.
+
+    ``options`` is the block without its ``type`` key. Raise
+    :class:`dbnotify.config.ConfigError` listing every problem with a path relative to
+    the block (``port``, ``to[1]``); the core prefixes ``channels.<name>.``. Use
+    :func:`dbnotify.config.structure` to get unknown-key, type and validator errors for
+    free. Secrets belong in :class:`dbnotify.secrets.Secret` fields.
+    """
+
+
+@hookspec
+def send(
+    config: Any,
+    notification: Notification,
+    renderer: Renderer,
+    recipients: tuple[str, ...] | None,
+) -> Awaitable[Sequence[RecipientResult]]:
+    """Deliver one notification; return one result per recipient. Write it ``async``.
+
+    ``recipients`` is ``None`` for the channel's configured recipients, or the affected
+    user's address alone for a per-user copy (then nobody else may appear in any header).
+    Render every text through ``renderer``. Never raise for a delivery failure: return a
+    failed :class:`~dbnotify.results.RecipientResult` with its kind (transient or
+    permanent), the server's reply and a hint. The core applies a deadline.
+    """
+
+
+@hookspec
+def test(
+    config: Any,
+    notification: Notification,
+    renderer: Renderer,
+    send_message: bool,
+) -> Awaitable[TestReport]:
+    """Check the channel stage by stage and, if ``send_message``, deliver ``notification``.
+
+    Return a :class:`~dbnotify.results.TestReport` whose stages name what was checked
+    (connect, TLS, AUTH ...), how long each took and, on failure, the reply and a hint.
+    """
+
+
+HOOK_NAMES: tuple[str, ...] = ("channel_info", "validate_config", "send", "test")

@@ -1,0 +1,117 @@
+"""Jinja2 rendering shared by all channels.
+
+Two environments, both sandboxed: one autoescaping for HTML, one plain for subject and
+text. Event data is always text, never markup: the HTML environment escapes it, and a
+subject never keeps a newline or control character. Operators may override any default
+template by putting a file of the same name in ``rendering.templates_dir``; those
+templates run in the sandbox and can only load templates from that folder or ours.
+Templates are compiled once, when the renderer is made.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from dbnotify.config import ConfigError, ConfigIssue, RenderingSettings
+from dbnotify.events import Notification, Severity
+
+SEVERITY_COLORS: dict[Severity, str] = {
+    Severity.SUCCESS: "#16a34a",
+    Severity.FAILURE: "#dc2626",
+    Severity.INFO: "#2563eb",
+    Severity.WARNING: "#d97706",
+}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+
+
+def template_problem(exc: jinja2.TemplateError) -> str:
+    """``template email.html line 3: unexpected '}'`` for an operator to fix."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"template {exc.name or exc.filename or '?'} line {exc.lineno}: {exc.message}"
+    return f"template error: {exc.message or exc}"
+
+
+def one_line(text: str) -> str:
+    """Collapse whitespace and drop control characters: the text fits in one header."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
+class Renderer:
+    """Renders a :class:`Notification` as subject, text and HTML (and any named template)."""
+
+    def __init__(self, settings: RenderingSettings | None = None) -> None:
+        self.settings = settings or RenderingSettings()
+        self._tz = zoneinfo.ZoneInfo(self.settings.timezone)
+        loaders: list[jinja2.BaseLoader] = []
+        if self.settings.templates_dir:
+            folder = Path(self.settings.templates_dir).expanduser()
+            loaders.append(jinja2.FileSystemLoader(folder))
+        loaders.append(jinja2.PackageLoader("dbnotify.rendering", "templates"))
+        loader = jinja2.ChoiceLoader(loaders)
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "auto_reload": False,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+        }
+        self._html = ImmutableSandboxedEnvironment(autoescape=True, **common)
+        self._text = ImmutableSandboxedEnvironment(autoescape=False, **common)
+        self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+        try:
+            self._subject_t = self._text.get_template("subject.txt")
+            self._text_t = self._text.get_template("message.txt")
+            self._html_t = self._html.get_template("email.html")
+        except jinja2.TemplateError as exc:
+            raise ConfigError(
+                [ConfigIssue("rendering.templates_dir", template_problem(exc))]
+            ) from None
+
+    def context(self, notification: Notification) -> dict[str, Any]:
+        """What templates see. ``fields`` is a list of ``(label, value)`` pairs."""
+        local = notification.timestamp.astimezone(self._tz)
+        return {
+            "n": notification,
+            "event_type": notification.event_type,
+            "severity": notification.severity.value,
+            "color": SEVERITY_COLORS[notification.severity],
+            "title": notification.title,
+            "message": notification.message,
+            "fields": [(f.label, f.value) for f in notification.fields],
+            "job_name": notification.job_name,
+            "timestamp": local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "timestamp_iso": local.isoformat(),
+            "app_name": self.settings.app_name,
+            "subject_prefix": self.settings.subject_prefix,
+        }
+
+    def subject(self, notification: Notification) -> str:
+        """``[DBackup] Backup Failed: nightly-pg``: one line, whatever the data holds."""
+        return one_line(self._subject_t.render(self.context(notification)))
+
+    def text(self, notification: Notification) -> str:
+        """Plain text with the title, the message and every field."""
+        return self._text_t.render(self.context(notification)).strip() + "\n"
+
+    def html(self, notification: Notification) -> str:
+        """A full HTML document, table layout, CSS inlined for mail clients."""
+        return self._inliner.inline(self._html_t.render(self.context(notification)))
+
+    def render(
+        self, template: str, notification: Notification, *, html: bool = False, **extra: Any
+    ) -> str:
+        """Render any named template (a channel's own, such as ``slack.json``)."""
+        env = self._html if html else self._text
+        return env.get_template(template).render({**self.context(notification), **extra})
+
+    def render_string(self, source: str, notification: Notification, **extra: Any) -> str:
+        """Render an operator-supplied template string (e.g. a webhook payload) sandboxed."""
+        return self._text.from_string(source).render({**self.context(notification), **extra})

@@ -1,0 +1,139 @@
+"""Delivery outcomes: what happened, per channel and per recipient.
+
+A failure is a value with a reason, never an exception into the host and never a log
+line alone.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+class Status(enum.Enum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class FailureKind(enum.Enum):
+    """Whether trying again later, unchanged, may succeed."""
+
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+@attrs.frozen
+class RecipientResult:
+    """The outcome for one recipient (an address, a chat, a webhook URL's name)."""
+
+    recipient: str
+    status: Status
+    kind: FailureKind | None = None
+    reason: str | None = None
+    """What went wrong, or why it was skipped, in plain words."""
+    reply: str | None = None
+    """The server's own reply, e.g. ``550 5.1.1 no such user``."""
+    hint: str | None = None
+    """What the operator can do about it."""
+
+    @classmethod
+    def delivered(cls, recipient: str, reply: str | None = None) -> RecipientResult:
+        return cls(recipient, Status.DELIVERED, reply=reply)
+
+    @classmethod
+    def failed(
+        cls,
+        recipient: str,
+        kind: FailureKind,
+        reason: str,
+        *,
+        reply: str | None = None,
+        hint: str | None = None,
+    ) -> RecipientResult:
+        return cls(recipient, Status.FAILED, kind, reason, reply, hint)
+
+    @classmethod
+    def skipped(cls, recipient: str, reason: str) -> RecipientResult:
+        return cls(recipient, Status.SKIPPED, reason=reason)
+
+
+class Target(enum.Enum):
+    """Whom a delivery was for: the channel's own recipients, or the affected user."""
+
+    CHANNEL = "channel"
+    USER = "user"
+
+
+@attrs.frozen
+class ChannelResult:
+    """One channel's delivery of one notification."""
+
+    channel: str
+    channel_type: str | None
+    target: Target
+    recipients: tuple[RecipientResult, ...]
+    duration: float = 0.0
+
+    @property
+    def status(self) -> Status:
+        statuses = {r.status for r in self.recipients}
+        if Status.FAILED in statuses:
+            return Status.FAILED
+        if statuses == {Status.SKIPPED} or not statuses:
+            return Status.SKIPPED
+        return Status.DELIVERED
+
+
+@attrs.frozen
+class DispatchResult:
+    """Everything that happened to one event."""
+
+    event_type: str
+    notification_id: str
+    channels: tuple[ChannelResult, ...]
+    reason: str | None = None
+    """Set when the event was not sent at all (disabled, condition not met)."""
+
+    @property
+    def recipients(self) -> tuple[RecipientResult, ...]:
+        return tuple(r for c in self.channels for r in c.recipients)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed (skips are not failures)."""
+        return all(r.status is not Status.FAILED for r in self.recipients)
+
+    @property
+    def failed(self) -> tuple[RecipientResult, ...]:
+        return tuple(r for r in self.recipients if r.status is Status.FAILED)
+
+
+@attrs.frozen
+class TestStage:
+    """One step of a channel test (resolve, connect, TLS, AUTH, send ...)."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    ok: bool
+    detail: str = ""
+    duration: float = 0.0
+    hint: str | None = None
+
+
+@attrs.frozen
+class TestReport:
+    """What a channel test did, stage by stage, and what it delivered."""
+
+    __test__ = False
+
+    stages: tuple[TestStage, ...]
+    deliveries: tuple[RecipientResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.stages) and all(
+            d.status is Status.DELIVERED for d in self.deliveries
+        )

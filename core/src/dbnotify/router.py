@@ -1,0 +1,146 @@
+"""Which channels, and which users, an event goes to.
+
+Pure: reads the configuration and the event, returns a :class:`Plan`; sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from dbnotify.config import Config, EventRouting
+from dbnotify.events import CATALOGUE, Condition, Event, NotifyUser, Severity
+from dbnotify.plugins import PluginRegistry
+from dbnotify.results import ChannelResult, FailureKind, RecipientResult, Target
+
+
+@attrs.frozen
+class Delivery:
+    """One target: a channel, for its own recipients or for one user's address."""
+
+    channel: str
+    target: Target
+    recipients: tuple[str, ...] | None = None
+
+
+@attrs.frozen
+class Plan:
+    deliveries: tuple[Delivery, ...]
+    outcomes: tuple[ChannelResult, ...] = ()
+    """Targets decided without sending: skipped users, unknown channels."""
+    reason: str | None = None
+    """Set when the event goes nowhere at all, and why."""
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def plan(config: Config, event: Event, severity: Severity, plugins: PluginRegistry) -> Plan:
+    spec = CATALOGUE.get(event.type)
+    rule = config.routing.events.get(event.type, EventRouting())
+    enabled = (
+        rule.enabled if rule.enabled is not None else (spec.enabled_by_default if spec else True)
+    )
+    if not enabled:
+        return Plan(
+            (),
+            reason=(
+                f"event {event.type!r} is disabled; set routing.events.{event.type}.enabled = true"
+                " to send it"
+            ),
+        )
+
+    channels = list(rule.channels if rule.channels is not None else config.routing.channels)
+    if spec is not None and spec.per_job and event.job_name:
+        job = event.job or config.jobs.get(event.job_name)
+        if job is not None:
+            if job.channels is not None:
+                channels = list(job.channels)
+            if job.condition is Condition.SUCCESS_ONLY and severity is not Severity.SUCCESS:
+                return Plan((), reason=f"job {event.job_name!r} notifies on success only")
+            if job.condition is Condition.FAILURE_ONLY and severity is not Severity.FAILURE:
+                return Plan((), reason=f"job {event.job_name!r} notifies on failure only")
+
+    deliveries: list[Delivery] = []
+    outcomes: list[ChannelResult] = []
+    mode = rule.notify_user if spec is not None and spec.user_event else NotifyUser.NONE
+    if mode is not NotifyUser.ONLY:
+        for name in _unique(channels):
+            if name in config.channels:
+                deliveries.append(Delivery(name, Target.CHANNEL))
+            else:
+                outcomes.append(_unknown_channel(name, config))
+    if mode is not NotifyUser.NONE:
+        user = _user_delivery(config, event, channels, plugins)
+        if isinstance(user, Delivery):
+            deliveries.append(user)
+        else:
+            outcomes.append(user)
+    if not deliveries and not outcomes:
+        return Plan(
+            (),
+            reason=(
+                f"no channels for event {event.type!r}; set routing.channels, or "
+                f"routing.events.{event.type}.channels"
+            ),
+        )
+    return Plan(tuple(deliveries), tuple(outcomes))
+
+
+def _unknown_channel(name: str, config: Config) -> ChannelResult:
+    return ChannelResult(
+        name,
+        None,
+        Target.CHANNEL,
+        (
+            RecipientResult.failed(
+                "(channel)",
+                FailureKind.PERMANENT,
+                f"no channel named {name!r} is configured",
+                hint=f"define [channels.{name}] or remove it from the routing "
+                f"(configured: {', '.join(config.channels) or 'none'})",
+            ),
+        ),
+    )
+
+
+def _user_delivery(
+    config: Config, event: Event, routed: list[str], plugins: PluginRegistry
+) -> Delivery | ChannelResult:
+    """The user's own copy: one delivery, to the user's address alone."""
+    channel = config.routing.user_channel
+    if channel is None:
+        for name in _unique([*routed, *config.channels]):
+            settings = config.channels.get(name)
+            plugin = plugins.get(settings.type) if settings else None
+            if plugin is not None and plugin.info.user_delivery:
+                channel = name
+                break
+    address = event.user_email
+    if address is None:
+        return ChannelResult(
+            channel or "(none)",
+            None,
+            Target.USER,
+            (
+                RecipientResult.skipped(
+                    "(user)", f"event {event.type!r} has no user email address (data key 'email')"
+                ),
+            ),
+        )
+    if channel is None:
+        return ChannelResult(
+            "(none)",
+            None,
+            Target.USER,
+            (
+                RecipientResult.skipped(
+                    address,
+                    "no channel can deliver to a user's address; add an email channel "
+                    "(routing.user_channel may name it)",
+                ),
+            ),
+        )
+    return Delivery(channel, Target.USER, (address,))

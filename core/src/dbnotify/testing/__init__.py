@@ -1,0 +1,1 @@
+"""Helpers for testing dbnotify and its plugins (``pip install 'dbnotify[testing]'``)."""

@@ -1,0 +1,414 @@
+"""The shared renderer: subject, text and HTML as mail clients and people see them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+from jinja2.exceptions import SecurityError
+
+from dbnotify import Event, Notifier, load_config
+from dbnotify.config import ConfigError, RenderingSettings
+from dbnotify.events import Notification, Severity, describe
+from dbnotify.rendering import SEVERITY_COLORS, Renderer
+from dbnotify.testing.smtpd import LocalSMTPServer
+
+WHEN = dt.datetime(2024, 3, 1, 2, 30, 5, tzinfo=dt.UTC)
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def note(
+    event_type: str = "backup_failure", data: dict[str, Any] | None = None, **kwargs: Any
+) -> Notification:
+    if data is None:
+        data = {"job_name": "nightly-pg", "error": "disk full"}
+    return describe(Event(event_type, data, timestamp=WHEN, **kwargs))
+
+
+def overrides(tmp_path: Path, **templates: str) -> RenderingSettings:
+    folder = tmp_path / "templates"
+    folder.mkdir(exist_ok=True)
+    for name, source in templates.items():
+        (folder / name.replace("_", ".")).write_text(source, encoding="utf-8")
+    return RenderingSettings(templates_dir=str(folder))
+
+
+# --- subject ---------------------------------------------------------------------------
+
+
+def test_subject_names_the_job() -> None:
+    assert Renderer().subject(note()) == "[DBackup] Backup Failed: nightly-pg"
+
+
+def test_subject_without_a_job() -> None:
+    assert Renderer().subject(note("restore_complete", {})) == "[DBackup] Restore Completed"
+    assert Renderer().subject(note("test", {})) == "[DBackup] Test Notification"
+
+
+def test_subject_prefix_is_configurable() -> None:
+    renderer = Renderer(RenderingSettings(subject_prefix="[Acme Backups]"))
+    assert renderer.subject(note()) == "[Acme Backups] Backup Failed: nightly-pg"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "nightly\r\nBcc: evil@attacker.example",
+        "nightly\nBcc: evil@attacker.example",
+        "nightly\rBcc: evil@attacker.example",
+        "=?UTF-8?Q?=0A?=Bcc: evil@attacker.example",
+        "nightly\x00\x0b\x0c\x1b[31m",
+        "nightly\u2028Bcc: x\u2029\x85",
+    ],
+)
+def test_subject_is_always_one_line(hostile: str) -> None:
+    renderer = Renderer()
+    for notification in (
+        note(data={"job_name": hostile}),
+        note("custom", {"job_name": hostile}, title=hostile),
+    ):
+        subject = renderer.subject(notification)
+        assert not re.search(r"[\x00-\x1f\x7f\u2028\u2029\x85]", subject), repr(subject)
+        assert subject.startswith("[DBackup] ")
+    assert renderer.subject(note(data={"job_name": "a\r\n\r\n  b"})) == (
+        "[DBackup] Backup Failed: a b"
+    )
+
+
+async def test_encoded_newline_in_job_name_never_becomes_a_header(
+    local_email_channel: Callable[..., dict[str, Any]],
+) -> None:
+    """CVE-2024-6923: the email package decodes =?...?= and may write the newline out."""
+    async with LocalSMTPServer() as smtp:
+        notifier = Notifier(
+            load_config(
+                {"channels": {"m": local_email_channel(smtp.port)}, "routing": {"channels": ["m"]}}
+            )
+        )
+        hostile = "=?UTF-8?Q?=0A?=Bcc: evil@attacker.example"
+        result = await notifier.notify(Event("backup_failure", {"job_name": hostile}))
+        assert result.ok, result
+    (received,) = smtp.messages
+    assert received.rcpt_tos == ("ops@example.com", "dba@example.com")
+    message = received.message
+    assert message["Bcc"] is None
+    assert [k for k, _ in message.items()].count("Subject") == 1
+    assert "\n" not in str(message["Subject"])
+    assert b"\r\nBcc:" not in received.data
+    assert "Bcc: evil@attacker.example" in str(message["Subject"])
+
+
+# --- HTML --------------------------------------------------------------------------------
+
+
+def test_html_is_a_full_document_with_inline_styles() -> None:
+    html = Renderer().html(note())
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<html" in html
+    assert "<head>" in html
+    assert "<body" in html
+    assert html.rstrip().endswith("</html>")
+    assert "<style" not in html  # inlined: Gmail and Outlook drop style blocks
+    assert 'role="presentation"' in html  # table layout
+    assert "display: flex" not in html
+    assert 'style="' in html
+    assert "<title>Backup Failed</title>" in html
+    assert "<h1 style=" in html
+    assert "http" not in html  # nothing remote (no logo, no stylesheet)
+
+
+@pytest.mark.parametrize(
+    ("severity", "color"),
+    [
+        (Severity.SUCCESS, "#16a34a"),
+        (Severity.FAILURE, "#dc2626"),
+        (Severity.INFO, "#2563eb"),
+        (Severity.WARNING, "#d97706"),
+    ],
+)
+def test_header_bar_has_the_severity_colour(severity: Severity, color: str) -> None:
+    assert SEVERITY_COLORS[severity] == color
+    html = Renderer().html(note("custom", {}, title="T", severity=severity))
+    bar = re.search(r'<td class="bar"[^>]*>', html)
+    assert bar is not None
+    assert f'bgcolor="{color}"' in bar.group(0)
+    assert f"background-color: {color}" in bar.group(0)
+    assert f'data-severity="{severity.value}"' in bar.group(0)
+    others = set(SEVERITY_COLORS.values()) - {color}
+    assert not any(other in html for other in others)
+
+
+def test_catalogue_events_get_their_colour() -> None:
+    renderer = Renderer()
+    assert "#16a34a" in renderer.html(note("backup_success", {"job_name": "j"}))
+    assert "#dc2626" in renderer.html(note("system_error", {"component": "c", "error": "e"}))
+    assert "#2563eb" in renderer.html(note("config_backup", {}))
+
+
+def test_html_escapes_event_data() -> None:
+    notification = note(
+        data={
+            "job_name": XSS,
+            "error": f"{XSS} & <b>bold</b>",
+            "details": "<script>alert(2)</script>",
+        },
+        title=XSS,
+    )
+    html = Renderer().html(notification)
+    assert "<img" not in html
+    assert "<script" not in html
+    assert "<b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+def test_html_has_title_message_fields_and_footer() -> None:
+    notification = note(
+        "backup_success",
+        {"job_name": "nightly-pg", "size_bytes": 1610612736, "duration_ms": 150000},
+    )
+    html = Renderer(RenderingSettings(app_name="Acme Backups")).html(notification)
+    assert "Backup Successful</h1>" in html
+    assert "Backup job 'nightly-pg' completed successfully." in html
+    rows = re.findall(r"<th[^>]*>([^<]*)</th>\s*<td[^>]*>([^<]*)</td>", html)
+    assert rows == [("Job", "nightly-pg"), ("Duration", "2m 30s"), ("Size", "1.5 GiB")]
+    assert "2024-03-01 02:30:05 UTC · Sent by Acme Backups" in html
+
+
+def test_html_without_fields_has_no_field_table() -> None:
+    html = Renderer().html(note("test", {}))
+    assert 'class="fields"' not in html
+    assert "This is a test notification." in html
+
+
+# --- text --------------------------------------------------------------------------------
+
+
+def test_text_has_title_message_and_every_field() -> None:
+    notification = note(
+        "user_login",
+        {
+            "user_name": "alice",
+            "email": "alice@example.com",
+            "ip_address": "203.0.113.7",
+            "user_agent": "Firefox",
+        },
+    )
+    assert Renderer().text(notification) == (
+        "User Login\n"
+        "==========\n"
+        "\n"
+        "User 'alice' logged in.\n"
+        "\n"
+        "User:       alice\n"
+        "Email:      alice@example.com\n"
+        "IP Address: 203.0.113.7\n"
+        "User Agent: Firefox\n"
+        "\n"
+        "--\n"
+        "2024-03-01 02:30:05 UTC · Sent by DBackup\n"
+    )
+
+
+def test_text_is_not_html_escaped() -> None:
+    text = Renderer().text(note(data={"job_name": "a&b", "error": XSS}))
+    assert XSS in text
+    assert "&amp;" not in text
+    assert "Job:   a&b" in text
+
+
+def test_text_without_fields() -> None:
+    assert Renderer().text(note("test", {})) == (
+        "Test Notification\n=================\n\n"
+        "This is a test notification. If you can read it, the channel works.\n\n"
+        "--\n2024-03-01 02:30:05 UTC · Sent by DBackup\n"
+    )
+
+
+# --- time zone -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timezone", "shown"),
+    [
+        ("UTC", "2024-03-01 02:30:05 UTC"),
+        ("Europe/Berlin", "2024-03-01 03:30:05 CET"),
+        ("America/New_York", "2024-02-29 21:30:05 EST"),
+        ("Asia/Kolkata", "2024-03-01 08:00:05 IST"),
+    ],
+)
+def test_timezone_setting_changes_the_footer(timezone: str, shown: str) -> None:
+    renderer = Renderer(RenderingSettings(timezone=timezone))
+    notification = note()
+    assert f"{shown} · Sent by DBackup" in renderer.text(notification)
+    assert f"{shown} · Sent by DBackup" in renderer.html(notification)
+
+
+def test_timezone_from_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[rendering]\ntimezone = "Europe/Berlin"\n', encoding="utf-8")
+    renderer = Renderer(load_config(path).rendering)
+    summer = describe(Event("test", timestamp=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.UTC)))
+    assert "2024-07-01 14:00:00 CEST" in renderer.text(summer)
+
+
+# --- operator templates ------------------------------------------------------------------------
+
+
+def test_override_replaces_one_template_and_keeps_the_others(tmp_path: Path) -> None:
+    settings = overrides(
+        tmp_path,
+        subject_txt="{{ subject_prefix }} {{ severity | upper }}: {{ title }} ({{ event_type }})",
+    )
+    renderer = Renderer(settings)
+    assert renderer.subject(note()) == "[DBackup] FAILURE: Backup Failed (backup_failure)"
+    assert renderer.text(note()).startswith("Backup Failed\n=============\n")
+
+
+def test_override_sees_the_fields(tmp_path: Path) -> None:
+    settings = overrides(
+        tmp_path,
+        **{
+            "message_txt": "{{ title }}\n"
+            "{% for label, value in fields %}* {{ label }} = {{ value }}\n"
+            "{% endfor %}"
+        },
+    )
+    assert Renderer(settings).text(note()) == (
+        "Backup Failed\n* Job = nightly-pg\n* Error = disk full\n"
+    )
+
+
+def test_override_html_is_still_escaped(tmp_path: Path) -> None:
+    settings = overrides(tmp_path, email_html="<p>{{ message }}</p>")
+    html = Renderer(settings).html(note(data={"job_name": "j", "error": XSS}))
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;") == 1
+    assert "<img" not in html
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ n.__init__.__globals__ }}",
+        "{{ cycler.__init__.__globals__.os }}",
+        "{{ renderer.__globals__ if renderer is defined else n.__class__.__init__.__globals__ }}",
+        "{{ fields.__class__.__base__.__subclasses__() }}",
+        "{{ ''.format.__self__.__class__ }}",
+    ],
+)
+def test_sandbox_escape_in_an_override_is_refused(tmp_path: Path, attack: str) -> None:
+    renderer = Renderer(overrides(tmp_path, subject_txt=attack))
+    with pytest.raises(SecurityError):
+        renderer.subject(note())
+
+
+def test_sandbox_refuses_mutating_the_context(tmp_path: Path) -> None:
+    renderer = Renderer(overrides(tmp_path, message_txt="{{ fields.append(('x', 'y')) }}"))
+    with pytest.raises(SecurityError):
+        renderer.text(note())
+
+
+def test_sandbox_covers_operator_template_strings() -> None:
+    with pytest.raises(SecurityError):
+        Renderer().render_string("{{ n.__class__.__init__.__globals__ }}", note())
+    assert Renderer().render_string('{"text": {{ title | tojson }}}', note()) == (
+        '{"text": "Backup Failed"}'
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["../secret.txt", "/../secret.txt", "./../secret.txt", "templates/../../secret.txt"]
+)
+def test_override_cannot_include_files_outside_its_folder(tmp_path: Path, path: str) -> None:
+    (tmp_path / "secret.txt").write_text("TOP-SECRET-TOKEN", encoding="utf-8")
+    renderer = Renderer(overrides(tmp_path, message_txt="{% include '" + path + "' %}"))
+    with pytest.raises(jinja2.TemplateNotFound):
+        renderer.text(note())
+
+
+def test_override_cannot_read_an_absolute_path(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-TOKEN", encoding="utf-8")
+    renderer = Renderer(overrides(tmp_path, message_txt="{% include '" + str(secret) + "' %}"))
+    with pytest.raises(jinja2.TemplateNotFound):
+        renderer.text(note())
+
+
+def test_override_may_include_its_own_files(tmp_path: Path) -> None:
+    settings = overrides(
+        tmp_path,
+        footer_txt="-- {{ app_name }}",
+        message_txt="{{ message }}\n{% include 'footer.txt' %}",
+    )
+    assert Renderer(settings).text(note()) == (
+        "Backup job 'nightly-pg' failed. Error: disk full\n-- DBackup\n"
+    )
+
+
+def test_broken_override_fails_when_the_renderer_is_made(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Renderer(overrides(tmp_path, email_html="{% if %}"))
+    assert [str(i) for i in caught.value.issues] == [
+        "rendering.templates_dir: template email.html line 1: Expected an expression, "
+        "got 'end of statement block'"
+    ]
+
+
+def test_validate_reports_a_broken_override(tmp_path: Path) -> None:
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "subject.txt").write_text("{{ title }", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config({"rendering": {"templates_dir": str(folder)}})
+    assert [str(i) for i in caught.value.issues] == [
+        "rendering.templates_dir: template subject.txt line 1: unexpected '}'"
+    ]
+
+
+async def test_a_template_failing_at_send_time_is_not_blamed_on_the_plugin(tmp_path: Path) -> None:
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "subject.txt").write_text("{{ tittle }}", encoding="utf-8")
+    async with LocalSMTPServer() as server:
+        notifier = Notifier.from_config(
+            {
+                "channels": {
+                    "m": {
+                        "type": "email",
+                        "host": "127.0.0.1",
+                        "port": server.port,
+                        "security": "none",
+                        "from": "d@example.com",
+                        "to": "o@example.com",
+                    }
+                },
+                "routing": {"channels": ["m"]},
+                "rendering": {"templates_dir": str(folder)},
+            }
+        )
+        result = await notifier.notify(Event("test"))
+    (failed,) = result.failed
+    assert failed.reason == "rendering failed: template error: 'tittle' is undefined"
+    assert failed.hint == "check the templates in rendering.templates_dir"
+
+
+def test_unknown_variable_in_an_override_is_an_error(tmp_path: Path) -> None:
+    renderer = Renderer(overrides(tmp_path, subject_txt="{{ tittle }}"))
+    with pytest.raises(jinja2.UndefinedError, match="'tittle' is undefined"):
+        renderer.subject(note())
+
+
+def test_templates_are_compiled_once(tmp_path: Path) -> None:
+    settings = overrides(tmp_path, subject_txt="first")
+    renderer = Renderer(settings)
+    (Path(settings.templates_dir or "") / "subject.txt").write_text("second", encoding="utf-8")
+    assert renderer.subject(note()) == "first"
+    assert Renderer(settings).subject(note()) == "second"

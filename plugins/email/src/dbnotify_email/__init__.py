@@ -1,0 +1,1 @@
+"""Email (SMTP) channel for dbnotify."""

@@ -1,0 +1,156 @@
+"""Email addresses: parsed once, validated, never read back from headers.
+
+``parseaddr`` misparses crafted input (CVE-2023-27043), so we parse the only two forms
+we accept ourselves: ``addr@example.com`` and ``Display Name <addr@example.com>``, and
+validate the address with email-validator.
+"""
+
+from __future__ import annotations
+
+import re
+from email.headerregistry import Address
+from typing import Any, NewType
+
+import attrs
+import email_validator
+
+from dbnotify.config import CONVERTER, ConfigError, ConfigIssue, describe_value
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SPECIALS = frozenset('()<>[]:;@\\,"')
+"""RFC 5322 specials: a display name holding one of these must be quoted."""
+
+
+@attrs.frozen
+class Mailbox:
+    """A validated address with an optional display name."""
+
+    addr: str
+    """Normalised address (domain lower-cased; Unicode where given)."""
+    display_name: str = ""
+    ascii_addr: str | None = None
+    """The address with an IDNA (``xn--``) domain (local parts are always ASCII)."""
+
+    @classmethod
+    def parse(cls, text: str) -> Mailbox:
+        if _CONTROL.search(text):
+            raise ValueError(
+                f"{describe_value(text)} contains a control character "
+                "(line break, tab, NUL); remove it"
+            )
+        raw = text.strip()
+        display = ""
+        if raw.endswith(">") and "<" in raw:
+            cut = raw.rindex("<")
+            display, raw = raw[:cut].strip(), raw[cut + 1 : -1].strip()
+            if len(display) >= 2 and display[0] == display[-1] == '"':
+                display = display[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            elif _SPECIALS.intersection(display):
+                # a@b.org(<c@d.com>: parseaddr's CVE-2023-27043 reading; say it, never guess
+                raise ValueError(
+                    f"{describe_value(text)} is ambiguous: a display name with any of "
+                    '( ) < > [ ] : ; @ \\ , " must be in double quotes, e.g. '
+                    '"Ops, Night Shift" <ops@example.com>'
+                )
+            if "=?" in display:
+                # the email package decodes RFC 2047 words in a display name, and on
+                # CPython < 3.11.15/3.12.13/3.13.12 writes a decoded line break as a real one
+                raise ValueError(
+                    f"{describe_value(text)} has an encoded word (=?...?=) in its display "
+                    "name; write the name as plain text (Unicode is fine)"
+                )
+        try:
+            valid = email_validator.validate_email(
+                raw, check_deliverability=False, allow_smtputf8=True
+            )
+        except email_validator.EmailNotValidError as exc:
+            raise ValueError(
+                f"{describe_value(text)} is not a valid email address: {exc}"
+            ) from None
+        if valid.ascii_email is None:
+            # The email package cannot write such an address in a header (Address raises
+            # NonASCIILocalPartDefect), and it would need SMTPUTF8 in the envelope.
+            raise ValueError(
+                f"{describe_value(text)} has non-ASCII characters before the "
+                "@, which dbnotify cannot send to; use an ASCII address (the "
+                "domain may be Unicode)"
+            )
+        return cls(valid.normalized, display, valid.ascii_email)
+
+    @property
+    def header(self) -> Address:
+        """For a header; the display name is quoted by the email package as needed."""
+        addr = self.ascii_addr or self.addr
+        return Address(display_name=self.display_name, addr_spec=addr)
+
+    @property
+    def envelope(self) -> str:
+        return self.ascii_addr or self.addr
+
+    @property
+    def domain(self) -> str:
+        return self.envelope.rpartition("@")[2]
+
+    def __str__(self) -> str:
+        return self.addr
+
+
+AddressList = NewType("AddressList", tuple[Mailbox, ...])
+"""One or more addresses: a list, or one string split on commas and semicolons."""
+
+
+def _mailbox(value: Any, _cl: Any) -> Mailbox:
+    if isinstance(value, Mailbox):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be an email address string (got {describe_value(value)})")
+    return Mailbox.parse(value)
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas and semicolons outside double quotes (``"Ops, Night" <o@x.org>``)."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char in ",;" and not quoted:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    items.append("".join(current))
+    return [item.strip() for item in items if item.strip()]
+
+
+def _address_list(value: Any, _cl: Any) -> tuple[Mailbox, ...]:
+    if isinstance(value, str):
+        items: list[Any] = _split(value)
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(
+            "must be a list of email addresses, or one string of addresses "
+            f"separated by commas (got {describe_value(value)})"
+        )
+    if not items:
+        raise ValueError("must name at least one address")
+    issues: list[ConfigIssue] = []
+    found: list[Mailbox] = []
+    for index, item in enumerate(items):
+        try:
+            found.append(_mailbox(item, Mailbox))
+        except ValueError as exc:
+            issues.append(ConfigIssue(f"[{index}]", str(exc)))
+    if issues:
+        raise ConfigError(issues)
+    return tuple(found)
+
+
+CONVERTER.register_structure_hook(Mailbox, _mailbox)
+CONVERTER.register_structure_hook(AddressList, _address_list)

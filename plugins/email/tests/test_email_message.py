@@ -1,0 +1,268 @@
+"""The message as it arrives: headers, both parts, escaping, and no header injection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+from email.message import EmailMessage
+from email.policy import SMTP
+from typing import Any
+
+import pytest
+
+from dbnotify import Event, Severity, Status
+from dbnotify.events import EventError
+
+WHEN = dt.datetime(2025, 3, 14, 2, 30, 5, tzinfo=dt.UTC)
+XSS = "<img src=x onerror=alert(1)>"
+FAILURE = Event(
+    "backup_failure",
+    {
+        "job_name": "nightly-pg",
+        "source_name": "pg-main",
+        "error": XSS,
+    },
+    timestamp=WHEN,
+)
+
+
+def header_block(received: Any) -> str:
+    return received.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+
+
+async def deliver(
+    smtp_server: Any, make_notifier: Any, event: Event, **options: Any
+) -> tuple[Any, Any]:
+    server = await smtp_server()
+    result = await make_notifier(server.port, **options).notify(event)
+    assert all(r.status is Status.DELIVERED for r in result.recipients), result
+    (received,) = server.messages
+    return result, received
+
+
+# --- headers --------------------------------------------------------------------------------
+
+
+async def test_headers(smtp_server: Any, make_notifier: Any) -> None:
+    result, received = await deliver(
+        smtp_server, make_notifier, FAILURE, to=["ops@example.com", "Dev Team <dev@example.com>"]
+    )
+    msg = received.message
+
+    assert msg["Subject"] == "[DBackup] Backup Failed: nightly-pg"
+    assert msg["From"] == "DBackup Alerts <dbackup@example.com>"
+    assert (msg["From"].addresses[0].display_name, msg["From"].addresses[0].addr_spec) == (
+        "DBackup Alerts",
+        "dbackup@example.com",
+    )
+    assert msg["To"] == "ops@example.com, Dev Team <dev@example.com>"
+    assert email.utils.parsedate_to_datetime(msg["Date"]) == WHEN
+    assert msg["Message-ID"] == f"<{result.notification_id}@example.com>"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-DBackup-Event"] == "backup_failure"
+    assert msg.get_all("Bcc") is None
+    assert msg.get_all("Cc") is None
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+async def test_message_id_is_stable_per_notification(
+    smtp_server: Any,
+    make_notifier: Any,
+) -> None:
+    server = await smtp_server()
+    notifier = make_notifier(server.port)
+    first = await notifier.notify(FAILURE)
+    second = await notifier.notify(FAILURE)
+
+    ids = [m.message["Message-ID"] for m in server.messages]
+    assert ids == [
+        f"<{first.notification_id}@example.com>",
+        f"<{second.notification_id}@example.com>",
+    ]
+    assert ids[0] != ids[1]
+
+
+# --- the parts --------------------------------------------------------------------------------
+
+
+async def test_text_part_has_title_message_and_every_field(
+    smtp_server: Any,
+    make_notifier: Any,
+) -> None:
+    _, received = await deliver(smtp_server, make_notifier, FAILURE)
+    lines = received.part("plain").splitlines()
+
+    assert lines == [
+        "Backup Failed",
+        "=============",
+        "",
+        f"Backup job 'nightly-pg' failed. Error: {XSS}",  # plain text: data as it is
+        "",
+        "Job:    nightly-pg",
+        "Source: pg-main",
+        f"Error:  {XSS}",
+        "",
+        "--",
+        "2025-03-14 02:30:05 UTC · Sent by DBackup",
+    ]
+
+
+async def test_html_part_is_a_full_document_with_colour_fields_and_escaped_data(
+    smtp_server: Any,
+    make_notifier: Any,
+) -> None:
+    _, received = await deliver(smtp_server, make_notifier, FAILURE)
+    html = received.part("html")
+
+    assert html.startswith("<!DOCTYPE html>")
+    assert html.rstrip().endswith("</html>")
+    assert "<title>Backup Failed</title>" in html
+    bar = re.search(r'<td class="bar"[^>]*>', html)
+    assert bar is not None
+    assert 'bgcolor="#dc2626"' in bar.group()
+    assert "background-color: #dc2626" in bar.group()
+    assert 'data-severity="failure"' in bar.group()
+    assert re.search(r"<h1[^>]*>Backup Failed</h1>", html)
+    cells = re.findall(r"<th[^>]*>([^<]*)</th>\s*<td[^>]*>([^<]*)</td>", html)
+    assert cells == [
+        ("Job", "nightly-pg"),
+        ("Source", "pg-main"),
+        ("Error", "&lt;img src=x onerror=alert(1)&gt;"),
+    ]
+    assert "<img" not in html
+    assert "onerror=alert(1)&gt;</p>" in html  # the message sentence, escaped too
+    assert "2025-03-14 02:30:05 UTC · Sent by DBackup" in html
+
+
+@pytest.mark.parametrize(
+    ("event", "colour"),
+    [
+        (Event("backup_success", {"job_name": "nightly-pg"}), "#16a34a"),
+        (Event("test"), "#2563eb"),
+        (Event("disk_space", title="Disk almost full", severity=Severity.WARNING), "#d97706"),
+    ],
+)
+async def test_bar_colour_follows_severity(
+    smtp_server: Any,
+    make_notifier: Any,
+    event: Event,
+    colour: str,
+) -> None:
+    _, received = await deliver(smtp_server, make_notifier, event)
+    bar = re.search(r'<td class="bar"[^>]*>', received.part("html"))
+    assert bar is not None
+    assert f'bgcolor="{colour}"' in bar.group()
+
+
+async def test_non_ascii_data_arrives_intact(smtp_server: Any, make_notifier: Any) -> None:
+    event = Event("backup_failure", {"job_name": "nächtlich-pg", "error": "Speicher voll ✗"})
+    _, received = await deliver(
+        smtp_server, make_notifier, event, **{"from": "Jörg's Backup <dbackup@example.com>"}
+    )
+    msg = received.message
+
+    assert msg["Subject"] == "[DBackup] Backup Failed: nächtlich-pg"
+    assert msg["From"].addresses[0].display_name == "Jörg's Backup"
+    assert "Speicher voll ✗" in received.part("plain")
+    assert "Speicher voll ✗" in received.part("html")
+    header_block(received)  # 7-bit headers: raises if not ASCII
+
+
+# --- header injection -------------------------------------------------------------------------
+
+
+async def test_line_break_in_title_injects_nothing(smtp_server: Any, make_notifier: Any) -> None:
+    event = Event(
+        "disk_alert",
+        title="Disk alert\r\nBcc: evil@example.net",
+        message="Volume /var is 97% full.",
+    )
+    _, received = await deliver(smtp_server, make_notifier, event)
+    msg = received.message
+
+    assert msg.get_all("Bcc") is None
+    assert msg["Subject"] == "[DBackup] Disk alert Bcc: evil@example.net"
+    assert re.search(r"^Subject: [^\r\n]*\r\nFrom: ", header_block(received) + "\r\n", re.MULTILINE)
+    assert "evil@example.net" not in "".join(received.rcpt_tos)
+    assert received.rcpt_tos == ("ops@example.com",)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "=?UTF-8?Q?=0A?=Bcc: evil@example.net",
+        "Report =?utf-8?b?DQo=?=Bcc: evil@example.net",
+    ],
+)
+async def test_encoded_line_break_in_title_injects_nothing(
+    smtp_server: Any,
+    make_notifier: Any,
+    title: str,
+) -> None:
+    # CVE-2024-6923: the email package decodes the word and writes the newline unquoted
+    _, received = await deliver(smtp_server, make_notifier, Event("disk_alert", title=title))
+    msg = received.message
+
+    assert msg.get_all("Bcc") is None
+    assert [k for k in msg if k.lower() not in {"content-type", "mime-version"}] == [
+        "Subject",
+        "From",
+        "To",
+        "Date",
+        "Message-ID",
+        "Auto-Submitted",
+        "X-DBackup-Event",
+    ]
+    assert "\n" not in msg["Subject"]
+    assert "\r" not in msg["Subject"]
+    assert msg["Subject"] == "[DBackup] " + title.replace("=?", "= ?")
+    assert received.rcpt_tos == ("ops@example.com",)
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        ['"Bob, evil@example.net" <bob@example.com>'],
+        '"Bob, evil@example.net" <bob@example.com>',
+    ],
+    ids=["list", "string"],
+)
+async def test_display_name_holding_an_address_adds_no_recipient(
+    smtp_server: Any,
+    make_notifier: Any,
+    to: Any,
+) -> None:
+    result, received = await deliver(smtp_server, make_notifier, FAILURE, to=to)
+    msg = received.message
+
+    assert [r.recipient for r in result.recipients] == ["bob@example.com"]
+    assert received.rcpt_tos == ("bob@example.com",)
+    assert [(a.display_name, a.addr_spec) for a in msg["To"].addresses] == [
+        ("Bob, evil@example.net", "bob@example.com")
+    ]
+    assert msg.get_all("Bcc") is None
+    assert msg.get_all("Cc") is None
+    assert msg["Subject"] == "[DBackup] Backup Failed: nightly-pg"
+    assert 'To: "Bob, evil@example.net" <bob@example.com>\r\n' in header_block(received) + "\r\n"
+
+
+def test_line_break_in_event_type_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(EventError, match=r"must be letters, digits and _ \. : -"):
+        Event("disk\r\nBcc: evil@example.net", title="Disk alert")
+
+
+def test_backstop_refuses_any_header_that_would_fold_into_two() -> None:
+    """Whatever this Python's email package does with an encoded newline, none goes out."""
+    from dbnotify_email.message import check_headers
+
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = "=?UTF-8?Q?=0A?=Bcc: evil@example.net"
+    folded = SMTP.fold("Subject", msg["Subject"])
+    if re.search(r"\r\n(?![ \t])|(?<!\r)\n", folded.removesuffix("\r\n")):
+        # a vulnerable email package (CVE-2024-6923): the check must catch it
+        with pytest.raises(ValueError, match="header Subject would break into a second header"):
+            check_headers(msg)
+    else:  # a fixed one
+        check_headers(msg)
