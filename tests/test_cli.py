@@ -1,0 +1,350 @@
+"""The ``dbnotify`` command as users run it: output, delivered mail, exit codes."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dbnotify.testing.smtpd import LocalSMTPServer
+
+
+async def test_plugins_lists_the_email_channel_with_its_distribution(cli) -> None:
+    run = await cli("plugins", "--json")
+    assert run.code == 0, run.err
+    listed = json.loads(run.out)
+    email_row = next(c for c in listed["channels"] if c["type"] == "email")
+    assert email_row["distribution"] == "dbnotify-email"
+    assert email_row["version"]
+    assert email_row["user_delivery"] is True
+
+
+async def test_plugins_can_be_blocked_by_environment(cli) -> None:
+    env = {**os.environ, "DBNOTIFY_DISABLE_PLUGINS": "email"}
+    run = await cli("plugins", "--json", env=env)
+    listed = json.loads(run.out)
+    assert [c["type"] for c in listed["channels"]] == []
+    assert listed["skipped"] == [
+        {"type": "email", "reason": "disabled by DBNOTIFY_DISABLE_PLUGINS"}
+    ]
+
+
+async def test_validate_accepts_a_good_file(cli, write_config, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "ok.toml", 2525)
+    run = await cli("validate", "-c", str(path))
+    assert run.code == 0
+    assert run.out.strip() == f"{path}: OK; channels: ops-mail (email)"
+
+
+async def test_validate_lists_every_error_and_exits_2(cli, write_config, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+[channels.ops-mail]
+type = "email"
+host = "smtp.example.com"
+port = 70000
+security = "tls"
+from = "not an address"
+to = ["ops@example.com", "dba@"]
+pasword = "s3cr3t-Pa55"
+
+[routing]
+channels = ["ops-mial"]
+""",
+        encoding="utf-8",
+    )
+    run = await cli("validate", "-c", str(path))
+    assert run.code == 2
+    assert run.out == ""
+    lines = run.err.splitlines()
+    assert lines[0] == "6 configuration errors:"
+    assert "  channels.ops-mail.port: must be between 1 and 65535 (got 70000)" in lines
+    assert (
+        "  channels.ops-mail.security: must be one of none, ssl, starttls (got 'tls'); "
+        "did you mean 'starttls' (TLS after connecting, usually port 587) or 'ssl' "
+        "(TLS from the start, usually port 465)?"
+    ) in lines
+    assert "  channels.ops-mail.pasword: unknown key; did you mean 'password'?" in lines
+    assert "  routing.channels[0]: no channel named 'ops-mial'; did you mean 'ops-mail'?" in lines
+    assert any(
+        line.startswith("  channels.ops-mail.to[1]: 'dba@' is not a valid email address")
+        for line in lines
+    )
+    assert any(
+        line.startswith("  channels.ops-mail.from: 'not an address' is not a valid")
+        for line in lines
+    )
+    assert "s3cr3t-Pa55" not in run.err
+
+
+async def test_validate_reports_a_missing_file(cli, write_config, tmp_path: Path) -> None:
+    run = await cli("validate", "-c", str(tmp_path / "nope.toml"))
+    assert run.code == 2
+    assert f"configuration file '{tmp_path / 'nope.toml'}' not found" in run.err
+
+
+async def test_send_delivers_and_prints_per_recipient(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    path = write_config(tmp_path / "c.toml", smtp.port, to='"ops@example.com; dba@example.com"')
+    run = await cli(
+        "send",
+        "backup_failure",
+        "-c",
+        str(path),
+        "--data",
+        "job_name=nightly-pg",
+        "--data",
+        "error=disk full",
+    )
+    assert run.code == 0, run.out + run.err
+    assert "  ops-mail [channel] ops@example.com: delivered" in run.out.splitlines()
+    assert "  ops-mail [channel] dba@example.com: delivered" in run.out.splitlines()
+    [received] = smtp.messages
+    assert received.rcpt_tos == ("ops@example.com", "dba@example.com")
+    assert received.message["Subject"] == "[DBackup] Backup Failed: nightly-pg"
+    assert "Backup job 'nightly-pg' failed. Error: disk full" in received.part("plain")
+
+
+async def test_send_exits_1_when_a_recipient_is_refused(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    smtp.rcpt_replies["gone@example.com"] = "550 5.1.1 no such user"
+    path = write_config(
+        tmp_path / "c.toml", smtp.port, to='["ops@example.com", "gone@example.com"]'
+    )
+    run = await cli(
+        "send",
+        "system_error",
+        "-c",
+        str(path),
+        "--data",
+        "component=scheduler",
+        "--data",
+        "error=stalled",
+    )
+    assert run.code == 1
+    lines = run.out.splitlines()
+    assert "  ops-mail [channel] ops@example.com: delivered" in lines
+    assert (
+        "  ops-mail [channel] gone@example.com: failed (permanent) - the server refused "
+        "this recipient - server said: 550 5.1.1 no such user"
+    ) in lines
+    assert smtp.messages[0].rcpt_tos == ("ops@example.com",)
+
+
+async def test_send_reports_connection_refused_with_the_seed_hints(
+    cli, write_config, tmp_path: Path, closed_port: int
+) -> None:
+    path = write_config(tmp_path / "c.toml", closed_port)
+    run = await cli("send", "test", "-c", str(path))
+    assert run.code == 1
+    assert (
+        f"  ops-mail [channel] ops@example.com: failed (transient) - Connection refused "
+        f"to smtp server 127.0.0.1:{closed_port}"
+    ) in run.out.splitlines()
+    assert "hint: check the SMTP host and port; check that a firewall allows" in run.out
+
+
+async def test_send_with_missing_event_data_exits_2(cli, write_config, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.toml", 2525)
+    run = await cli("send", "backup_success", "-c", str(path))
+    assert run.code == 2
+    assert run.err.strip() == "error: event 'backup_success' needs data key(s) job_name (got: none)"
+
+
+async def test_send_user_copy_goes_to_the_user_alone(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    path = write_config(
+        tmp_path / "c.toml",
+        smtp.port,
+        extra="""
+[routing.events.user_login]
+enabled = true
+notify_user = "only"
+""",
+    )
+    run = await cli(
+        "send",
+        "user_login",
+        "-c",
+        str(path),
+        "--data",
+        "user_name=alice",
+        "--data",
+        "email=alice@example.com",
+    )
+    assert run.code == 0, run.out + run.err
+    assert run.out.splitlines()[1:] == ["  ops-mail [user copy] alice@example.com: delivered"]
+    [received] = smtp.messages
+    assert received.rcpt_tos == ("alice@example.com",)
+    assert received.message["To"] == "alice@example.com"
+    assert "ops@example.com" not in received.data.decode()
+
+
+async def test_send_of_a_disabled_event_says_why(cli, write_config, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.toml", 2525)
+    run = await cli(
+        "send",
+        "user_login",
+        "-c",
+        str(path),
+        "--data",
+        "user_name=a",
+        "--data",
+        "email=a@example.com",
+    )
+    assert run.code == 0
+    assert (
+        "  not sent: event 'user_login' is disabled; set routing.events.user_login.enabled"
+        " = true to send it"
+    ) in run.out.splitlines()
+
+
+async def test_test_command_reports_stages_and_sends(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    path = write_config(tmp_path / "c.toml", smtp.port)
+    run = await cli("test", "ops-mail", "-c", str(path))
+    assert run.code == 0, run.out
+    stages = [line.split()[:2] for line in run.out.splitlines() if line.startswith("  ok")]
+    assert stages == [["ok", "connect"], ["ok", "auth"], ["ok", "send"]]
+    assert run.out.splitlines()[-1] == "test of channel 'ops-mail' passed"
+    assert smtp.messages[0].message["Subject"] == "[DBackup] Test Notification"
+
+
+async def test_test_command_no_send_sends_nothing(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    path = write_config(tmp_path / "c.toml", smtp.port)
+    run = await cli("test", "ops-mail", "-c", str(path), "--no-send")
+    assert run.code == 0
+    assert smtp.messages == []
+
+
+async def test_test_command_never_shows_the_password(cli, write_config, tmp_path: Path) -> None:
+    async with LocalSMTPServer(credentials={"dbackup": "right"}) as server:
+        path = write_config(
+            tmp_path / "c.toml",
+            server.port,
+            auth="""
+user = "dbackup"
+password = "wr0ng-Pa55word"
+allow_plaintext_auth = true
+""",
+        )
+        run = await cli("test", "ops-mail", "-c", str(path))
+    assert run.code == 1
+    assert "FAIL auth" in run.out
+    assert "Invalid login credentials" in run.out
+    assert "App Password" in run.out
+    assert "wr0ng-Pa55word" not in run.out + run.err
+
+
+async def test_render_text_html_and_eml(cli) -> None:
+    args = (
+        "backup_failure",
+        "--data",
+        "job_name=nightly-pg",
+        "--data",
+        "error=<img src=x onerror=alert(1)>",
+    )
+    text = await cli("render", *args, "--format", "text")
+    assert text.code == 0
+    assert text.out.startswith("Subject: [DBackup] Backup Failed: nightly-pg\n\nBackup Failed\n")
+    assert "Error: <img src=x onerror=alert(1)>" in text.out
+    html = await cli("render", *args, "--format", "html")
+    assert html.out.startswith("<!DOCTYPE html>")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html.out
+    assert "<img" not in html.out
+    eml = await cli("render", *args, "--format", "eml")
+    msg = email.message_from_string(eml.out, policy=email.policy.default)
+    assert msg["Subject"] == "[DBackup] Backup Failed: nightly-pg"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg.get_content_type() == "multipart/alternative"
+
+
+async def test_render_a_custom_event(cli) -> None:
+    run = await cli(
+        "render",
+        "disk_low",
+        "--title",
+        "Disk Almost Full",
+        "--message",
+        "Only 3% left on /backups.",
+        "--severity",
+        "warning",
+        "--data",
+        "free=3%",
+    )
+    assert run.code == 0
+    assert run.out.startswith("Subject: [DBackup] Disk Almost Full\n")
+    assert "Free: 3%" in run.out
+
+
+@pytest.mark.timeout(120)
+async def test_demo_delivers_one_of_each_event(cli, write_config, tmp_path: Path) -> None:
+    out = tmp_path / "mail"
+    run = await cli("demo", "--out", str(out))
+    assert run.code == 0, run.out + run.err
+    emls = sorted(p.name for p in out.glob("*.eml"))
+    htmls = sorted(p.name for p in out.glob("*.html"))
+    assert len(emls) == 11  # nine events, plus a user copy for login and account creation
+    assert [n.replace(".eml", ".html") for n in emls] == htmls
+    events = {n.split("-", 1)[1].removesuffix(".eml") for n in emls}
+    assert events == {
+        "backup_success",
+        "backup_failure",
+        "restore_complete",
+        "restore_failure",
+        "config_backup",
+        "system_error",
+        "user_login",
+        "user_created",
+        "test",
+    }
+    assert "11 messages written to" in run.out
+    assert "user_login (user copy)" in run.out
+    failure = (out / next(n for n in htmls if "backup_failure" in n)).read_text()
+    assert "#dc2626" in failure
+
+
+async def test_user_event_without_address_notifies_admins_and_records_the_skip(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    path = write_config(
+        tmp_path / "c.toml",
+        smtp.port,
+        extra="""
+[routing.events.user_login]
+enabled = true
+notify_user = "also"
+""",
+    )
+    run = await cli("send", "user_login", "-c", str(path), "--data", "user_name=alice")
+    assert run.code == 0, run.out + run.err
+    assert run.out.splitlines()[1:] == [
+        "  ops-mail [channel] ops@example.com: delivered",
+        "  ops-mail [user copy] (user): skipped - event 'user_login' has no user email "
+        "address (data key 'email')",
+    ]
+    assert [m.rcpt_tos for m in smtp.messages] == [("ops@example.com",)]
+
+
+async def test_render_takes_the_timestamp_and_shows_it_in_the_configured_zone(
+    cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "tz.toml"
+    path.write_text('[rendering]\ntimezone = "Europe/Berlin"\n', encoding="utf-8")
+    run = await cli("render", "test", "-c", str(path), "--data", "timestamp=2026-11-24T05:00:00Z")
+    assert run.code == 0, run.err
+    assert run.out.rstrip().endswith("2026-11-24 06:00:00 CET · Sent by DBackup")
+    naive = await cli("render", "test", "--data", "timestamp=2026-11-24T05:00:00")
+    assert naive.code == 2
+    assert "timestamp must carry a time zone (e.g. datetime.now(UTC))" in naive.err
