@@ -480,3 +480,46 @@ def test_results_summarise_per_channel() -> None:
     assert not result.ok
     assert result.failed == (failed,)
     assert DispatchResult("x", "id", (only_skipped, fine)).ok
+
+
+async def test_aclose_calls_each_plugins_shutdown_once() -> None:
+    from dbnotify.hookspecs import ChannelInfo, hookimpl
+    from dbnotify.plugins import PluginRegistry
+
+    calls: list[str] = []
+
+    class Closing:
+        @hookimpl
+        def channel_info(self) -> ChannelInfo:
+            return ChannelInfo("closing test channel", dict)
+
+        @hookimpl
+        def validate_config(self, options: Any) -> dict[str, Any]:
+            return dict(options)
+
+        @hookimpl
+        async def send(
+            self, config: Any, notification: Any, renderer: Any, recipients: Any
+        ) -> list[Any]:
+            return []
+
+        @hookimpl
+        async def test(
+            self, config: Any, notification: Any, renderer: Any, send_message: bool
+        ) -> Any:
+            raise NotImplementedError
+
+        @hookimpl
+        async def shutdown(self) -> None:
+            calls.append("shutdown")
+
+    registry = PluginRegistry(entry_points=False)
+    registry.register("closing", Closing())
+    config = load_config(
+        {"channels": {"a": {"type": "closing"}, "b": {"type": "closing"}}}, registry
+    )
+    async with Notifier(config, plugins=registry):
+        pass
+    assert calls == ["shutdown"]
+    Notifier(config, plugins=registry).notify_sync(Event("test"))
+    assert calls == ["shutdown", "shutdown"]

@@ -275,37 +275,54 @@ def render(
     config_path: Path | None,
 ) -> None:
     """Print EVENT as it would be rendered, without sending it."""
+    import jinja2
+
     from dbnotify.rendering import Renderer
+    from dbnotify.rendering.renderer import template_problem
 
     config = _load(config_path) if config_path else None
     renderer = Renderer(config.rendering if config else None)
     try:
         notification = describe(_event(event_type, data, None, title, message, severity))
+        if fmt == "html":
+            output = renderer.html(notification) + "\n"
+        elif fmt == "text":
+            output = f"Subject: {renderer.subject(notification)}\n\n{renderer.text(notification)}"
+        else:
+            output = _eml(notification, renderer, config)
     except EventError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    if fmt == "html":
-        click.echo(renderer.html(notification))
-    elif fmt == "text":
-        click.echo(f"Subject: {renderer.subject(notification)}\n")
-        click.echo(renderer.text(notification), nl=False)
-    else:
-        click.echo(_eml(notification, renderer, config), nl=False)
+    except jinja2.TemplateError as exc:
+        click.echo(f"error: rendering failed: {template_problem(exc)}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(output, nl=False)
 
 
 def _eml(notification: Any, renderer: Any, config: Config | None) -> str:
+    """The message the email channel would send: the file's first email channel's, or
+    one from dbackup@example.com to ops@example.com."""
     try:
-        from dbnotify_email import message
-        from dbnotify_email.addresses import Mailbox
+        from dbnotify_email.plugin import outgoing, validate_config
     except ImportError:
         click.echo(
             "error: --format eml needs the email channel: pip install dbnotify-email", err=True
         )
         sys.exit(EXIT_USAGE)
     emails = [c.config for c in (config.channels.values() if config else ()) if c.type == "email"]
-    sender = emails[0].from_ if emails else Mailbox.parse("DBackup <dbackup@example.com>")
-    to = emails[0].to if emails else (Mailbox.parse("ops@example.com"),)
-    return message.build(notification, renderer, sender=sender, to=to).as_string()
+    channel = (
+        emails[0]
+        if emails
+        else validate_config(
+            {
+                "host": "localhost",
+                "security": "none",
+                "from": "DBackup <dbackup@example.com>",
+                "to": "ops@example.com",
+            }
+        )
+    )
+    return outgoing(channel, notification, renderer)[0].data.decode("utf-8")
 
 
 @main.command()

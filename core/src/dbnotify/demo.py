@@ -136,9 +136,10 @@ async def _run(out: Path, console: Console) -> tuple[list[DispatchResult], _Mail
             "(plain SMTP, loopback only)",
             highlight=False,
         )
-        notifier = Notifier.from_config(demo_config(server.port))
         now = dt.datetime.now(dt.UTC)
-        return [await notifier.notify(attrs.evolve(e, timestamp=now)) for e in SAMPLES], mailbox
+        async with Notifier.from_config(demo_config(server.port)) as notifier:
+            results = [await notifier.notify(attrs.evolve(e, timestamp=now)) for e in SAMPLES]
+        return results, mailbox
 
 
 def run(out: Path) -> bool:

@@ -91,8 +91,35 @@ class Notifier:
         return result
 
     def notify_sync(self, event: Event) -> DispatchResult:
-        """:meth:`notify` for hosts without an event loop."""
-        return run_sync(self.notify(event))
+        """:meth:`notify` for hosts without an event loop.
+
+        Each call runs on an event loop of its own, and closes what plugins kept open on
+        it. Called from inside a running loop, it blocks that loop until done.
+        """
+
+        async def once() -> DispatchResult:
+            try:
+                return await self.notify(event)
+            finally:
+                await self.aclose()
+
+        return run_sync(once())
+
+    async def aclose(self) -> None:
+        """Let plugins close what they keep open (pooled connections) on this loop."""
+        for channel_type in {c.type for c in self.config.channels.values()}:
+            plugin = self.plugins.get(channel_type)
+            if plugin is not None:
+                try:
+                    await plugin.shutdown()
+                except Exception:
+                    log.exception("plugin %r failed to shut down", plugin.type)
+
+    async def __aenter__(self) -> Notifier:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
 
     async def test(self, channel: str, *, send_message: bool = True) -> TestReport:
         """Check one channel stage by stage and, unless told not to, send a test message."""
@@ -115,6 +142,18 @@ class Notifier:
                         time.monotonic() - started,
                         hint="raise dispatch.deadline, or check the "
                         "server: it accepts the connection but answers too slowly",
+                    ),
+                )
+            )
+        except jinja2.TemplateError as exc:
+            return TestReport(
+                (
+                    TestStage(
+                        "render",
+                        False,
+                        f"rendering failed: {template_problem(exc)}",
+                        time.monotonic() - started,
+                        hint="check the templates in rendering.templates_dir",
                     ),
                 )
             )

@@ -91,4 +91,15 @@ def test(
     """
 
 
+@hookspec
+def shutdown() -> Awaitable[None]:
+    """Optional: release what the plugin keeps open on the running event loop.
+
+    Called by :meth:`dbnotify.Notifier.aclose` (and after every ``notify_sync``), e.g. to
+    close connections kept for reuse. Write it ``async``.
+    """
+
+
 HOOK_NAMES: tuple[str, ...] = ("channel_info", "validate_config", "send", "test")
+"""The hooks every channel plugin must implement."""
+OPTIONAL_HOOKS: tuple[str, ...] = ("shutdown",)

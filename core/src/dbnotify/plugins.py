@@ -111,6 +111,10 @@ class ChannelPlugin:
         )
         return tuple(results or ())  # None is "no result", not a TypeError
 
+    async def shutdown(self) -> None:
+        if "shutdown" in self._impls:
+            await self._call("shutdown")
+
     async def test(
         self, config: Any, notification: Notification, renderer: Renderer, send_message: bool
     ) -> TestReport:

@@ -29,7 +29,8 @@ class Mailbox:
     """Normalised address (domain lower-cased; Unicode where given)."""
     display_name: str = ""
     ascii_addr: str | None = None
-    """The address with an IDNA (``xn--``) domain (local parts are always ASCII)."""
+    """The address with an IDNA (``xn--``) domain; None when the local part is not ASCII
+    (such an address needs a server that offers SMTPUTF8)."""
 
     @classmethod
     def parse(cls, text: str) -> Mailbox:
@@ -67,21 +68,25 @@ class Mailbox:
             raise ValueError(
                 f"{describe_value(text)} is not a valid email address: {exc}"
             ) from None
-        if valid.ascii_email is None:
-            # The email package cannot write such an address in a header (Address raises
-            # NonASCIILocalPartDefect), and it would need SMTPUTF8 in the envelope.
-            raise ValueError(
-                f"{describe_value(text)} has non-ASCII characters before the "
-                "@, which dbnotify cannot send to; use an ASCII address (the "
-                "domain may be Unicode)"
-            )
         return cls(valid.normalized, display, valid.ascii_email)
 
     @property
-    def header(self) -> Address:
-        """For a header; the display name is quoted by the email package as needed."""
-        addr = self.ascii_addr or self.addr
-        return Address(display_name=self.display_name, addr_spec=addr)
+    def needs_smtputf8(self) -> bool:
+        return self.ascii_addr is None
+
+    @property
+    def header(self) -> Address | str:
+        """For a header: an ``Address`` (the email package quotes the name as needed).
+
+        The email package refuses to make an ``Address`` of a non-ASCII local part, so
+        such a mailbox is written out here, for a message sent with SMTPUTF8.
+        """
+        if self.ascii_addr is not None:
+            return Address(display_name=self.display_name, addr_spec=self.ascii_addr)
+        if not self.display_name:
+            return self.addr
+        quoted = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{self.addr}>'
 
     @property
     def envelope(self) -> str:

@@ -49,16 +49,6 @@ class Failure:
         )
 
 
-def ca_file_failure(exc: ValueError) -> Failure:
-    """tls_ca_file could be loaded with the configuration, but not now."""
-    return Failure(
-        FailureKind.PERMANENT,
-        f"tls_ca_file: {exc}",
-        hint="point tls_ca_file at a readable PEM file of the CA that signed the "
-        "server's certificate",
-    )
-
-
 def kind_of(code: int) -> FailureKind:
     return FailureKind.TRANSIENT if 400 <= code < 500 else FailureKind.PERMANENT
 
@@ -67,9 +57,43 @@ def reply_text(code: int, message: str) -> str:
     return f"{code} {' '.join(message.split())}"
 
 
-def classify(exc: BaseException, config: EmailConfig) -> Failure:
-    """What an exception from connecting, TLS, AUTH or sending means to the operator."""
+HINT_NOT_TLS = "this server is not speaking TLS: use starttls or none"
+
+
+def classify(exc: BaseException, config: EmailConfig, *, stage: str = "") -> Failure:
+    """What an exception at a stage (greeting, tls, auth, mail ...) means to the operator."""
     where = f"{config.host}:{config.effective_port}"
+    if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 0:
+        # aiosmtplib's own code for a reply it could not read: garbled, or over 32 KiB
+        return Failure(
+            FailureKind.TRANSIENT,
+            f"the server sent an unreadable reply ({exc.message})",
+            hint="the server (or something between) is misbehaving; check its logs",
+        )
+    if (
+        isinstance(exc, aiosmtplib.SMTPResponseException)
+        and stage in ("greeting", "tls")
+        and (isinstance(exc, aiosmtplib.SMTPConnectResponseError))
+    ):
+        return Failure(
+            kind_of(exc.code),
+            "the server is not accepting connections now"
+            if exc.code < 500
+            else "the server refused the connection",
+            reply_text(exc.code, exc.message),
+            "try again later"
+            if exc.code < 500
+            else "check that this is the right server, and that it accepts mail from this machine",
+        )
+    if stage == "greeting" and isinstance(
+        exc, aiosmtplib.SMTPConnectTimeoutError | aiosmtplib.SMTPTimeoutError | TimeoutError
+    ):
+        return Failure(
+            FailureKind.TRANSIENT,
+            f"no greeting from {where} within {config.timeout:g}s",
+            hint="the server accepted the connection but said nothing; if this port speaks "
+            'TLS from the start (like 465), use security = "ssl"; ' + HINT_TIMEOUT,
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 530:
         # 530: "Authentication required" (RFC 4954) or "Must issue a STARTTLS command
         # first" (RFC 3207): a configuration error either way, not a bad sender
@@ -156,12 +180,18 @@ def classify(exc: BaseException, config: EmailConfig) -> Failure:
             FailureKind.TRANSIENT, f"Connection refused to smtp server {where}", hint=HINT_REFUSED
         )
     if isinstance(cause, ssl.SSLError):
-        hint = (
-            "the server is not speaking TLS: use starttls or none"
-            if config.security is Security.SSL
-            else HINT_TLS
-        )
-        return Failure(FailureKind.PERMANENT, f"TLS failed: {cause.reason or cause}", hint=hint)
+        if config.security is Security.SSL and cause.reason in (
+            "WRONG_VERSION_NUMBER",
+            "RECORD_LAYER_FAILURE",
+            "UNKNOWN_PROTOCOL",
+            "PACKET_LENGTH_TOO_LONG",
+        ):
+            return Failure(
+                FailureKind.PERMANENT,
+                f"TLS failed: the server at {where} is not speaking TLS",
+                hint=HINT_NOT_TLS,
+            )
+        return Failure(FailureKind.PERMANENT, f"TLS failed: {cause.reason or cause}", hint=HINT_TLS)
     if isinstance(exc, aiosmtplib.SMTPConnectError | OSError):
         return Failure(
             FailureKind.TRANSIENT, f"cannot connect to {where}: {exc}", hint=HINT_REFUSED

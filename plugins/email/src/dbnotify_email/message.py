@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import email.utils
 import re
+from collections.abc import Sequence
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
+
+import attrs
 
 from dbnotify.events import Notification
 from dbnotify.rendering import Renderer
@@ -37,34 +41,66 @@ def check_headers(msg: EmailMessage) -> None:
     with the SMTP policy: the one folded with here.
     """
     for name, value in msg.items():
-        folded = SMTP.fold(name, value)
+        folded = msg.policy.fold(name, value)
         if _BROKEN_FOLD.search(folded.removesuffix("\r\n")):
             raise ValueError(f"header {name} would break into a second header")
 
 
-def message_id(notification: Notification, sender: Mailbox, *, user_copy: bool) -> str:
+@attrs.frozen
+class Rendered:
+    """Subject, text and HTML of one notification: rendered once, used for every message."""
+
+    subject: str
+    text: str
+    html: str
+
+    @classmethod
+    def of(cls, notification: Notification, renderer: Renderer) -> Rendered:
+        return cls(
+            header_safe("Subject", renderer.subject(notification)),
+            renderer.text(notification),
+            renderer.html(notification),
+        )
+
+
+def message_id(notification: Notification, sender: Mailbox, *, tag: str = "") -> str:
     """Stable per notification and target, so that a resend is recognisable."""
-    suffix = ".user" if user_copy else ""
-    return f"<{notification.id}{suffix}@{sender.domain}>"
+    return f"<{notification.id}{tag}@{sender.domain}>"
+
+
+def _addresses(mailboxes: Sequence[Mailbox], utf8: bool) -> str | list[Address]:
+    if not utf8:
+        return [m.header for m in mailboxes]  # type: ignore[misc]
+    return ", ".join(str(m.header) for m in mailboxes)
 
 
 def build(
     notification: Notification,
-    renderer: Renderer,
+    rendered: Rendered,
     *,
     sender: Mailbox,
-    to: tuple[Mailbox, ...],
-    user_copy: bool = False,
-) -> EmailMessage:
-    msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = header_safe("Subject", renderer.subject(notification))
-    msg["From"] = sender.header
-    msg["To"] = [m.header for m in to]
+    to: Sequence[Mailbox],
+    cc: Sequence[Mailbox] = (),
+    reply_to: Sequence[Mailbox] = (),
+    tag: str = "",
+) -> tuple[EmailMessage, bool]:
+    """The message, and whether it needs SMTPUTF8. Bcc recipients never appear here."""
+    utf8 = any(m.needs_smtputf8 for m in (sender, *to, *cc, *reply_to))
+    policy = SMTPUTF8 if utf8 else SMTP
+    msg = EmailMessage(policy=policy)
+    msg["Subject"] = rendered.subject
+    msg["From"] = _addresses([sender], utf8)
+    msg["To"] = _addresses(to, utf8)
+    if cc:
+        msg["Cc"] = _addresses(cc, utf8)
+    if reply_to:
+        msg["Reply-To"] = _addresses(reply_to, utf8)
     msg["Date"] = email.utils.format_datetime(notification.timestamp)
-    msg["Message-ID"] = message_id(notification, sender, user_copy=user_copy)
+    msg["Message-ID"] = message_id(notification, sender, tag=tag)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     msg["X-DBackup-Event"] = header_safe("X-DBackup-Event", notification.event_type)
-    msg.set_content(renderer.text(notification), cte="quoted-printable")
-    msg.add_alternative(renderer.html(notification), subtype="html", cte="quoted-printable")
+    # quoted-printable: 7-bit safe for servers without 8BITMIME
+    msg.set_content(rendered.text, cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
     check_headers(msg)
-    return msg
+    return msg, utf8

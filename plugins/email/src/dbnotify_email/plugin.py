@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aiosmtplib
-
-from dbnotify.config import structure
+from dbnotify.config import ConfigError, structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.rendering import Renderer
-from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage
-from dbnotify_email import message, transport
+from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
+from dbnotify_email import message, presets, transaction
 from dbnotify_email.addresses import Mailbox
-from dbnotify_email.errors import Failure, ca_file_failure, classify, reply_text
-from dbnotify_email.settings import EmailConfig, Security
+from dbnotify_email.errors import Failure
+from dbnotify_email.pool import close_all, pool_for
+from dbnotify_email.session import StageFailed, StageLog, open_session
+from dbnotify_email.settings import EmailConfig
+from dbnotify_email.transaction import NothingSent, Outgoing
 
 
 @hookimpl
@@ -31,14 +33,16 @@ def channel_info() -> ChannelInfo:
 
 @hookimpl
 def validate_config(options: Mapping[str, Any]) -> EmailConfig:
-    return structure(EmailConfig, options)
+    try:
+        filled = presets.apply(options)
+    except ConfigError:
+        raise
+    return structure(EmailConfig, filled)
 
 
-def _recipients(
-    config: EmailConfig, recipients: tuple[str, ...] | None
+def _user_addresses(
+    recipients: tuple[str, ...],
 ) -> tuple[tuple[Mailbox, ...], list[RecipientResult]]:
-    if recipients is None:
-        return config.to, []
     valid: list[Mailbox] = []
     invalid: list[RecipientResult] = []
     for text in recipients:
@@ -56,64 +60,56 @@ def _recipients(
     return tuple(valid), invalid
 
 
-async def _deliver(
-    smtp: aiosmtplib.SMTP,
+def outgoing(
     config: EmailConfig,
     notification: Notification,
     renderer: Renderer,
-    to: tuple[Mailbox, ...],
-    *,
-    user_copy: bool,
-) -> list[RecipientResult]:
-    try:
-        msg = message.build(notification, renderer, sender=config.from_, to=to, user_copy=user_copy)
-    except ValueError as exc:  # host data that cannot be a header: no message, no crash
-        return [
-            RecipientResult.failed(
-                str(m),
-                FailureKind.PERMANENT,
-                f"cannot build the message: {exc}",
-                hint="the event's type or title holds a line break or other control "
-                "character; fix the event in the host",
-            )
-            for m in to
-        ]
-    try:
-        refused, reply = await smtp.send_message(
-            msg, sender=config.from_.envelope, recipients=[m.envelope for m in to]
+    user: tuple[Mailbox, ...] | None = None,
+) -> list[Outgoing]:
+    """The messages for one notification: rendered once, built per message.
+
+    A user's copy goes to the user alone (no Cc, no Bcc). With ``per_recipient`` every
+    recipient gets a message of their own; otherwise one message carries To and Cc in
+    its headers and Bcc only in the envelope.
+    """
+    rendered = message.Rendered.of(notification, renderer)
+    reply_to = config.reply_to or ()
+    Group = tuple[tuple[Mailbox, ...], tuple[Mailbox, ...], tuple[Mailbox, ...], str]
+    groups: list[Group]
+    if user is not None:
+        groups = [(user, (), (), ".user")]
+    elif config.per_recipient:
+        everyone = [*config.to, *(config.cc or ()), *(config.bcc or ())]
+        groups = [((m,), (), (), "." + _tag(m)) for m in dict.fromkeys(everyone)]
+    else:
+        groups = [(config.to, config.cc or (), config.bcc or (), "")]
+    result = []
+    for to, cc, bcc, tag in groups:
+        msg, utf8 = message.build(
+            notification, rendered, sender=config.from_, to=to, cc=cc, reply_to=reply_to, tag=tag
         )
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        by_addr = {r.recipient: r for r in exc.recipients}
-        return [
-            RecipientResult.failed(
-                str(m),
-                FailureKind.TRANSIENT
-                if 400 <= by_addr[m.envelope].code < 500
-                else FailureKind.PERMANENT,
-                "the server refused this recipient",
-                reply=reply_text(by_addr[m.envelope].code, by_addr[m.envelope].message),
-                hint="check the address",
-            )
-            if m.envelope in by_addr
-            else classify(exc, config).result(str(m))
-            for m in to
-        ]
-    results = []
-    for m in to:
-        bad = refused.get(m.envelope)
-        if bad is None:
-            results.append(RecipientResult.delivered(str(m), reply=reply))
-        else:
-            results.append(
-                RecipientResult.failed(
-                    str(m),
-                    FailureKind.TRANSIENT if 400 <= bad.code < 500 else FailureKind.PERMANENT,
-                    "the server refused this recipient",
-                    reply=reply_text(bad.code, bad.message),
-                    hint="check the address",
-                )
-            )
-    return results
+        envelope = tuple(dict.fromkeys((*to, *cc, *bcc)))
+        result.append(Outgoing(config.from_, envelope, msg.as_bytes(), utf8))
+    return result
+
+
+def _tag(mailbox: Mailbox) -> str:
+    return hashlib.sha256(mailbox.envelope.lower().encode()).hexdigest()[:10]
+
+
+async def _send_one(config: EmailConfig, message_: Outgoing) -> list[RecipientResult]:
+    pool = pool_for(config)
+    for fresh in (False, True):
+        try:
+            async with pool.session(fresh=fresh) as (session, reused):
+                return await transaction.send(session, message_)
+        except NothingSent as exc:
+            if reused and not fresh:
+                continue  # the pooled connection went stale while idle: nothing was sent
+            return [exc.failure.result(str(m)) for m in message_.recipients]
+        except StageFailed as exc:
+            return [exc.failure.result(str(m)) for m in message_.recipients]
+    raise AssertionError("unreachable")
 
 
 @hookimpl
@@ -123,55 +119,27 @@ async def send(
     renderer: Renderer,
     recipients: tuple[str, ...] | None,
 ) -> Sequence[RecipientResult]:
-    to, results = _recipients(config, recipients)
-    if not to:
-        return results
+    results: list[RecipientResult] = []
+    user: tuple[Mailbox, ...] | None = None
+    if recipients is not None:
+        user, results = _user_addresses(recipients)
+        if not user:
+            return results
+    messages = outgoing(config, notification, renderer, user)
+    done: list[list[RecipientResult]] = []
     try:
-        smtp = transport.client(config)
-    except ValueError as exc:
-        return results + [ca_file_failure(exc).result(str(m)) for m in to]
-    try:
-        await smtp.connect()
-        try:
-            await transport.login(smtp, config)
-            results += await _deliver(
-                smtp, config, notification, renderer, to, user_copy=recipients is not None
-            )
-        finally:
-            await _quit(smtp)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        failure = classify(exc, config)
-        results += [failure.result(str(m)) for m in to]
-    return results
-
-
-async def _quit(smtp: aiosmtplib.SMTP) -> None:
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        # out of time (the core's deadline): a polite QUIT could wait another timeout
-        smtp.close()
-        return
-    if smtp.is_connected:
-        try:
-            await smtp.quit()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            smtp.close()
-
-
-def _tls_detail(smtp: aiosmtplib.SMTP) -> str:
-    transport_ = smtp.transport
-    ssl_object = transport_.get_extra_info("ssl_object") if transport_ else None
-    if ssl_object is None:
-        return "no TLS"
-    cert = ssl_object.getpeercert() or {}
-    subject = dict(x[0] for x in cert.get("subject", ())).get("commonName", "?")
-    sans = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
-    who = subject if subject != "?" or not sans else sans[0]
-    return f"{ssl_object.version()}, certificate for {who}, expires {cert.get('notAfter', '?')}"
-
-
-def _with_reply(failure: Failure) -> str:
-    return failure.reason + (f" (server said: {failure.reply})" if failure.reply else "")
+        async with asyncio.timeout(config.deadline):
+            for message_ in messages:
+                done.append(await _send_one(config, message_))
+    except TimeoutError:
+        late = Failure(
+            FailureKind.TRANSIENT,
+            f"the server took longer than deadline = {config.deadline:g}s in all",
+            hint="the server answers too slowly (or keeps the connection busy); check it, "
+            "or raise deadline",
+        )
+        done += [[late.result(str(m)) for m in msg.recipients] for msg in messages[len(done) :]]
+    return results + [r for group in done for r in group]
 
 
 @hookimpl
@@ -181,70 +149,50 @@ async def test(
     renderer: Renderer,
     send_message: bool,
 ) -> TestReport:
-    stages: list[TestStage] = []
+    """Every stage on a fresh connection, then (unless told not to) a test email."""
+    log = StageLog()
     try:
-        smtp = transport.client(config)
-    except ValueError as exc:
-        failure = ca_file_failure(exc)
-        return TestReport((TestStage("connect", False, failure.reason, hint=failure.hint),))
-
-    async def stage(name: str, action: Any, detail: Any) -> bool:
-        started = time.monotonic()
-        try:
-            await action()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            failure = classify(exc, config)
-            stages.append(
-                TestStage(
-                    name, False, _with_reply(failure), time.monotonic() - started, failure.hint
+        async with asyncio.timeout(config.deadline):
+            session = await open_session(config, log)
+            try:
+                if not send_message:
+                    return TestReport(tuple(log.stages))
+                started = time.monotonic()
+                deliveries: list[RecipientResult] = []
+                for message_ in outgoing(config, notification, renderer):
+                    deliveries += await transaction.send(session, message_)
+                ok = all(d.status is Status.DELIVERED for d in deliveries)
+                log.stages.append(
+                    TestStage(
+                        "send",
+                        ok,
+                        f"test email to {', '.join(d.recipient for d in deliveries)}"
+                        if ok
+                        else "not every recipient got the test email",
+                        time.monotonic() - started,
+                    )
                 )
-            )
-            return False
-        stages.append(TestStage(name, True, detail(), time.monotonic() - started))
-        return True
-
-    where = f"{config.host}:{config.effective_port}"
-    started = time.monotonic()
-    tls = {
-        Security.SSL: "implicit TLS",
-        Security.STARTTLS: "STARTTLS required",
-        Security.NONE: "no TLS",
-    }[config.security]
-    try:
-        if not await stage(
-            "connect", smtp.connect, lambda: f"{where} ({tls}); {_tls_detail(smtp)}"
-        ):
-            return TestReport(tuple(stages))
-        if config.user is not None:
-            if not await stage(
-                "auth", lambda: transport.login(smtp, config), lambda: f"logged in as {config.user}"
-            ):
-                return TestReport(tuple(stages))
-        else:
-            stages.append(TestStage("auth", True, "skipped: no user configured"))
-        if not send_message:
-            return TestReport(tuple(stages))
-        started = time.monotonic()
-        deliveries = await _deliver(
-            smtp, config, notification, renderer, config.to, user_copy=False
-        )
-        ok = all(d.status.value == "delivered" for d in deliveries)
-        stages.append(
+                return TestReport(tuple(log.stages), tuple(deliveries))
+            finally:
+                await session.close()
+    except StageFailed:
+        return TestReport(tuple(log.stages))
+    except NothingSent as exc:
+        log.failed("send", exc.failure, time.monotonic())
+        return TestReport(tuple(log.stages))
+    except TimeoutError:
+        log.stages.append(
             TestStage(
-                "send",
-                ok,
-                f"test email to {', '.join(str(t) for t in config.to)}"
-                if ok
-                else "some recipients were refused",
-                time.monotonic() - started,
+                "deadline",
+                False,
+                f"the test took longer than deadline = {config.deadline:g}s in all",
+                hint="the server answers too slowly; check it, or raise deadline",
             )
         )
-        return TestReport(tuple(stages), tuple(deliveries))
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        failure = classify(exc, config)
-        stages.append(
-            TestStage("send", False, _with_reply(failure), time.monotonic() - started, failure.hint)
-        )
-        return TestReport(tuple(stages))
-    finally:
-        await _quit(smtp)
+        return TestReport(tuple(log.stages))
+
+
+@hookimpl
+async def shutdown() -> None:
+    """Close the connections kept open for reuse on this event loop."""
+    await close_all()

@@ -19,6 +19,7 @@ from dbnotify.config import (
 )
 from dbnotify.secrets import Secret
 from dbnotify_email.addresses import AddressList, Mailbox
+from dbnotify_email.tokens import TokenSource
 
 
 class Security(enum.Enum):
@@ -28,6 +29,17 @@ class Security(enum.Enum):
 
 
 DEFAULT_PORTS = {Security.STARTTLS: 587, Security.SSL: 465, Security.NONE: 25}
+
+
+class AuthMethod(enum.Enum):
+    AUTO = "auto"
+    """The best the server offers of CRAM-MD5, PLAIN, LOGIN."""
+    PLAIN = "plain"
+    LOGIN = "login"
+    CRAM_MD5 = "cram-md5"
+    XOAUTH2 = "xoauth2"
+    """OAuth 2 bearer token (Microsoft 365, Gmail), from ``oauth2_token``."""
+
 
 _TLS_WORDS = frozenset({"tls", "ssl/tls", "tls/ssl"})
 
@@ -62,12 +74,14 @@ CONVERTER.register_structure_hook(Security, _security)
 
 
 def verifying_context(path: str | None) -> ssl.SSLContext:
-    """A verifying client context: the system's CAs, or only those in ``path``.
+    """A verifying client context: the system's CAs, or only those in ``path``; TLS 1.2+.
 
     Raises ValueError with an operator's message when ``path`` cannot be loaded.
     """
     try:
-        return ssl.create_default_context(cafile=path)
+        context = ssl.create_default_context(cafile=path)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
     except ssl.SSLError:
         raise ValueError(
             f"{path!r} holds no PEM certificate; give the PEM file of the CA "
@@ -82,7 +96,17 @@ def _ca_file(_inst: Any, _attr: Any, value: str | None) -> None:
         verifying_context(value)
 
 
-@attrs.frozen
+def _readable(_inst: Any, _attr: Any, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        with open(value, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read {value!r}: {exc.strerror or exc}") from None
+
+
+@attrs.frozen(repr=False)
 class EmailConfig:
     host: str = setting(description="SMTP server hostname", example='"smtp.example.com"')
     from_: Mailbox = setting(
@@ -95,6 +119,11 @@ class EmailConfig:
         "separated by commas or semicolons",
         example='["ops@example.com"]',
     )
+    cc: AddressList | None = setting(default=None, description="copy recipients (in the Cc header)")
+    bcc: AddressList | None = setting(
+        default=None, description="blind copy recipients (envelope only, never in a header)"
+    )
+    reply_to: AddressList | None = setting(default=None, description="Reply-To address(es)")
     port: int | None = setting(
         default=None,
         validator=in_range(1, 65535),
@@ -105,20 +134,67 @@ class EmailConfig:
     )
     user: str | None = setting(default=None, description="SMTP username")
     password: Secret | None = setting(default=None, description="SMTP password (secret)")
+    auth: AuthMethod = setting(
+        default=AuthMethod.AUTO, description="auto | plain | login | cram-md5 | xoauth2"
+    )
+    oauth2_token: TokenSource | None = setting(
+        default=None,
+        description="XOAUTH2 access token: { env = NAME }, { file = PATH } or "
+        "{ command = [...] }, read at every connection (tokens expire)",
+    )
     allow_plaintext_auth: bool = setting(
         default=False, description="allow AUTH with security = none (sends the password in clear)"
     )
     tls_ca_file: str | None = setting(
         default=None, validator=_ca_file, description="PEM file of the CA(s) to trust (private CA)"
     )
+    tls_client_cert: str | None = setting(
+        default=None, validator=_readable, description="PEM client certificate (mutual TLS)"
+    )
+    tls_client_key: str | None = setting(
+        default=None, validator=_readable, description="PEM key of tls_client_cert"
+    )
+    tls_verify: bool = setting(
+        default=True,
+        description="verify the server's certificate; false is an explicit, loudly "
+        "reported opt-out",
+    )
     timeout: float = setting(
         default=30.0, validator=positive, description="seconds to wait for each server reply"
     )
+    deadline: float = setting(
+        default=50.0,
+        validator=positive,
+        description="seconds one delivery attempt may take in all, however the server paces it",
+    )
+    per_recipient: bool = setting(
+        default=False, description="one message per recipient: nobody sees the others"
+    )
+    max_connections: int = setting(
+        default=4, validator=in_range(1, 100), description="connections kept to this server at once"
+    )
+    local_hostname: str | None = setting(
+        default=None, description="name sent with EHLO (default: this machine's FQDN)"
+    )
 
     def __attrs_post_init__(self) -> None:
-        if (self.user is None) != (self.password is None):
-            missing, other = ("password", "user") if self.password is None else ("user", "password")
-            raise InvalidField(missing, f"required when {other} is set; set both, or neither")
+        if self.auth is AuthMethod.XOAUTH2:
+            if self.oauth2_token is None:
+                raise InvalidField(
+                    "oauth2_token", 'required with auth = "xoauth2", e.g. { env = "SMTP_TOKEN" }'
+                )
+            if self.user is None:
+                raise InvalidField("user", 'required with auth = "xoauth2" (the mailbox address)')
+            if self.password is not None:
+                raise InvalidField("password", 'not used with auth = "xoauth2"; remove it')
+        else:
+            if self.oauth2_token is not None:
+                raise InvalidField("oauth2_token", 'only used with auth = "xoauth2"')
+            if (self.user is None) != (self.password is None):
+                missing, other = (
+                    ("password", "user") if self.password is None else ("user", "password")
+                )
+                raise InvalidField(missing, f"required when {other} is set; set both, or neither")
         if (
             self.user is not None
             and self.security is Security.NONE
@@ -129,10 +205,23 @@ class EmailConfig:
                 '"none" would send the password in clear; use "starttls" or '
                 '"ssl", or set allow_plaintext_auth = true if you accept that',
             )
+        if self.tls_client_key is not None and self.tls_client_cert is None:
+            # a certificate file alone may hold the key too; a key alone is a mistake
+            raise InvalidField("tls_client_cert", "required when tls_client_key is set")
+        if self.effective_port == 465 and self.security is not Security.SSL:
+            raise InvalidField(
+                "security",
+                f'port 465 speaks TLS from the start: use security = "ssl" '
+                f"(got {self.security.value!r})",
+            )
 
     @property
     def effective_port(self) -> int:
         return self.port if self.port is not None else DEFAULT_PORTS[self.security]
+
+    @property
+    def authenticates(self) -> bool:
+        return self.user is not None
 
     def __repr__(self) -> str:
         shown: dict[str, Any] = {
@@ -140,6 +229,7 @@ class EmailConfig:
             "port": self.effective_port,
             "security": self.security.value,
             "user": self.user,
+            "auth": self.auth.value,
             "from": str(self.from_),
             "to": [str(t) for t in self.to],
         }

@@ -1,0 +1,117 @@
+"""OAuth 2 access tokens for XOAUTH2, read when a connection authenticates.
+
+Access tokens expire (Microsoft 365 and Gmail: about an hour), so unlike a password they
+are not read once with the configuration: the file, the variable or the command is asked
+again at every connection. A command is run without a shell, with a time limit, and its
+output is a secret: never logged, never part of an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from dbnotify.config import CONVERTER, describe_value
+from dbnotify.secrets import Secret
+
+COMMAND_TIMEOUT = 30.0
+
+
+class TokenError(Exception):
+    """The token could not be had; the message says why without showing any token."""
+
+
+@attrs.frozen
+class TokenSource:
+    env: str | None = None
+    file: str | None = None
+    command: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        if self.env is not None:
+            return f"environment variable {self.env}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return f"command {self.command[0] if self.command else '?'}"
+
+    async def read(self) -> Secret:
+        if self.env is not None:
+            value = os.environ.get(self.env, "").strip()
+            if not value:
+                raise TokenError(f"oauth2_token: environment variable {self.env} is empty or unset")
+            return Secret(value, source=f"env {self.env}")
+        if self.file is not None:
+            try:
+                value = (await asyncio.to_thread(Path(self.file).expanduser().read_text)).strip()
+            except OSError as exc:
+                raise TokenError(
+                    f"oauth2_token: cannot read {self.file!r}: {exc.strerror or exc}"
+                ) from None
+            if not value:
+                raise TokenError(f"oauth2_token: {self.file!r} is empty")
+            return Secret(value, source=f"file {self.file}")
+        assert self.command is not None
+        return await self._run()
+
+    async def _run(self) -> Secret:
+        assert self.command is not None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise TokenError(
+                f"oauth2_token: cannot run {self.command[0]!r}: {exc.strerror or exc}"
+            ) from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), COMMAND_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise TokenError(
+                f"oauth2_token: {self.command[0]!r} did not finish within {COMMAND_TIMEOUT:g}s"
+            ) from None
+        if proc.returncode != 0:
+            # stderr may be useful and is not the token (that goes to stdout); keep it short
+            detail = " ".join(err.decode(errors="replace").split())[:200]
+            raise TokenError(
+                f"oauth2_token: {self.command[0]!r} exited with status {proc.returncode}"
+                + (f": {detail}" if detail else "")
+            )
+        value = out.decode(errors="replace").strip()
+        if not value:
+            raise TokenError(f"oauth2_token: {self.command[0]!r} printed no token")
+        return Secret(value, source=f"command {self.command[0]}")
+
+
+def _token_source(value: Any, _cl: Any) -> TokenSource:
+    if isinstance(value, TokenSource):
+        return value
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((key, item),) = value.items()
+        if key == "env" and isinstance(item, str) and item:
+            return TokenSource(env=item)
+        if key == "file" and isinstance(item, str) and item:
+            return TokenSource(file=item)
+        if (
+            key == "command"
+            and isinstance(item, list)
+            and item
+            and all(isinstance(part, str) for part in item)
+        ):
+            return TokenSource(command=tuple(item))
+    raise ValueError(
+        'must be { env = "NAME" }, { file = "/path" } or { command = ["program", "arg"] } '
+        f"(got {describe_value(value) if not isinstance(value, Mapping) else 'a table with keys ' + ', '.join(map(str, value))})"
+    )
+
+
+CONVERTER.register_structure_hook(TokenSource, _token_source)
