@@ -104,10 +104,28 @@ class ScriptedServer:
     """Close the connection instead of answering this verb (``.`` = after the message)."""
     delay: float = 0.0
     """Seconds to wait before each reply after the greeting (a slow-drip server)."""
+    close_after: str | None = None
+    """Close the connection right after answering this verb (e.g. ``AUTH``)."""
+    drop_mid_data: bool = False
+    """Answer DATA with 354, read the first line of the message, then close."""
+    endless_on: str | None = None
+    """Answer this verb with ``250-`` lines that never end."""
+    stale_after: int | None = None
+    """After this many messages on one connection, answer the next command with
+    ``421 4.4.2 raw.test idle timeout, closing`` and close (an idle timer that fired)."""
+    rcpt_limit: int | None = None
+    """Answer ``452 4.5.3 Too many recipients`` to every RCPT after this many in a
+    transaction."""
     commands: list[str] = attrs.field(factory=list)
     """Every command line received, in order (message content excluded)."""
     data: list[bytes] = attrs.field(factory=list)
+    """Every message received (dot-stuffing undone), in order."""
+    envelopes: list[tuple[str, tuple[str, ...]]] = attrs.field(factory=list)
+    """MAIL FROM and the accepted RCPT TO addresses of each message in ``data``."""
     connections: int = 0
+    """Connections accepted."""
+    closed: int = 0
+    """Connections that have ended (either side closed)."""
     tls_from: int | None = None
     """Index in ``commands`` of the first command received over TLS after STARTTLS."""
     port: int = 0
@@ -135,8 +153,12 @@ class ScriptedServer:
         return self
 
     async def stop(self) -> None:
+        # closing a connection ends its handler (the client may still hold it in its
+        # pool); cancel only what is still running after that
         for writer in self._writers:
             writer.close()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=1)
         for handler in self._handlers:
             handler.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
@@ -144,6 +166,11 @@ class ScriptedServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+    def close_idle(self) -> None:
+        """Close every open connection, as a server does with idle clients."""
+        for writer in self._writers:
+            writer.close()
 
     def _reply(self, verb: str) -> str:
         return self.replies.get(verb, self.DEFAULTS.get(verb, "502 5.5.2 not implemented"))
@@ -159,15 +186,32 @@ class ScriptedServer:
                 await reader.read()  # silent until the client gives up
                 return
             await self._send(writer, self.greeting)
+            mail_from: str = ""
+            accepted: list[str] = []
+            messages = 0
             while line := await reader.readline():
                 command = line.decode("utf-8", "replace").rstrip("\r\n")
                 self.commands.append(command)
                 verb = command.split(" ", 1)[0].upper()
+                if self.stale_after is not None and messages >= self.stale_after:
+                    await self._send(writer, "421 4.4.2 raw.test idle timeout, closing")
+                    return
                 if verb == "QUIT":
                     await self._send(writer, "221 2.0.0 bye")
                     return
                 if verb == self.drop_on:
                     return
+                if verb == self.endless_on:
+                    while True:
+                        await self._send(writer, "250-" + "x" * 70)
+                if verb == "MAIL":
+                    mail_from, accepted = _address(command), []
+                if verb == "RCPT":
+                    if self.rcpt_limit is not None and len(accepted) >= self.rcpt_limit:
+                        await self._answer(writer, "452 4.5.3 Too many recipients")
+                        continue
+                    if self._reply("RCPT").startswith("2"):
+                        accepted.append(_address(command))
                 if verb == "STARTTLS" and self.starttls_context is not None:
                     ready = "220 2.0.0 ready to start TLS"
                     if self.starttls_inject is not None:
@@ -178,20 +222,26 @@ class ScriptedServer:
                     continue
                 if verb == "DATA" and "DATA" not in self.replies:
                     await self._send(writer, "354 go ahead")
+                    if self.drop_mid_data:
+                        await reader.readline()
+                        return
                     content = bytearray()
                     while (chunk := await reader.readline()) not in (b".\r\n", b""):
-                        content += chunk
+                        content += chunk[1:] if chunk.startswith(b"..") else chunk
                     self.data.append(bytes(content))
+                    self.envelopes.append((mail_from, tuple(accepted)))
+                    messages += 1
                     verb = "."
                     if verb == self.drop_on:
                         return
                 reply = self._reply(verb)
                 await self._answer(writer, reply)
-                if reply.startswith("421") or reply.startswith("554 "):
+                if reply.startswith("421") or reply.startswith("554 ") or verb == self.close_after:
                     return
-        except ConnectionError:
-            pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # a cancelled handler would make asyncio's stream callback log an error
         finally:
+            self.closed += 1
             writer.close()
 
     async def _answer(self, writer: asyncio.StreamWriter, reply: str) -> None:
@@ -202,6 +252,11 @@ class ScriptedServer:
     async def _send(writer: asyncio.StreamWriter, reply: str) -> None:
         writer.write(reply.encode() + b"\r\n")
         await writer.drain()
+
+
+def _address(command: str) -> str:
+    """The address in ``MAIL FROM:<a>`` / ``RCPT TO:<a>``."""
+    return command.partition("<")[2].partition(">")[0]
 
 
 @pytest.fixture

@@ -17,6 +17,11 @@ def stages(report: TestReport) -> list[tuple[str, bool]]:
     return [(s.name, s.ok) for s in report.stages]
 
 
+OPENED = [("resolve", True), ("connect", True), ("greeting", True), ("ehlo", True)]
+"""The stages every plain or STARTTLS test passes before TLS and AUTH."""
+GREETING = re.compile(r"220 dbnotify\.test Python SMTP \S+")
+
+
 async def test_starttls_with_auth_reports_every_stage_and_sends(
     smtp_server: Any,
     make_notifier: Any,
@@ -29,14 +34,17 @@ async def test_starttls_with_auth_reports_every_stage_and_sends(
 
     report = await notifier.test("mail")
     assert report.ok, report
-    assert stages(report) == [("connect", True), ("auth", True), ("send", True)]
-    connect, auth, send = report.stages
+    assert stages(report) == [*OPENED, ("tls", True), ("auth", True), ("send", True)]
+    resolve, connect, greeting, ehlo, tls_, auth, send = report.stages
+    assert resolve.detail == "127.0.0.1 -> 127.0.0.1"
+    assert connect.detail == f"127.0.0.1 port {server.port}"
+    assert GREETING.fullmatch(greeting.detail), greeting.detail
+    # aiosmtpd offers AUTH only over TLS here (auth_require_tls): not in the first EHLO
+    assert ehlo.detail == "capabilities: 8BITMIME, HELP, SIZE, SMTPUTF8, STARTTLS"
     assert re.fullmatch(
-        rf"127\.0\.0\.1:{server.port} \(STARTTLS required\); TLSv1\.[23], certificate for "
-        r"(localhost|127\.0\.0\.1), expires .+",
-        connect.detail,
-    ), connect.detail
-    assert auth.detail == "logged in as mailer"
+        r"STARTTLS: TLSv1\.[23], certificate for 127\.0\.0\.1, expires .+", tls_.detail
+    ), tls_.detail
+    assert auth.detail == "logged in as mailer (PLAIN)"
     assert send.detail == "test email to ops@example.com"
     assert all(s.duration >= 0 and s.hint is None for s in report.stages)
     assert [(d.recipient, d.status) for d in report.deliveries] == [
@@ -50,22 +58,40 @@ async def test_starttls_with_auth_reports_every_stage_and_sends(
     assert received.message["X-DBackup-Event"] == "test"
 
 
-async def test_implicit_tls_connect_detail(smtp_server: Any, make_notifier: Any, tls: Any) -> None:
+async def test_implicit_tls_stage_detail(smtp_server: Any, make_notifier: Any, tls: Any) -> None:
     server = await smtp_server(implicit_tls=True)
     report = await make_notifier(server.port, security="ssl", tls_ca_file=tls.ca_file).test("mail")
 
     assert report.ok, report
-    assert report.stages[0].detail.startswith(f"127.0.0.1:{server.port} (implicit TLS); TLSv1.")
-    assert report.stages[1].detail == "skipped: no user configured"
+    assert stages(report) == [
+        ("resolve", True),
+        ("connect", True),
+        ("tls", True),
+        ("ehlo", True),
+        ("auth", True),
+        ("send", True),
+    ]
+    tls_ = report.stages[2]
+    assert re.fullmatch(
+        r"TLSv1\.[23], certificate for 127\.0\.0\.1, expires .+; "
+        r"greeting 220 dbnotify\.test Python SMTP \S+",
+        tls_.detail,
+    ), tls_.detail
+    assert report.stages[4].detail == "skipped: no user configured"
 
 
-async def test_plain_connect_detail(smtp_server: Any, make_notifier: Any) -> None:
+async def test_plain_stage_details(smtp_server: Any, make_notifier: Any) -> None:
     server = await smtp_server()
     report = await make_notifier(server.port).test("mail")
 
     assert report.ok, report
-    assert [s.detail for s in report.stages] == [
-        f"127.0.0.1:{server.port} (no TLS); no TLS",
+    assert stages(report) == [*OPENED, ("auth", True), ("send", True)]
+    details = [s.detail for s in report.stages]
+    assert GREETING.fullmatch(details.pop(2))
+    assert details == [
+        "127.0.0.1 -> 127.0.0.1",
+        f"127.0.0.1 port {server.port}",
+        "capabilities: 8BITMIME, AUTH (LOGIN PLAIN), HELP, SIZE, SMTPUTF8",
         "skipped: no user configured",
         "test email to ops@example.com",
     ]
@@ -83,7 +109,7 @@ async def test_send_message_false_stops_before_sending(
 
     report = await notifier.test("mail", send_message=False)
     assert report.ok, report
-    assert stages(report) == [("connect", True), ("auth", True)]
+    assert stages(report) == [*OPENED, ("tls", True), ("auth", True)]
     assert report.deliveries == ()
     assert server.messages == []
     assert list(server.auth_users.values()) == [USER]  # AUTH was checked
@@ -96,7 +122,7 @@ async def test_send_message_false_sends_no_mail_command(
     server = await scripted()
     report = await make_notifier(server.port).test("mail", send_message=False)
 
-    assert stages(report) == [("connect", True), ("auth", True)]
+    assert stages(report) == [*OPENED, ("auth", True)]
     assert "MAIL" not in server.verbs
     assert "RCPT" not in server.verbs
     assert "DATA" not in server.verbs
@@ -119,8 +145,8 @@ async def test_wrong_password_fails_the_auth_stage_with_reply_and_hint(
 
     report = await notifier.test("mail")
     assert not report.ok
-    assert stages(report) == [("connect", True), ("auth", False)]
-    auth = report.stages[1]
+    assert stages(report) == [*OPENED, ("tls", True), ("auth", False)]
+    auth = report.stages[-1]
     assert auth.detail == (
         "Invalid login credentials (server said: 535 5.7.8 Authentication credentials invalid)"
     )
@@ -135,26 +161,26 @@ async def test_refused_connection_fails_the_connect_stage(
 ) -> None:
     report = await make_notifier(closed_port).test("mail")
 
-    assert stages(report) == [("connect", False)]
-    (connect,) = report.stages
+    assert stages(report) == [("resolve", True), ("connect", False)]
+    connect = report.stages[1]
     assert connect.detail == f"Connection refused to smtp server 127.0.0.1:{closed_port}"
     assert connect.hint is not None
     assert "firewall" in connect.hint
 
 
-async def test_unknown_ca_fails_the_connect_stage(smtp_server: Any, make_notifier: Any) -> None:
+async def test_unknown_ca_fails_the_tls_stage(smtp_server: Any, make_notifier: Any) -> None:
     server = await smtp_server(starttls=True)
     report = await make_notifier(server.port, security="starttls").test("mail")
 
-    assert stages(report) == [("connect", False)]
-    assert report.stages[0].detail == (
+    assert stages(report) == [*OPENED, ("tls", False)]
+    assert report.stages[-1].detail == (
         "TLS certificate not trusted: unable to get local issuer certificate"
     )
-    assert "tls_ca_file" in (report.stages[0].hint or "")
+    assert "tls_ca_file" in (report.stages[-1].hint or "")
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-async def test_starttls_not_offered_fails_the_connect_stage(
+async def test_starttls_not_offered_fails_the_tls_stage(
     smtp_server: Any,
     make_notifier: Any,
     tls: Any,
@@ -164,8 +190,8 @@ async def test_starttls_not_offered_fails_the_connect_stage(
         server.port, security="starttls", tls_ca_file=tls.ca_file, user=USER, password=PASSWORD
     ).test("mail")
 
-    assert stages(report) == [("connect", False)]
-    assert report.stages[0].detail == (
+    assert stages(report) == [*OPENED, ("tls", False)]
+    assert report.stages[-1].detail == (
         "STARTTLS was required but the server did not offer it: possible downgrade"
     )
     assert server.auth_users == {}
@@ -178,13 +204,18 @@ async def test_sender_refused_fails_the_send_stage_with_reply_and_hint(
     server = await scripted(replies={"MAIL": "530 5.7.0 Authentication required"})
     report = await make_notifier(server.port).test("mail")
 
-    assert stages(report) == [("connect", True), ("auth", True), ("send", False)]
-    send = report.stages[2]
-    assert send.detail == (
-        "the server requires authentication (server said: 530 5.7.0 Authentication required)"
-    )
-    assert send.hint == "set user and password"
+    assert stages(report) == [*OPENED, ("auth", True), ("send", False)]
+    send = report.stages[-1]
+    assert send.detail == "not every recipient got the test email"
     assert send.duration >= 0
+    (delivery,) = report.deliveries
+    assert (delivery.status, delivery.kind, delivery.reason, delivery.reply, delivery.hint) == (
+        Status.FAILED,
+        FailureKind.PERMANENT,
+        "the server requires authentication",
+        "530 5.7.0 Authentication required",
+        "set user and password",
+    )
     assert "DATA" not in server.verbs
 
 
@@ -198,8 +229,8 @@ async def test_refused_recipient_fails_the_send_stage(
     )
 
     assert not report.ok
-    assert stages(report) == [("connect", True), ("auth", True), ("send", False)]
-    assert report.stages[2].detail == "some recipients were refused"
+    assert stages(report) == [*OPENED, ("auth", True), ("send", False)]
+    assert report.stages[-1].detail == "not every recipient got the test email"
     assert [(d.recipient, d.status, d.kind) for d in report.deliveries] == [
         ("ops@example.com", Status.DELIVERED, None),
         ("bad@example.com", Status.FAILED, FailureKind.PERMANENT),
@@ -209,13 +240,20 @@ async def test_refused_recipient_fails_the_send_stage(
     assert received.rcpt_tos == ("ops@example.com",)
 
 
-async def test_silent_server_times_out_in_the_connect_stage(
+async def test_silent_server_fails_the_greeting_stage(
     scripted: Any,
     make_notifier: Any,
 ) -> None:
     server = await scripted(greeting=None)
     report = await make_notifier(server.port, timeout=0.5).test("mail")
 
-    assert stages(report) == [("connect", False)]
-    assert report.stages[0].detail == f"Connection timed out (127.0.0.1:{server.port})"
-    assert 0.4 < report.stages[0].duration < 3
+    assert stages(report) == [("resolve", True), ("connect", True), ("greeting", False)]
+    greeting = report.stages[-1]
+    assert greeting.detail == f"no greeting from 127.0.0.1:{server.port} within 0.5s"
+    assert greeting.hint == (
+        "the server accepted the connection but said nothing; if this port speaks TLS from "
+        'the start (like 465), use security = "ssl"; check the port (a common mistake is 25 '
+        "instead of 587); check for a firewall in between; try another security setting; "
+        "raise timeout if the server is slow"
+    )
+    assert 0.4 < greeting.duration < 3

@@ -115,11 +115,6 @@ async def test_user_address_from_the_email_data_key(
             '\'"=?UTF-8?Q?=0D=0A?=Bcc: evil@example.net" <alice@example... has an encoded word '
             "(=?...?=) in its display name; write the name as plain text (Unicode is fine)",
         ),
-        (
-            "jörg@example.org",
-            "'jörg@example.org' has non-ASCII characters before the @, which dbnotify cannot send "
-            "to; use an ASCII address (the domain may be Unicode)",
-        ),
     ],
 )
 async def test_invalid_user_address_fails_that_recipient_only(
@@ -156,3 +151,46 @@ async def test_invalid_user_address_with_only_sends_nothing(
     (user,) = result.recipients
     assert (user.status, user.kind) == (Status.FAILED, FailureKind.PERMANENT)
     assert server.connections == 0  # an invalid address needs no connection
+
+
+async def test_non_ascii_user_address_is_sent_with_smtputf8(
+    smtp_server: Any,
+    make_notifier: Any,
+) -> None:
+    server = await smtp_server()  # aiosmtpd offers SMTPUTF8
+    notifier = make_notifier(server.port, to=ADMINS, routing=routing("also"))
+
+    result = await notifier.notify(
+        Event("user_login", {"user_name": "jörg", "email": "Jörg <jörg@example.org>"})
+    )
+    assert result.ok, result
+    (user,) = target(result, Target.USER).recipients
+    assert (user.recipient, user.status) == ("jörg@example.org", Status.DELIVERED)
+    (copy,) = [m for m in server.messages if m.rcpt_tos == ("jörg@example.org",)]
+    assert str(copy.message["To"]) == "Jörg <jörg@example.org>"
+    assert "jörg@example.org".encode() in copy.data  # UTF-8 in the header, no encoding
+
+
+async def test_non_ascii_user_address_fails_alone_without_smtputf8(
+    scripted: Any,
+    make_notifier: Any,
+) -> None:
+    server = await scripted()  # its EHLO offers no SMTPUTF8
+    notifier = make_notifier(server.port, to=ADMINS, routing=routing("also"))
+
+    result = await notifier.notify(
+        Event("user_login", {"user_name": "jörg", "email": "jörg@example.org"})
+    )
+    assert all(r.status is Status.DELIVERED for r in target(result, Target.CHANNEL).recipients)
+    (user,) = target(result, Target.USER).recipients
+    assert (user.recipient, user.status, user.kind, user.reason, user.reply, user.hint) == (
+        "jörg@example.org",
+        Status.FAILED,
+        FailureKind.PERMANENT,
+        "this address has non-ASCII characters before the @, and the server does not "
+        "support SMTPUTF8",
+        None,
+        "ask the mail provider for SMTPUTF8 support, or use an ASCII address",
+    )
+    assert server.envelopes == [("dbackup@example.com", ADMIN_ADDRESSES)]
+    assert not any("jörg" in c for c in server.commands)

@@ -132,3 +132,86 @@ async def test_unicode_domain_goes_out_as_idna(scripted: Any, make_notifier: Any
     assert "RCPT TO:<ops@xn--bcher-kva.example>" in server.commands
     (data,) = server.data
     assert b"To: ops@xn--bcher-kva.example\r\n" in data
+
+
+# --- non-ASCII local parts and servers without SMTPUTF8 -----------------------------------
+
+
+NO_SMTPUTF8 = (
+    "this address has non-ASCII characters before the @, and the server does not support SMTPUTF8"
+)
+
+
+async def test_without_smtputf8_the_others_get_a_message_without_that_address(
+    scripted: Any, make_notifier: Any
+) -> None:
+    server = await scripted()  # no SMTPUTF8
+    notifier = make_notifier(server.port, to=["jörg@example.com"], cc=["ops@example.com"])
+
+    outcome = by_recipient(await notifier.notify(EVENT))
+    assert outcome["ops@example.com"].status is Status.DELIVERED
+    assert (outcome["jörg@example.com"].kind, outcome["jörg@example.com"].reason) == (
+        FailureKind.PERMANENT,
+        NO_SMTPUTF8,
+    )
+    (data,) = server.data
+    assert max(data) < 128
+    assert b"\r\nTo: ops@example.com\r\n" in data  # never an empty To header
+    assert b"\r\nCc:" not in data
+
+
+async def test_without_smtputf8_a_non_ascii_sender_fails_everyone_and_says_so(
+    scripted: Any, make_notifier: Any
+) -> None:
+    server = await scripted()
+    notifier = make_notifier(server.port, **{"from": "Jörg <jörg@example.com>"})
+
+    (recipient,) = (await notifier.notify(EVENT)).recipients
+    assert (recipient.status, recipient.kind, recipient.reason) == (
+        Status.FAILED,
+        FailureKind.PERMANENT,
+        "the from or reply_to address has non-ASCII characters before the @, and the server "
+        "does not support SMTPUTF8",
+    )
+    assert "MAIL" not in server.verbs
+
+
+async def test_non_ascii_bcc_asks_for_smtputf8(scripted: Any, make_notifier: Any) -> None:
+    server = await scripted(replies={"EHLO": "250-raw.test\r\n250-8BITMIME\r\n250 SMTPUTF8"})
+    notifier = make_notifier(server.port, bcc=["jörg@example.com"])
+
+    result = await notifier.notify(EVENT)
+    assert [(r.recipient, r.status) for r in result.recipients] == [
+        ("ops@example.com", Status.DELIVERED),
+        ("jörg@example.com", Status.DELIVERED),
+    ]
+    assert server.commands[1] == "MAIL FROM:<dbackup@example.com> SMTPUTF8"
+    assert server.commands[3] == "RCPT TO:<jörg@example.com>"
+    (data,) = server.data
+    assert b"j\xc3\xb6rg" not in data  # Bcc: in the envelope only
+
+
+async def test_non_ascii_bcc_without_smtputf8_fails_alone(
+    scripted: Any, make_notifier: Any
+) -> None:
+    server = await scripted()
+    notifier = make_notifier(server.port, bcc=["jörg@example.com"])
+
+    outcome = by_recipient(await notifier.notify(EVENT))
+    assert outcome["ops@example.com"].status is Status.DELIVERED
+    assert outcome["jörg@example.com"].reason == NO_SMTPUTF8
+    assert server.envelopes == [("dbackup@example.com", ("ops@example.com",))]
+
+
+async def test_without_smtputf8_bcc_alone_left_gets_undisclosed_recipients(
+    scripted: Any, make_notifier: Any
+) -> None:
+    server = await scripted()
+    notifier = make_notifier(server.port, to=["jörg@example.com"], bcc=["ops@example.com"])
+
+    outcome = by_recipient(await notifier.notify(EVENT))
+    assert outcome["jörg@example.com"].reason == NO_SMTPUTF8
+    assert outcome["ops@example.com"].status is Status.DELIVERED
+    (data,) = server.data
+    assert b"\r\nTo: undisclosed-recipients:;\r\n" in data
+    assert b"ops@example.com" not in data

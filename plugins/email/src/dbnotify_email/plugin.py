@@ -89,8 +89,55 @@ def outgoing(
             notification, rendered, sender=config.from_, to=to, cc=cc, reply_to=reply_to, tag=tag
         )
         envelope = tuple(dict.fromkeys((*to, *cc, *bcc)))
-        result.append(Outgoing(config.from_, envelope, msg.as_bytes(), utf8))
+        data = msg.as_bytes()
+        needs = utf8 or any(m.needs_smtputf8 for m in envelope)
+        result.append(
+            Outgoing(
+                config.from_,
+                envelope,
+                data,
+                needs,
+                _ascii_data(notification, rendered, config, to, cc, tag, data if not utf8 else None)
+                if needs
+                else None,
+            )
+        )
     return result
+
+
+def _ascii_data(
+    notification: Notification,
+    rendered: message.Rendered,
+    config: EmailConfig,
+    to: tuple[Mailbox, ...],
+    cc: tuple[Mailbox, ...],
+    tag: str,
+    same: bytes | None,
+) -> bytes | None:
+    """The message for a server without SMTPUTF8: its non-ASCII addresses left out.
+
+    None when the sender or Reply-To needs SMTPUTF8. ``same`` is the message itself when
+    only the envelope (Bcc) needs SMTPUTF8.
+    """
+    if same is not None:
+        return same
+    if config.from_.needs_smtputf8 or any(m.needs_smtputf8 for m in config.reply_to or ()):
+        return None
+    ascii_to = tuple(m for m in to if not m.needs_smtputf8)
+    ascii_cc = tuple(m for m in cc if not m.needs_smtputf8)
+    msg, _utf8 = message.build(
+        notification,
+        rendered,
+        sender=config.from_,
+        to=ascii_to or ascii_cc,
+        cc=ascii_cc if ascii_to else (),
+        reply_to=config.reply_to or (),
+        tag=tag,
+    )
+    if not (ascii_to or ascii_cc):  # only Bcc recipients are left: never an empty To
+        del msg["To"]
+        msg["To"] = "undisclosed-recipients:;"
+    return msg.as_bytes()
 
 
 def _tag(mailbox: Mailbox) -> str:

@@ -231,19 +231,20 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
         lambda: connect_any(config, addresses),
         lambda s: f"{s.getpeername()[0]} port {config.effective_port}",
     )
+    started = time.monotonic()
     try:
         context = tls_context(config) if config.security is not Security.NONE else None
     except ValueError as exc:
         sock.close()
         text = str(exc)
-        raise StageFailed(
-            "tls",
-            Failure(
-                FailureKind.PERMANENT,
-                text if text.startswith("tls_client_cert") else f"tls_ca_file: {text}",
-                hint="point it at a readable PEM file",
-            ),
-        ) from None
+        failure = Failure(
+            FailureKind.PERMANENT,
+            text if text.startswith("tls_client_cert") else f"tls_ca_file: {text}",
+            hint="point it at a readable PEM file",
+        )
+        if log_ is not None:
+            log_.failed("tls", failure, started)
+        raise StageFailed("tls", failure) from None
     smtp = aiosmtplib.SMTP(
         hostname=config.host,
         sock=sock,
@@ -340,7 +341,8 @@ async def _login(smtp: aiosmtplib.SMTP, config: EmailConfig) -> str:
     offered = smtp.server_auth_methods
     method = config.auth
     if method is AuthMethod.XOAUTH2:
-        assert config.oauth2_token is not None and config.user is not None
+        assert config.oauth2_token is not None
+        assert config.user is not None
         try:
             token = await config.oauth2_token.read()
         except TokenError as exc:
@@ -355,7 +357,8 @@ async def _login(smtp: aiosmtplib.SMTP, config: EmailConfig) -> str:
         _require_offered(smtp, "xoauth2", offered)
         await smtp.auth_xoauth2(config.user, token.reveal())
         return "XOAUTH2"
-    assert config.user is not None and config.password is not None
+    assert config.user is not None
+    assert config.password is not None
     if method is AuthMethod.AUTO:
         if not smtp.supports_extension("auth"):
             raise StageFailed(
@@ -372,9 +375,20 @@ async def _login(smtp: aiosmtplib.SMTP, config: EmailConfig) -> str:
                     "check the security setting (many servers offer AUTH only over TLS)",
                 ),
             )
-        await smtp.login(config.user, config.password.reveal())
-        usable = [str(m) for m in smtp.AUTH_METHODS if m in offered]
-        return usable[0].upper() if usable else "AUTH"
+        # One attempt with the best mechanism offered: trying the next one after a 535
+        # would count twice against the account's lockout limit.
+        best = next((m for m in AUTO_ORDER if m.value in offered), None)
+        if best is None:
+            raise StageFailed(
+                "auth",
+                Failure(
+                    FailureKind.PERMANENT,
+                    "the server offers no AUTH mechanism dbnotify speaks"
+                    f" (it offers: {', '.join(m.upper() for m in offered) or 'none'})",
+                    hint='set auth = "xoauth2" if this is Microsoft 365 or Gmail with OAuth',
+                ),
+            )
+        method = best
     name: str = method.value
     _require_offered(smtp, name, offered)
     action = {
@@ -386,6 +400,11 @@ async def _login(smtp: aiosmtplib.SMTP, config: EmailConfig) -> str:
     return name.upper()
 
 
+AUTO_ORDER = (AuthMethod.CRAM_MD5, AuthMethod.PLAIN, AuthMethod.LOGIN)
+"""auth = "auto": the first of these the server offers (CRAM-MD5 keeps the password off
+the wire; PLAIN is one round trip)."""
+
+
 def _require_offered(smtp: aiosmtplib.SMTP, name: str, offered: list[str]) -> None:
     if name not in offered:
         raise StageFailed(
@@ -394,6 +413,6 @@ def _require_offered(smtp: aiosmtplib.SMTP, name: str, offered: list[str]) -> No
                 FailureKind.PERMANENT,
                 f"the server does not offer AUTH {name.upper()}"
                 + (f" (it offers: {', '.join(m.upper() for m in offered)})" if offered else ""),
-                hint=f'set auth = "auto", or one of the offered mechanisms',
+                hint='set auth = "auto", or one of the offered mechanisms',
             ),
         )

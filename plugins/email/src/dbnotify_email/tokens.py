@@ -47,7 +47,7 @@ class TokenSource:
             return Secret(value, source=f"env {self.env}")
         if self.file is not None:
             try:
-                value = (await asyncio.to_thread(Path(self.file).expanduser().read_text)).strip()
+                value = (await asyncio.to_thread(_read_text, self.file)).strip()
             except OSError as exc:
                 raise TokenError(
                     f"oauth2_token: cannot read {self.file!r}: {exc.strerror or exc}"
@@ -92,6 +92,10 @@ class TokenSource:
         return Secret(value, source=f"command {self.command[0]}")
 
 
+def _read_text(path: str) -> str:
+    return Path(path).expanduser().read_text()
+
+
 def _token_source(value: Any, _cl: Any) -> TokenSource:
     if isinstance(value, TokenSource):
         return value
@@ -108,9 +112,14 @@ def _token_source(value: Any, _cl: Any) -> TokenSource:
             and all(isinstance(part, str) for part in item)
         ):
             return TokenSource(command=tuple(item))
+    got = (
+        "a table with keys " + ", ".join(map(str, value))
+        if isinstance(value, Mapping)
+        else describe_value(value)
+    )
     raise ValueError(
         'must be { env = "NAME" }, { file = "/path" } or { command = ["program", "arg"] } '
-        f"(got {describe_value(value) if not isinstance(value, Mapping) else 'a table with keys ' + ', '.join(map(str, value))})"
+        f"(got {got})"
     )
 
 

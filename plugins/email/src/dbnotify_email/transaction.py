@@ -37,6 +37,9 @@ class Outgoing:
     data: bytes
     utf8: bool = False
     """Needs SMTPUTF8 (a non-ASCII local part)."""
+    ascii_data: bytes | None = None
+    """With ``utf8``: the message for the recipients with ASCII addresses, sent to them
+    when the server does not offer SMTPUTF8 (None when the sender or Reply-To needs it)."""
 
 
 def _too_many(error: aiosmtplib.SMTPRecipientRefused, accepted: int) -> bool:
@@ -52,21 +55,56 @@ async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
     config = session.config
     smtp = session.smtp
     results: dict[Mailbox, RecipientResult] = {}
-    options = ["SMTPUTF8"] if outgoing.utf8 else []
+    everyone = outgoing.recipients
     if outgoing.utf8 and not session.smtputf8:
+        # only the non-ASCII addresses need SMTPUTF8: they fail, the others get the
+        # message without them
+        hint = "ask the mail provider for SMTPUTF8 support, or use an ASCII address"
         failure = Failure(
             FailureKind.PERMANENT,
             "this address has non-ASCII characters before the @, and the server does not "
             "support SMTPUTF8",
-            hint="ask the mail provider for SMTPUTF8 support, or use an ASCII address",
+            hint=hint,
         )
-        return [failure.result(str(m)) for m in outgoing.recipients]
+        rest = tuple(m for m in everyone if not m.needs_smtputf8)
+        for m in everyone:
+            if m.needs_smtputf8:
+                results[m] = failure.result(str(m))
+        if outgoing.ascii_data is None:
+            sender = Failure(
+                FailureKind.PERMANENT,
+                "the from or reply_to address has non-ASCII characters before the @, and "
+                "the server does not support SMTPUTF8",
+                hint=hint,
+            )
+            for m in rest:
+                results[m] = sender.result(str(m))
+            rest = ()
+        outgoing = attrs.evolve(
+            outgoing, recipients=rest, data=outgoing.ascii_data or b"", utf8=False
+        )
+    options = ["SMTPUTF8"] if outgoing.utf8 else []
     pending: Sequence[Mailbox] = outgoing.recipients
     first = True
     while pending:
         try:
             await smtp.mail(outgoing.sender.envelope, options=options, encoding="utf-8")
         except aiosmtplib.SMTPSenderRefused as exc:
+            if exc.code == 421:
+                # "closing the connection" (an idle timeout, a restart): not about the
+                # sender; nothing was sent, so a pooled connection is retried on a new one
+                session.broken = True
+                failure = Failure(
+                    FailureKind.TRANSIENT,
+                    "the server is closing the connection",
+                    reply_text(exc.code, exc.message),
+                    "try again later",
+                )
+                if first:
+                    raise NothingSent(failure) from exc
+                for m in pending:
+                    results[m] = failure.result(str(m))
+                break
             failure = classify(exc, config, stage="mail")
             await _reset(session)
             for m in pending:
@@ -102,7 +140,7 @@ async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
                 failure = classify(exc, config, stage="rcpt")
                 for r in [*accepted, *again, *pending[pending.index(m) :]]:
                     results[r] = failure.result(str(r))
-                return [results[m] for m in outgoing.recipients]
+                return [results[m] for m in everyone]
             else:
                 accepted.append(m)
         if not accepted:
@@ -143,7 +181,7 @@ async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
                     str(m), reply=reply_text(reply.code, reply.message)
                 )
         pending = again
-    return [results[m] for m in outgoing.recipients]
+    return [results[m] for m in everyone]
 
 
 async def _reset(session: Session) -> None:
