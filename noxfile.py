@@ -7,12 +7,15 @@ from a wheel, fails here.
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lint", "types"]
+nox.options.sessions = ["tests", "lint", "types", "postfix", "browser"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
@@ -48,3 +51,29 @@ def types(session: nox.Session) -> None:
     """mypy --strict on every member's sources."""
     session.install(*LINT_DEPS, "./core[testing]", "./plugins/email")
     session.run("mypy")
+
+
+def _require_program(session: nox.Session, program: str, package: str) -> None:
+    """Skip when a Debian program is missing, but fail under CI: CI never skips silently."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    if shutil.which(program, path=search) is None:
+        message = f"{program} not installed: apt-get install {package}"
+        if os.environ.get("CI"):
+            session.error(f"{message} (CI is set: this session must run, not skip)")
+        session.skip(message)
+
+
+@nox.session(python="3.11")
+def postfix(session: nox.Session) -> None:
+    """Email through a real Postfix on 127.0.0.1: STARTTLS, delivered to a Maildir."""
+    _require_program(session, "postfix", "postfix")
+    session.install("./core[testing]", "./plugins/email", *TEST_DEPS)
+    session.run("pytest", "tests/postfix", *session.posargs)
+
+
+@nox.session(python="3.11")
+def browser(session: nox.Session) -> None:
+    """The default HTML email in headless Chromium, one screenshot per severity (Pillow)."""
+    _require_program(session, "chromium", "chromium")
+    session.install("./core", *TEST_DEPS, "pillow")
+    session.run("pytest", "tests/browser", *session.posargs)

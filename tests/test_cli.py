@@ -214,7 +214,16 @@ async def test_test_command_reports_stages_and_sends(
     run = await cli("test", "ops-mail", "-c", str(path))
     assert run.code == 0, run.out
     stages = [line.split()[:2] for line in run.out.splitlines() if line.startswith("  ok")]
-    assert stages == [["ok", "connect"], ["ok", "auth"], ["ok", "send"]]
+    assert stages == [
+        ["ok", "resolve"],
+        ["ok", "connect"],
+        ["ok", "greeting"],
+        ["ok", "ehlo"],
+        ["ok", "auth"],
+        ["ok", "send"],
+    ]
+    assert "  ok   auth" in run.out
+    assert "skipped: no user configured" in run.out
     assert run.out.splitlines()[-1] == "test of channel 'ops-mail' passed"
     assert smtp.messages[0].message["Subject"] == "[DBackup] Test Notification"
 
@@ -348,3 +357,23 @@ async def test_render_takes_the_timestamp_and_shows_it_in_the_configured_zone(
     naive = await cli("render", "test", "--data", "timestamp=2026-11-24T05:00:00")
     assert naive.code == 2
     assert "timestamp must carry a time zone (e.g. datetime.now(UTC))" in naive.err
+
+
+async def test_render_and_test_report_a_template_that_fails_at_render_time(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "subject.txt").write_text("{{ tittle }}", encoding="utf-8")
+    path = write_config(
+        tmp_path / "c.toml", smtp.port, extra=f'\n[rendering]\ntemplates_dir = "{folder}"\n'
+    )
+    run = await cli("render", "test", "-c", str(path))
+    assert run.code == 2
+    assert run.err.strip() == "error: rendering failed: template error: 'tittle' is undefined"
+    assert "Traceback" not in run.err
+    tested = await cli("test", "ops-mail", "-c", str(path))
+    assert tested.code == 1
+    assert "FAIL render" in tested.out
+    assert "rendering failed: template error: 'tittle' is undefined" in tested.out
+    assert "bug in" not in tested.out
