@@ -229,6 +229,7 @@ def test(channel: str, config_path: Path, no_send: bool) -> None:
 @_with_event_options
 @config_option
 @click.option("--user-email", metavar="ADDR", help="the affected user's address")
+@click.option("--no-wait", is_flag=True, help="with an [outbox]: only enqueue; a worker sends")
 def send(
     event_type: str,
     data: Sequence[str],
@@ -237,20 +238,43 @@ def send(
     severity: str | None,
     config_path: Path,
     user_email: str | None,
+    no_wait: bool,
 ) -> None:
-    """Dispatch one EVENT and print what happened to each channel and recipient."""
+    """Dispatch one EVENT and print what happened to each channel and recipient.
+
+    With an [outbox], the event is committed first; then, unless --no-wait, each target
+    gets its first attempt here (later retries are the worker's).
+    """
     from dbnotify.dispatcher import Notifier
+    from dbnotify.outbox import OutboxError
 
     notifier = Notifier(_load(config_path))
     try:
-        result = notifier.notify_sync(
-            _event(event_type, data, user_email, title, message, severity)
-        )
+        event = _event(event_type, data, user_email, title, message, severity)
+        result = notifier.notify_sync(event)
     except EventError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    except OutboxError as exc:
+        click.echo(f"error: not sent: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     print_result(result)
-    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+    if notifier.outbox is None or no_wait or not result.delivery_ids:
+        sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+    sys.exit(_first_attempts(notifier, result.delivery_ids))
+
+
+def _first_attempts(notifier: Any, ids: tuple[int, ...]) -> int:
+    """Durable send: one attempt for each queued delivery, then say where each stands."""
+    from dbnotify.outbox.worker import Worker
+    from dbnotify.outbox_cli import describe_row, run_and_close
+
+    run_and_close(notifier, Worker(notifier, notifier.outbox).run(only=ids))
+    rows = notifier.outbox.history(delivery_ids=list(ids))
+    click.echo("first attempts:")
+    for row in rows:
+        click.echo("  " + describe_row(row))
+    return EXIT_OK if all(r.status in ("delivered", "skipped") for r in rows) else EXIT_FAILED
 
 
 @main.command()
@@ -346,6 +370,15 @@ def demo(out: Path) -> None:
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_OK if run(out) else EXIT_FAILED)
 
+
+def _register_outbox_commands() -> None:
+    from dbnotify.outbox_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_outbox_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -14,11 +14,12 @@ import contextlib
 import difflib
 import enum
 import os
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NewType, TypeVar
 
 import attrs
 import cattrs
@@ -140,6 +141,28 @@ def non_empty(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
 def file_key(attribute: attrs.Attribute[Any]) -> str:
     key = attribute.metadata.get("key")
     return key if key else attribute.name
+
+
+Duration = NewType("Duration", float)
+"""Seconds: a number, or a string such as ``"30s"``, ``"5m"``, ``"1h"``, ``"2d"``."""
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any, _cl: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        seconds = float(match[1]) * _UNIT[match[2]]
+    else:
+        raise ValueError(
+            f'must be seconds, or a duration such as "30s", "5m", "1h", "2d" '
+            f"(got {describe_value(value)})"
+        )
+    if seconds <= 0:
+        raise ValueError(f"must be more than 0 seconds (got {describe_value(value)})")
+    return seconds
 
 
 # --- the converter -------------------------------------------------------------------
@@ -327,6 +350,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _strict(float, "a number"))
     converter.register_structure_hook(bool, _strict(bool, "true or false"))
     converter.register_structure_hook(Secret, _secret_hook)
+    converter.register_structure_hook(Duration, _duration)
     converter.register_structure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _enum_hook
     )
@@ -418,6 +442,50 @@ class DispatchSettings:
 
 
 @attrs.frozen
+class RetryOverride:
+    """``[outbox.retry.<event type or default>]``: any of these, over the built-in policy."""
+
+    attempts: int | None = setting(
+        default=None, validator=in_range(1, 1000), description="attempts in all"
+    )
+    first_delay: Duration | None = setting(default=None, description="wait before attempt 2")
+    max_delay: Duration | None = setting(default=None, description="longest wait between")
+    max_age: Duration | None = setting(
+        default=None, description="give up when the notification is older than this"
+    )
+
+
+def _outbox_path(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
+    folder = Path(value).expanduser().parent
+    if not folder.is_dir():
+        raise ValueError(
+            f"folder {str(folder)!r} does not exist; create it, or choose another path"
+        )
+
+
+@attrs.frozen
+class OutboxSettings:
+    """``[outbox]``: durable delivery through a SQLite file (several processes may share it)."""
+
+    path: str = setting(
+        validator=_outbox_path,
+        description="the outbox's SQLite file",
+        example='"/var/lib/dbackup/dbnotify-outbox.sqlite"',
+    )
+    retention: Duration = setting(
+        default=Duration(30 * 86400.0), description="history kept this long (purge)"
+    )
+    busy_timeout: float = setting(
+        default=5.0,
+        validator=positive,
+        description="seconds to wait for another process holding the file",
+    )
+    retry: dict[str, RetryOverride] = setting(
+        factory=dict, description="retry limits per event type, and 'default'"
+    )
+
+
+@attrs.frozen
 class ChannelSettings:
     """One configured channel: its name, its type, and the plugin's validated config."""
 
@@ -435,6 +503,9 @@ class _FileLayout:
     jobs: dict[str, JobRule] = setting(factory=dict, description="per backup job")
     rendering: RenderingSettings = setting(factory=RenderingSettings, description="messages")
     dispatch: DispatchSettings = setting(factory=DispatchSettings, description="delivery")
+    outbox: OutboxSettings | None = setting(
+        default=None, description="durable delivery (without it: direct, in memory)"
+    )
 
 
 @attrs.frozen
@@ -444,6 +515,7 @@ class Config:
     jobs: dict[str, JobRule] = attrs.field(factory=dict)
     rendering: RenderingSettings = attrs.field(factory=RenderingSettings)
     dispatch: DispatchSettings = attrs.field(factory=DispatchSettings)
+    outbox: OutboxSettings | None = None
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -505,7 +577,9 @@ def load_config(
     issues.extend(_check_references(layout, channels, registry, declared))
     if issues:
         raise ConfigError(issues)
-    return Config(channels, layout.routing, layout.jobs, layout.rendering, layout.dispatch)
+    return Config(
+        channels, layout.routing, layout.jobs, layout.rendering, layout.dispatch, layout.outbox
+    )
 
 
 def _salvage(cl: Any, raw: Any) -> Any:

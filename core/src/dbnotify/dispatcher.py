@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import datetime as dt
 import logging
 import os
 import time
@@ -21,6 +23,9 @@ import jinja2
 from dbnotify import router
 from dbnotify.config import Config, load_config
 from dbnotify.events import Event, Notification, describe, describe_for_user
+from dbnotify.outbox import Outbox, policy_for
+from dbnotify.outbox.store import HistoryRow
+from dbnotify.outbox.worker import Worker
 from dbnotify.plugins import ChannelPlugin, PluginRegistry, default_registry
 from dbnotify.rendering import Renderer
 from dbnotify.rendering.renderer import template_problem
@@ -58,10 +63,17 @@ class Notifier:
         *,
         plugins: PluginRegistry | None = None,
         renderer: Renderer | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.config = config
         self.plugins = plugins or default_registry()
         self.renderer = renderer or Renderer(config.rendering)
+        if outbox is None and config.outbox is not None:
+            outbox = Outbox(config.outbox.path, busy_timeout=config.outbox.busy_timeout)
+        self.outbox = outbox
+        """Durable mode when set: :meth:`notify` commits, a worker delivers."""
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(
@@ -75,12 +87,20 @@ class Notifier:
         return cls(load_config(source, registry), plugins=registry)
 
     async def notify(self, event: Event) -> DispatchResult:
+        """Route and deliver (direct mode), or route and commit to the outbox (durable).
+
+        Durable mode returns once every target is committed, with status ``queued``; it
+        raises :class:`~dbnotify.outbox.OutboxError` when the outbox cannot take it
+        (locked, full, unwritable): the host hears of it, nothing is silently dropped.
+        """
         notification = describe(event)
         plan = router.plan(self.config, event, notification.severity, self.plugins)
         for_user = describe_for_user(event, notification)
+        if self.outbox is not None:
+            return await self._enqueue(event, notification, for_user, plan)
         delivered = await asyncio.gather(
             *(
-                self._deliver(d, for_user if d.target is Target.USER else notification)
+                self.deliver(d, for_user if d.target is Target.USER else notification)
                 for d in plan.deliveries
             )
         )
@@ -89,6 +109,73 @@ class Notifier:
         )
         _log(result)
         return result
+
+    async def _enqueue(
+        self,
+        event: Event,
+        notification: Notification,
+        for_user: Notification,
+        plan: router.Plan,
+    ) -> DispatchResult:
+        assert self.outbox is not None
+        assert self.config.outbox is not None
+        policy = policy_for(event.type, self.config.outbox.retry)
+        ids = await asyncio.to_thread(
+            self.outbox.enqueue,
+            notification,
+            for_user if any(d.target is Target.USER for d in plan.deliveries) else None,
+            [(d.channel, d.target, d.recipients) for d in plan.deliveries],
+            policy,
+            [(c.channel, c.target, c.recipients) for c in plan.outcomes],
+        )
+        queued = tuple(
+            ChannelResult(
+                d.channel,
+                self.config.channels[d.channel].type,
+                d.target,
+                tuple(
+                    RecipientResult(label, Status.QUEUED, reason=f"queued as delivery #{ident}")
+                    for label in d.recipients or ("(channel)",)
+                ),
+            )
+            for d, ident in zip(plan.deliveries, ids, strict=True)
+        )
+        if self._worker is not None:
+            self._worker.wake.set()
+        result = DispatchResult(
+            event.type, notification.id, (*queued, *plan.outcomes), plan.reason, tuple(ids)
+        )
+        _log(result)
+        return result
+
+    def start(self) -> asyncio.Task[None]:
+        """Durable mode: deliver from the outbox in a background task of this loop.
+
+        Stopped by :meth:`aclose`. Several processes may each run one on the same file.
+        """
+        if self.outbox is None:
+            raise RuntimeError("start() needs an [outbox] in the configuration")
+        if self._worker_task is None or self._worker_task.done():
+            self._worker = Worker(self, self.outbox)
+            self._worker_task = asyncio.get_running_loop().create_task(self._worker.run())
+        return self._worker_task
+
+    async def history(self, **filters: Any) -> list[HistoryRow]:
+        """Recipients' latest outcomes, newest first (see :meth:`Outbox.history`)."""
+        return await asyncio.to_thread(self._require_outbox().history, **filters)
+
+    async def last_deliveries(self) -> dict[str, HistoryRow]:
+        """Per channel, its most recent successful delivery."""
+        return await asyncio.to_thread(self._require_outbox().last_delivery)
+
+    async def failures_since(self, since: dt.datetime) -> list[HistoryRow]:
+        """Every failed attempt since ``since``, transient ones included."""
+        return await asyncio.to_thread(self._require_outbox().failures_since, since.timestamp())
+
+    def _require_outbox(self) -> Outbox:
+        if self.outbox is None:
+            raise RuntimeError("history needs an [outbox] in the configuration")
+        return self.outbox
 
     def notify_sync(self, event: Event) -> DispatchResult:
         """:meth:`notify` for hosts without an event loop.
@@ -106,7 +193,12 @@ class Notifier:
         return run_sync(once())
 
     async def aclose(self) -> None:
-        """Let plugins close what they keep open (pooled connections) on this loop."""
+        """Stop the background worker; let plugins close what they keep open on this loop."""
+        if self._worker_task is not None:
+            self._worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker_task
+            self._worker_task = None
         for channel_type in {c.type for c in self.config.channels.values()}:
             plugin = self.plugins.get(channel_type)
             if plugin is not None:
@@ -183,11 +275,16 @@ class Notifier:
             return self.plugins.explain_missing(settings.type)
         return settings, plugin
 
-    async def _deliver(
-        self, delivery: router.Delivery, notification: Notification
+    async def deliver(
+        self,
+        delivery: router.Delivery,
+        notification: Notification,
+        *,
+        retry_only: tuple[str, ...] | None = None,
     ) -> ChannelResult:
+        """One target, now, under the deadline; never raises (used by the worker too)."""
         found = self._channel(delivery.channel)
-        labels = delivery.recipients or ("(channel)",)
+        labels = retry_only or delivery.recipients or ("(channel)",)
         if isinstance(found, str):
             return ChannelResult(
                 delivery.channel,
@@ -203,7 +300,11 @@ class Notifier:
             async with asyncio.timeout(deadline):
                 outcome = tuple(
                     await plugin.send(
-                        settings.config, notification, self.renderer, delivery.recipients
+                        settings.config,
+                        notification,
+                        self.renderer,
+                        delivery.recipients,
+                        retry_only,
                     )
                 )
             if not outcome:

@@ -66,14 +66,20 @@ def send(
     notification: Notification,
     renderer: Renderer,
     recipients: tuple[str, ...] | None,
+    retry_only: tuple[str, ...] | None,
 ) -> Awaitable[Sequence[RecipientResult]]:
     """Deliver one notification; return one result per recipient. Write it ``async``.
 
     ``recipients`` is ``None`` for the channel's configured recipients, or the affected
     user's address alone for a per-user copy (then nobody else may appear in any header).
+    ``retry_only``, when set, names the recipients (as earlier results named them) that
+    still need this notification: deliver to those alone, with the message unchanged
+    (same headers, same Message-ID). Plugins with a single endpoint may ignore it.
     Render every text through ``renderer``. Never raise for a delivery failure: return a
     failed :class:`~dbnotify.results.RecipientResult` with its kind (transient or
-    permanent), the server's reply and a hint. The core applies a deadline.
+    permanent), the server's reply and a hint; set ``parks_channel`` when the failure is
+    the channel's own (bad credentials), so that its queue waits for a fix instead of
+    hammering the server. The core applies a deadline.
     """
 
 

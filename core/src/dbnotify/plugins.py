@@ -101,6 +101,7 @@ class ChannelPlugin:
         notification: Notification,
         renderer: Renderer,
         recipients: tuple[str, ...] | None,
+        retry_only: tuple[str, ...] | None = None,
     ) -> Sequence[RecipientResult]:
         results = await self._call(
             "send",
@@ -108,6 +109,7 @@ class ChannelPlugin:
             notification=notification,
             renderer=renderer,
             recipients=recipients,
+            retry_only=retry_only,
         )
         return tuple(results or ())  # None is "no result", not a TypeError
 

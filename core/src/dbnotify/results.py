@@ -15,6 +15,8 @@ class Status(enum.Enum):
     DELIVERED = "delivered"
     FAILED = "failed"
     SKIPPED = "skipped"
+    QUEUED = "queued"
+    """Committed to the outbox; a worker delivers it (durable mode)."""
 
 
 class FailureKind(enum.Enum):
@@ -37,6 +39,8 @@ class RecipientResult:
     """The server's own reply, e.g. ``550 5.1.1 no such user``."""
     hint: str | None = None
     """What the operator can do about it."""
+    parks_channel: bool = False
+    """The failure is the channel's own (bad credentials): hold its queue until fixed."""
 
     @classmethod
     def delivered(cls, recipient: str, reply: str | None = None) -> RecipientResult:
@@ -51,8 +55,9 @@ class RecipientResult:
         *,
         reply: str | None = None,
         hint: str | None = None,
+        parks_channel: bool = False,
     ) -> RecipientResult:
-        return cls(recipient, Status.FAILED, kind, reason, reply, hint)
+        return cls(recipient, Status.FAILED, kind, reason, reply, hint, parks_channel)
 
     @classmethod
     def skipped(cls, recipient: str, reason: str) -> RecipientResult:
@@ -81,6 +86,8 @@ class ChannelResult:
         statuses = {r.status for r in self.recipients}
         if Status.FAILED in statuses:
             return Status.FAILED
+        if Status.QUEUED in statuses:
+            return Status.QUEUED
         if statuses == {Status.SKIPPED} or not statuses:
             return Status.SKIPPED
         return Status.DELIVERED
@@ -95,6 +102,8 @@ class DispatchResult:
     channels: tuple[ChannelResult, ...]
     reason: str | None = None
     """Set when the event was not sent at all (disabled, condition not met)."""
+    delivery_ids: tuple[int, ...] = ()
+    """Durable mode: the outbox's ids of the deliveries, for ``history`` and ``retry``."""
 
     @property
     def recipients(self) -> tuple[RecipientResult, ...]:

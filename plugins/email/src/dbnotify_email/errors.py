@@ -43,9 +43,16 @@ class Failure:
     reply: str | None = None
     hint: str | None = None
 
+    parks_channel: bool = False
+
     def result(self, recipient: str) -> RecipientResult:
         return RecipientResult.failed(
-            recipient, self.kind, self.reason, reply=self.reply, hint=self.hint
+            recipient,
+            self.kind,
+            self.reason,
+            reply=self.reply,
+            hint=self.hint,
+            parks_channel=self.parks_channel,
         )
 
 
@@ -119,6 +126,7 @@ def classify(exc: BaseException, config: EmailConfig, *, stage: str = "") -> Fai
             "Invalid login credentials",
             reply_text(exc.code, exc.message),
             HINT_AUTH,
+            parks_channel=exc.code >= 500,  # retrying bad credentials only locks accounts
         )
     if isinstance(exc, aiosmtplib.SMTPSenderRefused):
         return Failure(

@@ -8,6 +8,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from dbnotify.config import ConfigError, structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
@@ -165,6 +167,7 @@ async def send(
     notification: Notification,
     renderer: Renderer,
     recipients: tuple[str, ...] | None,
+    retry_only: tuple[str, ...] | None = None,
 ) -> Sequence[RecipientResult]:
     results: list[RecipientResult] = []
     user: tuple[Mailbox, ...] | None = None
@@ -173,6 +176,14 @@ async def send(
         if not user:
             return results
     messages = outgoing(config, notification, renderer, user)
+    if retry_only is not None:
+        # the same messages (headers, Message-ID), to those who still need them
+        wanted = set(retry_only)
+        messages = [
+            attrs.evolve(m, recipients=kept)
+            for m in messages
+            if (kept := tuple(r for r in m.recipients if str(r) in wanted))
+        ]
     done: list[list[RecipientResult]] = []
     try:
         async with asyncio.timeout(config.deadline):

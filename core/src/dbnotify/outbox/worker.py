@@ -1,0 +1,159 @@
+"""The worker: takes due deliveries from the outbox, sends them, records what happened.
+
+Runs as a background task inside a host (:meth:`dbnotify.Notifier.start`) or as its own
+process (``dbnotify worker``). Idle, it sleeps until the next retry is due, waking once
+a second to look for new notifications (other processes may add them): next to no CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from dbnotify.outbox.store import Claimed, Outbox, OutboxError
+from dbnotify.results import FailureKind, RecipientResult
+from dbnotify.router import Delivery
+from dbnotify.secrets import Secret
+
+if TYPE_CHECKING:
+    from dbnotify.config import ChannelSettings
+    from dbnotify.dispatcher import Notifier
+
+log = logging.getLogger(__name__)
+
+POLL = 1.0
+"""Seconds between looks for new work when idle."""
+
+
+def fingerprint(settings: ChannelSettings) -> str:
+    """Changes whenever the channel's configuration does (secrets included, hashed)."""
+
+    def canonical(value: Any) -> Any:
+        if attrs.has(type(value)):
+            return {a.name: canonical(getattr(value, a.name)) for a in attrs.fields(type(value))}
+        if isinstance(value, Secret):
+            return "secret:" + hashlib.sha256(value.reveal().encode()).hexdigest()
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, list | tuple):
+            return [canonical(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): canonical(v) for k, v in value.items()}
+        return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
+
+    text = json.dumps([settings.type, canonical(settings.config)], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@attrs.define
+class Worker:
+    notifier: Notifier
+    outbox: Outbox
+    concurrency: int = 16
+    owner: str = attrs.field(
+        factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+    wake: asyncio.Event = attrs.field(factory=asyncio.Event)
+    attempted: int = 0
+
+    @property
+    def lease(self) -> float:
+        return self.notifier.config.dispatch.deadline + 30.0
+
+    async def run(
+        self,
+        *,
+        drain: bool = False,
+        only: Sequence[int] | None = None,
+        on_attempt: Callable[[Claimed, str], None] | None = None,
+    ) -> None:
+        """Deliver until cancelled; with ``drain``, until nothing is due; with ``only``,
+        until each of those deliveries has had one attempt."""
+        fingerprints = {
+            name: fingerprint(settings) for name, settings in self.notifier.config.channels.items()
+        }
+        for channel in await asyncio.to_thread(self.outbox.unpark_changed, fingerprints):
+            log.info("channel %s: configuration changed, its queue goes again", channel)
+        remaining = set(only) if only is not None else None
+        while True:
+            try:
+                batch = await asyncio.to_thread(
+                    self.outbox.claim,
+                    self.owner,
+                    limit=self.concurrency,
+                    lease=self.lease,
+                    only=sorted(remaining) if remaining is not None else None,
+                )
+            except OutboxError as exc:
+                log.error("outbox worker: %s; trying again in %gs", exc, POLL)
+                await asyncio.sleep(POLL)
+                continue
+            if batch:
+                states = await asyncio.gather(*(self._attempt(c, fingerprints) for c in batch))
+                for claimed, state in zip(batch, states, strict=True):
+                    if on_attempt is not None:
+                        on_attempt(claimed, state)
+                    if remaining is not None:
+                        remaining.discard(claimed.id)
+                if remaining is not None and not remaining:
+                    return
+                continue
+            if remaining is not None and not remaining:
+                return
+            if drain and (await asyncio.to_thread(self.outbox.counts))["due"] == 0:
+                return
+            if remaining is not None:
+                # the rest is leased by another worker, or parked: nothing more to do here
+                return
+            await self._idle()
+
+    async def _idle(self) -> None:
+        next_due = await asyncio.to_thread(self.outbox.next_due)
+        wait = POLL if next_due is None else min(POLL, max(0.0, next_due - time.time()))
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=wait)
+
+    async def _attempt(self, claimed: Claimed, fingerprints: dict[str, str]) -> str:
+        self.attempted += 1
+        if claimed.channel not in self.notifier.config.channels:
+            results: Sequence[RecipientResult] = [
+                RecipientResult.failed(
+                    label,
+                    FailureKind.PERMANENT,
+                    f"channel {claimed.channel!r} is no longer configured",
+                    hint="add it back, or let the notification go",
+                )
+                for label in (claimed.retry_only or claimed.recipients or ("(channel)",))
+            ]
+        else:
+            outcome = await self.notifier.deliver(
+                Delivery(claimed.channel, claimed.target, claimed.recipients),
+                claimed.notification,
+                retry_only=claimed.retry_only,
+            )
+            results = outcome.recipients
+        try:
+            return await asyncio.to_thread(
+                self.outbox.record,
+                claimed,
+                self.owner,
+                results,
+                fingerprint=fingerprints.get(claimed.channel, ""),
+            )
+        except OutboxError as exc:
+            # the lease runs out and another attempt follows: a duplicate, never a loss
+            log.error("delivery %s: could not record the attempt: %s", claimed.id, exc)
+            return "pending"

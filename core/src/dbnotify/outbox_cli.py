@@ -1,0 +1,271 @@
+"""The outbox's commands: ``worker``, ``outbox``, ``history``, ``retry``, ``purge``.
+
+Each needs an ``[outbox]`` in the configuration file. Output is plain lines that name
+the delivery (``#12``), so that ``dbnotify retry 12`` can follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from dbnotify.config import CONVERTER, Duration, load_config
+from dbnotify.outbox.store import HistoryRow, OutboxError
+
+if TYPE_CHECKING:
+    from dbnotify.dispatcher import Notifier
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the TOML configuration file (with an [outbox])",
+)
+
+
+def _usage(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def durable_notifier(path: Path) -> Notifier:
+    from dbnotify.config import ConfigError
+    from dbnotify.dispatcher import Notifier
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+    if config.outbox is None:
+        _usage(f'{path} has no [outbox]; add one, e.g. [outbox] path = "/var/lib/dbnotify.sqlite"')
+    return Notifier(config)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def describe_row(row: HistoryRow) -> str:
+    """``#12 backup_failure ops-mail ops@example.com: dead (permanent) - reason``."""
+    who = "user copy " if row.target == "user" else ""
+    state = row.status + (f" ({row.kind})" if row.kind and row.status != "delivered" else "")
+    parts = [state]
+    if row.reason and row.status != "delivered":
+        parts.append(row.reason)
+    if row.reply and row.status != "delivered":
+        parts.append(f"server said: {row.reply}")
+    if row.status == "pending" and row.next_at is not None:
+        parts.append(f"next attempt {_when(row.next_at)}")
+    line = (
+        f"#{row.delivery_id} {row.event_type} {row.channel} {who}{row.recipient}: "
+        + " - ".join(parts)
+        + f" [attempts {row.attempts}, {_when(row.at)}]"
+    )
+    if row.hint and row.status in ("dead", "pending"):
+        line += f"\n      hint: {row.hint}"
+    return line
+
+
+def run_and_close(notifier: Notifier, coro: Any) -> Any:
+    async def body() -> Any:
+        try:
+            return await coro
+        finally:
+            await notifier.aclose()
+
+    try:
+        return asyncio.run(body())
+    except OutboxError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@click.command()
+@config_option
+@click.option("--drain", is_flag=True, help="stop when nothing is due (retries later stay)")
+@click.option("--concurrency", default=16, show_default=True, help="deliveries at once")
+def worker(config_path: Path, drain: bool, concurrency: int) -> None:
+    """Deliver from the outbox until stopped (SIGTERM, Ctrl-C), or drained."""
+    from dbnotify.outbox.worker import Worker
+
+    notifier = durable_notifier(config_path)
+    assert notifier.outbox is not None
+    runner = Worker(notifier, notifier.outbox, concurrency=concurrency)
+
+    async def body() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        counts = await asyncio.to_thread(notifier.outbox.counts)  # type: ignore[union-attr]
+        total = counts["due"]
+        click.echo(f"worker {runner.owner}: {counts['pending']} pending, {total} due now", err=True)
+        if total > 50 and sys.stderr.isatty():
+            from rich.progress import Progress
+
+            with Progress(transient=False) as progress:
+                bar = progress.add_task("delivering", total=total)
+                await runner.run(drain=drain, on_attempt=lambda _c, _s: progress.advance(bar))
+        else:
+            await runner.run(drain=drain)
+
+    with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+        run_and_close(notifier, body())
+    click.echo(f"worker stopped after {runner.attempted} attempts", err=True)
+
+
+@click.command("outbox")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def outbox_command(config_path: Path, as_json: bool) -> None:
+    """What is waiting (pending) and what gave up (dead), with reasons; parked channels."""
+    notifier = durable_notifier(config_path)
+    assert notifier.outbox is not None
+    store = notifier.outbox
+    try:
+        pending = store.history(status="pending", limit=10_000)
+        dead = store.history(status="dead", limit=10_000)
+        parked = store.parked()
+    except OutboxError as exc:
+        _usage(str(exc))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "pending": [r.as_dict() for r in pending],
+                    "dead": [r.as_dict() for r in dead],
+                    "parked": {
+                        c: {"reason": why, "since": _when(at)} for c, (why, at) in parked.items()
+                    },
+                },
+                indent=2,
+            )
+        )
+        return
+    for channel, (why, at) in parked.items():
+        click.echo(
+            f"channel {channel} is PARKED since {_when(at)}: {why}; fix its "
+            f"configuration, or run: dbnotify retry --channel {channel}"
+        )
+    click.echo(f"{len(pending)} pending, {len(dead)} dead")
+    for row in [*pending, *dead]:
+        click.echo("  " + describe_row(row))
+
+
+def _parse_time(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        _usage(f"{name} must be ISO 8601, e.g. 2026-11-24T05:00:00Z (got {value!r})")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--event", "event_type", help="only this event type")
+@click.option("--channel", help="only this channel")
+@click.option("--recipient", help="only this recipient")
+@click.option(
+    "--status", type=click.Choice(["pending", "delivered", "skipped", "dead"]), help="only this"
+)
+@click.option("--since", help="from this time (ISO 8601; UTC if no zone)")
+@click.option("--until", help="before this time (ISO 8601)")
+@click.option("--limit", default=100, show_default=True)
+def history(
+    config_path: Path,
+    as_json: bool,
+    event_type: str | None,
+    channel: str | None,
+    recipient: str | None,
+    status: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> None:
+    """Each recipient's latest outcome, newest first."""
+    notifier = durable_notifier(config_path)
+    assert notifier.outbox is not None
+    try:
+        rows = notifier.outbox.history(
+            event_type=event_type,
+            channel=channel,
+            recipient=recipient,
+            status=status,
+            since=_parse_time(since, "--since"),
+            until=_parse_time(until, "--until"),
+            limit=limit,
+        )
+    except OutboxError as exc:
+        _usage(str(exc))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+        return
+    for row in rows:
+        click.echo(describe_row(row))
+
+
+@click.command()
+@config_option
+@click.argument("delivery_id", required=False, type=int)
+@click.option("--dead", is_flag=True, help="every delivery with a dead recipient")
+@click.option("--channel", help="every delivery of this channel; unparks it")
+def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str | None) -> None:
+    """Send again now: one delivery (ID), every dead one, or a (parked) channel's."""
+    if delivery_id is None and not dead and channel is None:
+        _usage("name a delivery ID, or use --dead or --channel NAME")
+    notifier = durable_notifier(config_path)
+    assert notifier.outbox is not None
+    try:
+        count = notifier.outbox.retry(delivery_id=delivery_id, dead=dead, channel=channel)
+    except OutboxError as exc:
+        _usage(str(exc))
+    click.echo(f"{count} deliveries due again now; a running worker sends them")
+    sys.exit(EXIT_OK if count or channel else EXIT_FAILED)
+
+
+@click.command()
+@config_option
+@click.option("--older-than", help='e.g. "30d" (default: the outbox\'s retention)')
+def purge(config_path: Path, older_than: str | None) -> None:
+    """Forget finished notifications older than a duration (pending ones are kept)."""
+    notifier = durable_notifier(config_path)
+    assert notifier.outbox is not None
+    assert notifier.config.outbox is not None
+    try:
+        seconds = (
+            CONVERTER.structure(older_than, Duration)
+            if older_than is not None
+            else notifier.config.outbox.retention
+        )
+    except ValueError as exc:
+        _usage(f"--older-than {exc}")
+    try:
+        count = notifier.outbox.purge(seconds)
+    except OutboxError as exc:
+        _usage(str(exc))
+    click.echo(f"purged {count} notifications older than {seconds:g}s")
+
+
+COMMANDS: Sequence[click.Command] = (worker, outbox_command, history, retry, purge)
