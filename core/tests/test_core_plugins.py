@@ -401,3 +401,44 @@ def test_email_plugin_implements_every_hook_with_spec_arguments() -> None:
 
 def test_entry_point_group_name() -> None:
     assert GROUP == "dbnotify.channels"
+
+
+def test_a_hook_argument_with_a_default_is_refused_at_load() -> None:
+    """pluggy silently never passes such an argument: a plugin would miss retry_only."""
+    from dbnotify.hookspecs import ChannelInfo, hookimpl
+
+    class Defaulted:
+        @hookimpl
+        def channel_info(self) -> ChannelInfo:
+            return ChannelInfo("defaulted", dict)
+
+        @hookimpl
+        def validate_config(self, options: Any) -> dict[str, Any]:
+            return dict(options)
+
+        @hookimpl
+        async def send(
+            self,
+            config: Any,
+            notification: Any,
+            renderer: Any,
+            recipients: Any,
+            retry_only: Any = None,
+        ) -> list[Any]:
+            return []
+
+        @hookimpl
+        async def test(
+            self, config: Any, notification: Any, renderer: Any, send_message: bool
+        ) -> Any:
+            return None
+
+    registry = PluginRegistry(entry_points=False)
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"hook send: parameter 'retry_only' has a default value, so pluggy would never "
+            r"pass it; remove the default"
+        ),
+    ):
+        registry.register("defaulted", Defaulted())

@@ -15,6 +15,7 @@ Environment:
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import threading
@@ -130,6 +131,19 @@ class ChannelPlugin:
         return report
 
 
+def _check_no_defaults(obj: object, impls: Mapping[str, pluggy.HookImpl]) -> None:
+    """pluggy never passes a hook argument that has a default value: say so at load."""
+    for name, impl in impls.items():
+        spec_args = set(inspect.signature(getattr(hookspecs, name)).parameters)
+        for parameter in inspect.signature(impl.function).parameters.values():
+            if parameter.name in spec_args and parameter.default is not parameter.empty:
+                raise pluggy.PluginValidationError(
+                    obj,
+                    f"hook {name}: parameter {parameter.name!r} has a default value, so "
+                    "pluggy would never pass it; remove the default",
+                )
+
+
 def _names(value: str | None) -> frozenset[str] | None:
     if value is None:
         return None
@@ -199,6 +213,7 @@ class PluginRegistry:
         try:
             self._pm.check_pending()
             impls = self._impls_of(obj)
+            _check_no_defaults(obj, impls)
             missing = [h for h in hookspecs.HOOK_NAMES if h not in impls]
             if missing:
                 raise pluggy.PluginValidationError(obj, f"missing hooks: {', '.join(missing)}")

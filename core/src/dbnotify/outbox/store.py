@@ -371,13 +371,11 @@ class Outbox:
                     "UPDATE delivery SET lease_owner = ?, lease_until = ? WHERE id = ?",
                     (owner, now + lease, row["id"]),
                 )
-                retry = [
-                    r["address"]
-                    for r in db.execute(
-                        "SELECT address FROM recipient WHERE delivery_id = ? AND status = ?",
-                        (row["id"], R_PENDING),
-                    )
-                ]
+                known = db.execute(
+                    "SELECT address, status FROM recipient WHERE delivery_id = ?", (row["id"],)
+                ).fetchall()
+                # after a first attempt, only those still pending; never the delivered ones
+                retry = [r["address"] for r in known if r["status"] == R_PENDING]
                 target = Target(row["target"])
                 content = row["user_content"] if target is Target.USER else row["content"]
                 claimed.append(
@@ -389,7 +387,8 @@ class Outbox:
                         recipients=tuple(json.loads(row["recipients"]))
                         if row["recipients"]
                         else None,
-                        retry_only=tuple(retry) if row["attempts"] and retry else None,
+                        # "(channel)" stands for a failure before any recipient was known
+                        retry_only=tuple(retry) if known and "(channel)" not in retry else None,
                         attempts=row["attempts"],
                         policy=RetryPolicy(
                             row["max_attempts"],

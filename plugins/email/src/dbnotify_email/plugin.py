@@ -167,7 +167,7 @@ async def send(
     notification: Notification,
     renderer: Renderer,
     recipients: tuple[str, ...] | None,
-    retry_only: tuple[str, ...] | None = None,
+    retry_only: tuple[str, ...] | None,
 ) -> Sequence[RecipientResult]:
     results: list[RecipientResult] = []
     user: tuple[Mailbox, ...] | None = None
@@ -183,6 +183,12 @@ async def send(
             attrs.evolve(m, recipients=kept)
             for m in messages
             if (kept := tuple(r for r in m.recipients if str(r) in wanted))
+        ]
+        still = {str(r) for m in messages for r in m.recipients}
+        results += [
+            RecipientResult.skipped(gone, "no longer a recipient of this channel")
+            for gone in retry_only
+            if gone not in still
         ]
     done: list[list[RecipientResult]] = []
     try:
