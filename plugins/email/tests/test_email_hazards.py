@@ -393,7 +393,8 @@ async def test_hazard_15_slow_drip_is_ended_by_the_deadline(
     recipient = failed(result, TRANSIENT)
     assert recipient.reason == "the server took longer than deadline = 2.5s in all"
     assert recipient.hint == (
-        "the server answers too slowly (or keeps the connection busy); check it, or raise deadline"
+        "the server answers too slowly (or keeps the connection busy); check it, or raise "
+        "deadline; if the message was already being sent, it may or may not have arrived"
     )
     assert 2.4 < elapsed < 4
     assert server.data == []
@@ -576,7 +577,8 @@ async def test_hazard_20_ipv6_and_one_dead_address_among_several(
             socket.EAI_AGAIN,
             TRANSIENT,
             "cannot resolve host 'mail.example.invalid' now (temporary DNS failure)",
-            "check this machine's DNS; this is retried later",
+            "check this machine's DNS; try again later (with an outbox, dbnotify retries by "
+            "itself)",
             id="temporary",
         ),
         pytest.param(

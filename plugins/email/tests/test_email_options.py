@@ -233,3 +233,40 @@ async def test_local_hostname_is_the_ehlo_name(scripted: Any, make_notifier: Any
     assert recipient.status is Status.DELIVERED
     assert server.commands[0] == "EHLO backup-01.example.org"
     await notifier.aclose()
+
+
+def test_local_hostname_is_checked_when_the_config_loads(make_notifier: Any) -> None:
+    from dbnotify.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        make_notifier(2525, local_hostname="bad host\r\nMAIL FROM:<x@y>")
+    assert [str(i) for i in caught.value.issues] == [
+        "channels.mail.local_hostname: must be a host name such as mail.example.com, or an "
+        "address literal such as [192.0.2.1] (got 'bad host\\r\\nMAIL FROM:<x@y>')"
+    ]
+
+
+async def test_users_copy_has_no_reply_to_and_duplicates_get_one_rcpt(
+    smtp_server: Any, make_notifier: Any
+) -> None:
+    from dbnotify import Event, User
+
+    server = await smtp_server()
+    notifier = make_notifier(
+        server.port,
+        to=["ops@example.com", "Ops Team <OPS@example.com>"],
+        reply_to="helpdesk@example.com",
+        routing={
+            "channels": ["mail"],
+            "events": {"user_login": {"enabled": True, "notify_user": "also"}},
+        },
+    )
+    await notifier.notify(
+        Event("user_login", {"user_name": "al"}, user=User("al", "al@example.org"))
+    )
+    await notifier.aclose()
+    (admins,) = [m for m in server.messages if m.rcpt_tos != ("al@example.org",)]
+    (user,) = [m for m in server.messages if m.rcpt_tos == ("al@example.org",)]
+    assert admins.rcpt_tos == ("ops@example.com",)
+    assert admins.message["Reply-To"] == "helpdesk@example.com"
+    assert user.message["Reply-To"] is None

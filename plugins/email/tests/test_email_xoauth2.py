@@ -182,7 +182,8 @@ async def test_failing_token_command_is_transient_and_says_why(
     recipient = single(await notifier.notify(EVENT))
     assert (recipient.status, recipient.kind) == (Status.FAILED, FailureKind.TRANSIENT)
     assert recipient.reason == (
-        f"oauth2_token: {sys.executable!r} exited with status 1: token expired, log in again"
+        f"oauth2_token: {sys.executable!r} exited with status 1; run it by hand as the same "
+        "user to see why"
     )
     assert recipient.hint == "check that the token source works for the user dbnotify runs as"
     assert handler.seen == []  # nothing was tried without a token
@@ -287,3 +288,18 @@ def test_token_source_repr_shows_where_not_what() -> None:
     assert TokenSource(env="SMTP_TOKEN").describe() == "environment variable SMTP_TOKEN"
     assert TokenSource(file="/run/token").describe() == "file /run/token"
     assert TokenSource(command=("get-token", "--user", "x")).describe() == "command get-token"
+
+
+async def test_a_failing_token_command_never_shows_what_it_printed(
+    xoauth2_server: Start, tls: Any
+) -> None:
+    handler, port = await xoauth2_server(TOKEN)
+    leaky = "import sys; sys.stderr.write('ya29.SECRET-TOKEN-VALUE'); sys.exit(3)"
+    notifier = notifier_for(port, tls, {"command": [sys.executable, "-c", leaky]})
+    recipient = single(await notifier.notify(EVENT))
+    assert "SECRET-TOKEN-VALUE" not in repr(recipient)
+    assert recipient.reason is not None
+    assert recipient.reason.endswith(
+        "exited with status 3; run it by hand as the same user to see why"
+    )
+    assert handler.seen == []

@@ -75,14 +75,15 @@ def outgoing(
     its headers and Bcc only in the envelope.
     """
     rendered = message.Rendered.of(notification, renderer)
-    reply_to = config.reply_to or ()
+    # a user's copy names the user alone: no Cc, no Bcc, no Reply-To of the admins'
+    reply_to = config.reply_to or () if user is None else ()
     Group = tuple[tuple[Mailbox, ...], tuple[Mailbox, ...], tuple[Mailbox, ...], str]
     groups: list[Group]
     if user is not None:
         groups = [(user, (), (), ".user")]
     elif config.per_recipient:
         everyone = [*config.to, *(config.cc or ()), *(config.bcc or ())]
-        groups = [((m,), (), (), "." + _tag(m)) for m in dict.fromkeys(everyone)]
+        groups = [((m,), (), (), "." + _tag(m)) for m in _unique(everyone)]
     else:
         groups = [(config.to, config.cc or (), config.bcc or (), "")]
     result = []
@@ -90,7 +91,7 @@ def outgoing(
         msg, utf8 = message.build(
             notification, rendered, sender=config.from_, to=to, cc=cc, reply_to=reply_to, tag=tag
         )
-        envelope = tuple(dict.fromkeys((*to, *cc, *bcc)))
+        envelope = _unique((*to, *cc, *bcc))
         data = msg.as_bytes()
         needs = utf8 or any(m.needs_smtputf8 for m in envelope)
         result.append(
@@ -140,6 +141,14 @@ def _ascii_data(
         del msg["To"]
         msg["To"] = "undisclosed-recipients:;"
     return msg.as_bytes()
+
+
+def _unique(mailboxes: Sequence[Mailbox]) -> tuple[Mailbox, ...]:
+    """One per address, whatever display names it was given (one RCPT, one message)."""
+    seen: dict[str, Mailbox] = {}
+    for m in mailboxes:
+        seen.setdefault(m.envelope.lower(), m)
+    return tuple(seen.values())
 
 
 def _tag(mailbox: Mailbox) -> str:
@@ -200,7 +209,8 @@ async def send(
             FailureKind.TRANSIENT,
             f"the server took longer than deadline = {config.deadline:g}s in all",
             hint="the server answers too slowly (or keeps the connection busy); check it, "
-            "or raise deadline",
+            "or raise deadline; if the message was already being sent, it may or may not "
+            "have arrived",
         )
         done += [[late.result(str(m)) for m in msg.recipients] for msg in messages[len(done) :]]
     return results + [r for group in done for r in group]

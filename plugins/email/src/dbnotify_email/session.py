@@ -138,7 +138,8 @@ async def resolve(config: EmailConfig) -> list[tuple[int, Any]]:
                 else f"cannot resolve host {config.host!r} now (temporary DNS failure)",
                 hint="check the host setting"
                 if permanent
-                else "check this machine's DNS; this is retried later",
+                else "check this machine's DNS; try again later (with an outbox, dbnotify "
+                "retries by itself)",
             ),
         ) from None
     seen: list[tuple[int, Any]] = []
@@ -413,6 +414,8 @@ def _require_offered(smtp: aiosmtplib.SMTP, name: str, offered: list[str]) -> No
                 FailureKind.PERMANENT,
                 f"the server does not offer AUTH {name.upper()}"
                 + (f" (it offers: {', '.join(m.upper() for m in offered)})" if offered else ""),
-                hint='set auth = "auto", or one of the offered mechanisms',
+                hint='the server does not offer OAuth; use user and password (auth = "auto")'
+                if name == "xoauth2"
+                else 'set auth = "auto", or one of the mechanisms it offers',
             ),
         )

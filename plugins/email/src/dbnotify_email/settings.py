@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import ssl
 from typing import Any
 
@@ -106,6 +107,17 @@ def _readable(_inst: Any, _attr: Any, value: str | None) -> None:
         raise ValueError(f"cannot read {value!r}: {exc.strerror or exc}") from None
 
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+
+
+def _hostname(_inst: Any, _attr: Any, value: str | None) -> None:
+    if value is not None and not _HOSTNAME.fullmatch(value):
+        raise ValueError(
+            f"must be a host name such as mail.example.com, or an address literal such as "
+            f"[192.0.2.1] (got {describe_value(value)})"
+        )
+
+
 @attrs.frozen(repr=False)
 class EmailConfig:
     host: str = setting(description="SMTP server hostname", example='"smtp.example.com"')
@@ -174,7 +186,9 @@ class EmailConfig:
         default=4, validator=in_range(1, 100), description="connections kept to this server at once"
     )
     local_hostname: str | None = setting(
-        default=None, description="name sent with EHLO (default: this machine's FQDN)"
+        default=None,
+        validator=_hostname,
+        description="name sent with EHLO (default: this machine's FQDN)",
     )
 
     def __attrs_post_init__(self) -> None:

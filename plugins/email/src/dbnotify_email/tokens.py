@@ -79,12 +79,11 @@ class TokenSource:
             raise TokenError(
                 f"oauth2_token: {self.command[0]!r} did not finish within {COMMAND_TIMEOUT:g}s"
             ) from None
+        del err  # a helper might print a token there: never show it anywhere
         if proc.returncode != 0:
-            # stderr may be useful and is not the token (that goes to stdout); keep it short
-            detail = " ".join(err.decode(errors="replace").split())[:200]
             raise TokenError(
-                f"oauth2_token: {self.command[0]!r} exited with status {proc.returncode}"
-                + (f": {detail}" if detail else "")
+                f"oauth2_token: {self.command[0]!r} exited with status {proc.returncode}; "
+                "run it by hand as the same user to see why"
             )
         value = out.decode(errors="replace").strip()
         if not value:
