@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import tomllib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
@@ -233,3 +234,34 @@ assert all(v != GOOD_PLUGIN for k, v in PLUGIN_SOURCES.items() if k != "good")
 def plugin_source() -> dict[str, str]:
     """Module sources for on-disk plugins: ``good`` and broken variants of it."""
     return PLUGIN_SOURCES
+
+
+OTHER_WORKSPACE_PLUGINS = frozenset(
+    tomllib.loads(path.read_text(encoding="utf-8"))["project"]["name"]
+    for path in (Path(__file__).parents[2] / "plugins").glob("*/pyproject.toml")
+) - {"dbnotify-email"}
+"""Channel plugins of this workspace other than email: core's tests are not about them."""
+
+
+@pytest.fixture(autouse=True)
+def _only_the_plugins_core_tests_use(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Core's tests see the email plugin and the ones they install, whatever else the
+    environment holds (``uv run pytest`` at the root installs every plugin)."""
+    import importlib.metadata
+
+    import dbnotify.plugins
+
+    real = importlib.metadata.entry_points
+
+    def visible(**select: Any) -> importlib.metadata.EntryPoints:
+        return importlib.metadata.EntryPoints(
+            ep
+            for ep in real(**select)
+            if ep.dist is None or ep.dist.name not in OTHER_WORKSPACE_PLUGINS
+        )
+
+    monkeypatch.setattr(dbnotify.plugins, "entry_points", visible)
+    # the process-wide registry must not keep this narrowed view for other test folders
+    dbnotify.plugins.default_registry.cache_clear()
+    yield
+    dbnotify.plugins.default_registry.cache_clear()

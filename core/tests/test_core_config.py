@@ -646,3 +646,19 @@ def test_config_error_text_and_prefixing() -> None:
         "channels.x.a.b: bad",
         "channels.x: whole file",
     ]
+
+
+def test_a_typo_in_an_outbox_retry_event_type_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            {
+                "outbox": {
+                    "path": str(tmp_path / "o.sqlite"),
+                    "retry": {"user_logn": {"max_age": "1h"}, "my_event": {}},
+                }
+            }
+        )
+    assert [str(i) for i in caught.value.issues] == [
+        "outbox.retry.user_logn: unknown event type; did you mean 'user_login'? (custom event "
+        "types are allowed, but this one looks like a typo)"
+    ]

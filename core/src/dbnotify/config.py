@@ -672,6 +672,16 @@ def _check_references(
             )
     for job, job_rule in layout.jobs.items():
         check_names(f"jobs.{job}.channels", job_rule.channels)
+    for event_type in layout.outbox.retry if layout.outbox else ():
+        hint = did_you_mean(event_type, [*CATALOGUE, "default"])
+        if event_type not in CATALOGUE and event_type != "default" and hint:
+            issues.append(
+                ConfigIssue(
+                    f"outbox.retry.{event_type}",
+                    "unknown event type" + hint + " (custom event types are allowed, but "
+                    "this one looks like a typo)",
+                )
+            )
     user_channel = layout.routing.user_channel
     if user_channel is not None:
         if user_channel not in declared:

@@ -41,6 +41,8 @@ class RecipientResult:
     """What the operator can do about it."""
     parks_channel: bool = False
     """The failure is the channel's own (bad credentials): hold its queue until fixed."""
+    retry_after: float | None = None
+    """Seconds the service asked to wait before trying again (HTTP 429 Retry-After)."""
 
     @classmethod
     def delivered(cls, recipient: str, reply: str | None = None) -> RecipientResult:
@@ -56,8 +58,9 @@ class RecipientResult:
         reply: str | None = None,
         hint: str | None = None,
         parks_channel: bool = False,
+        retry_after: float | None = None,
     ) -> RecipientResult:
-        return cls(recipient, Status.FAILED, kind, reason, reply, hint, parks_channel)
+        return cls(recipient, Status.FAILED, kind, reason, reply, hint, parks_channel, retry_after)
 
     @classmethod
     def skipped(cls, recipient: str, reason: str) -> RecipientResult:

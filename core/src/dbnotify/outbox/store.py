@@ -229,7 +229,8 @@ class Outbox:
                 try:
                     yield db
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    if db.in_transaction:  # SQLite may have rolled back already (full disk)
+                        db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -388,7 +389,9 @@ class Outbox:
                         if row["recipients"]
                         else None,
                         # "(channel)" stands for a failure before any recipient was known
-                        retry_only=tuple(retry) if known and "(channel)" not in retry else None,
+                        retry_only=tuple(retry)
+                        if known and retry and "(channel)" not in retry
+                        else None,
                         attempts=row["attempts"],
                         policy=RetryPolicy(
                             row["max_attempts"],
@@ -440,6 +443,9 @@ class Outbox:
         now = time.time() if now is None else now
         attempt = claimed.attempts + 1
         delay = rng_delay if rng_delay is not None else claimed.policy.delay(attempt)
+        asked = [r.retry_after for r in results if r.retry_after is not None]
+        if asked:  # the service said how long to wait (HTTP 429): never sooner
+            delay = max(delay, *asked)
         next_at = now + delay
         states: dict[str, str] = {}
         reasons: dict[str, str] = {}
@@ -580,7 +586,12 @@ class Outbox:
                 "EXISTS (SELECT 1 FROM recipient r WHERE r.delivery_id = d.id AND "
                 "r.status = 'dead')"
             )
-        where = " AND ".join(conditions) or "d.state = 'pending'"
+        # only what still waits or died: a delivered notification is never sent again
+        conditions.append(
+            "(d.state = 'pending' OR EXISTS (SELECT 1 FROM recipient r WHERE "
+            "r.delivery_id = d.id AND r.status = 'dead'))"
+        )
+        where = " AND ".join(conditions)
         with self._write() as db:
             ids = [
                 row["id"] for row in db.execute(f"SELECT d.id FROM delivery d WHERE {where}", args)
@@ -627,7 +638,8 @@ class Outbox:
             row = db.execute(
                 "SELECT "
                 "(SELECT count(*) FROM delivery WHERE state = 'pending') AS pending, "
-                "(SELECT count(*) FROM delivery WHERE state = 'pending' AND next_at <= ?) AS due,"
+                "(SELECT count(*) FROM delivery WHERE state = 'pending' AND next_at <= ? AND "
+                "channel NOT IN (SELECT channel FROM parked)) AS due, "
                 "(SELECT count(*) FROM recipient WHERE status = 'dead') AS dead, "
                 "(SELECT count(*) FROM recipient WHERE status = 'delivered') AS delivered",
                 (time.time(),),
@@ -637,8 +649,9 @@ class Outbox:
     def next_due(self) -> float | None:
         with self._read() as db:
             row = db.execute(
-                "SELECT min(next_at) AS at FROM delivery WHERE state = 'pending' AND channel "
-                "NOT IN (SELECT channel FROM parked)"
+                # a leased delivery is not due before its lease runs out
+                "SELECT min(max(next_at, coalesce(lease_until, 0))) AS at FROM delivery "
+                "WHERE state = 'pending' AND channel NOT IN (SELECT channel FROM parked)"
             ).fetchone()
             return row["at"] if row and row["at"] is not None else None
 
@@ -695,25 +708,7 @@ class Outbox:
             WHERE {" AND ".join(conditions)}
             ORDER BY at DESC, delivery_id DESC LIMIT ?"""
         with self._read() as db:
-            return [
-                HistoryRow(
-                    row["delivery_id"],
-                    row["notification_id"],
-                    row["event_type"],
-                    row["channel"],
-                    row["target"],
-                    row["address"],
-                    row["status"],
-                    row["kind"],
-                    row["reason"],
-                    row["reply"],
-                    row["hint"],
-                    row["attempts"],
-                    row["at"],
-                    row["next_at"],
-                )
-                for row in db.execute(query, (*args, limit))
-            ]
+            return [_history_row(row) for row in db.execute(query, (*args, limit))]
 
     def last_delivery(self) -> dict[str, HistoryRow]:
         """Per channel, its most recent successful delivery."""
@@ -736,24 +731,26 @@ class Outbox:
                 "ORDER BY a.at DESC",
                 (since,),
             ).fetchall()
-        return [
-            HistoryRow(
-                row["delivery_id"],
-                row["notification_id"],
-                row["event_type"],
-                row["channel"],
-                row["target"],
-                row["address"],
-                row["status"],
-                row["kind"],
-                row["reason"],
-                row["reply"],
-                row["hint"],
-                row["attempts"],
-                row["at"],
-            )
-            for row in rows
-        ]
+        return [_history_row(row) for row in rows]
+
+
+def _history_row(row: sqlite3.Row) -> HistoryRow:
+    return HistoryRow(
+        delivery_id=row["delivery_id"],
+        notification_id=row["notification_id"],
+        event_type=row["event_type"],
+        channel=row["channel"],
+        target=row["target"],
+        recipient=row["address"],
+        status=row["status"],
+        kind=row["kind"],
+        reason=row["reason"],
+        reply=row["reply"],
+        hint=row["hint"],
+        attempts=row["attempts"],
+        at=row["at"],
+        next_at=row["next_at"] if "next_at" in row.keys() else None,  # noqa: SIM118
+    )
 
 
 def _final(result: RecipientResult) -> str:

@@ -1,0 +1,464 @@
+"""The durable outbox across processes: ``dbnotify worker`` subprocesses, real SMTP servers.
+
+The SMTP servers run on the test's own event loop (aiosmtpd's :class:`LocalSMTPServer`,
+or a raw scripted one for faults aiosmtpd cannot produce); the workers and senders are
+real processes started with asyncio's subprocess API, so the servers keep serving while
+the test waits. Helpers are fixtures: test modules (importlib mode) cannot import this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import ssl
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trustme
+
+from dbnotify.outbox import Outbox
+from dbnotify.testing.smtpd import LocalSMTPServer
+
+HOST = "127.0.0.1"
+DBNOTIFY = str(Path(sys.executable).with_name("dbnotify"))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def message_id(data: bytes) -> str:
+    found = MESSAGE_ID.search(data)
+    assert found is not None, "no Message-ID"
+    return found[1].decode()
+
+
+# --- waiting and measuring ----------------------------------------------------------------
+
+
+async def _until(condition: Callable[[], bool], within: float = 10.0, step: float = 0.02) -> None:
+    end = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < end, f"condition not met within {within}s"
+        await asyncio.sleep(step)
+
+
+@pytest.fixture
+def until() -> Callable[..., Awaitable[None]]:
+    """``await until(lambda: ..., within=10)``: poll without blocking the loop."""
+    return _until
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (no psutil)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # after "pid (comm)": state is field 3, utime 14 and stime 15 (1-based)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@pytest.fixture
+def cpu_seconds() -> Callable[[int], float]:
+    return _cpu_seconds
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+@attrs.define
+class Files:
+    """Configuration files in ``folder``, all naming the outbox at ``outbox``."""
+
+    folder: Path
+    outbox: Path = attrs.field()
+
+    @outbox.default
+    def _outbox(self) -> Path:
+        return self.folder / "outbox.sqlite"
+
+    def config(
+        self,
+        port: int,
+        *,
+        name: str = "dbnotify.toml",
+        to: tuple[str, ...] = ("ops@example.com",),
+        first_delay: str = "0.2s",
+        max_delay: str = "1s",
+        attempts: int = 100,
+        deadline: float = 5,
+        busy_timeout: float = 5,
+        host: str = HOST,
+        security: str = "none",
+        timeout: float = 2,
+        channel: str = "",
+        extra: str = "",
+    ) -> Path:
+        """One email channel ``ops-mail`` to host (127.0.0.1):port, an outbox with fast
+        retries; ``channel`` adds lines to the channel's table, ``extra`` to the file."""
+        path = self.folder / name
+        quoted = ", ".join(f'"{t}"' for t in to)
+        path.write_text(
+            f"""
+[channels.ops-mail]
+type = "email"
+host = "{host}"
+port = {port}
+security = "{security}"
+from = "DBackup <dbackup@example.com>"
+to = [{quoted}]
+timeout = {timeout}
+{channel}
+
+[routing]
+channels = ["ops-mail"]
+
+[dispatch]
+deadline = {deadline}
+
+[outbox]
+path = "{self.outbox}"
+busy_timeout = {busy_timeout}
+
+[outbox.retry.default]
+first_delay = "{first_delay}"
+max_delay = "{max_delay}"
+attempts = {attempts}
+{extra}
+""",
+            encoding="utf-8",
+        )
+        return path
+
+    def store(self) -> Outbox:
+        return Outbox(self.outbox)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Files:
+    return Files(tmp_path)
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+@attrs.define
+class Worker:
+    """A ``dbnotify worker`` process; its stderr goes to a file (no pipe to fill)."""
+
+    proc: asyncio.subprocess.Process
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self, within: float = 10) -> int:
+        """SIGTERM, as a service manager stops it; returns the exit code."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), within)
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+async def start_worker(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
+    """``worker = await start_worker(config, "--drain")``; killed at the end if still alive."""
+    started: list[Worker] = []
+
+    async def start(config: Path, *args: str) -> Worker:
+        log = tmp_path / f"worker-{len(started)}.log"
+        with log.open("wb") as handle:
+            proc = await asyncio.create_subprocess_exec(
+                DBNOTIFY,
+                "worker",
+                "-c",
+                str(config),
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=handle,
+                stderr=handle,
+            )
+        worker = Worker(proc, log)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.proc.returncode is None:
+            worker.kill()
+            await worker.proc.wait()
+
+
+@attrs.frozen
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+async def _run(*args: str, within: float = 60) -> Run:
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), within)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+@pytest.fixture
+def dbnotify() -> Callable[..., Awaitable[Run]]:
+    """``await dbnotify("send", "backup_failure", ...)``: the installed command."""
+
+    async def run(*args: str, within: float = 60) -> Run:
+        return await _run(DBNOTIFY, *args, within=within)
+
+    return run
+
+
+@pytest.fixture
+def python() -> Callable[..., Awaitable[Run]]:
+    """``await python(source, *argv)``: this interpreter, as another process."""
+
+    async def run(source: str, *argv: str, within: float = 60) -> Run:
+        return await _run(sys.executable, "-c", source, *argv, within=within)
+
+    return run
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+@attrs.define
+class PortSMTPServer(LocalSMTPServer):
+    """A :class:`LocalSMTPServer` on a port chosen beforehand (a server that comes back)."""
+
+    async def start(self) -> PortSMTPServer:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        return self
+
+    def message_ids(self) -> list[str]:
+        return [message_id(m.data) for m in self.messages]
+
+
+@pytest.fixture
+async def smtp_on() -> AsyncIterator[Callable[..., Awaitable[PortSMTPServer]]]:
+    """``server = await smtp_on(port)`` (0: any); stopped at the end."""
+    started: list[PortSMTPServer] = []
+
+    async def start(port: int = 0, **options: Any) -> PortSMTPServer:
+        server = await PortSMTPServer(port=port, **options).start()
+        if not port:
+            assert server._server is not None
+            server.port = server._server.sockets[0].getsockname()[1]
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+@attrs.frozen
+class TLS:
+    server_context: ssl.SSLContext
+    ca_file: str
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return TLS(context, str(ca_file))
+
+
+EHLO_PLAIN = "250-raw.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN"
+
+
+@attrs.define
+class Scripted:
+    """A raw SMTP server that misbehaves until the test calls :meth:`heal`.
+
+    Faults: ``greeting`` (None: silent), ``replies`` per verb (``EHLO``, ``MAIL``,
+    ``STARTTLS``, ``AUTH`` ...), ``rcpt`` per address, ``drop_on`` a verb (``.``: after
+    the message, before the reply), ``drop_mid_data``, ``endless_on`` a verb,
+    ``close_after`` a verb, ``rcpt_limit`` (452 past it). Healed, it is a plain server
+    (STARTTLS answered 220 and upgraded when ``starttls`` is set). ``delay`` slows every
+    message's final reply.
+    """
+
+    greeting: str | None = "220 raw.test ESMTP"
+    replies: dict[str, str] = attrs.field(factory=dict)
+    rcpt: dict[str, str] = attrs.field(factory=dict)
+    drop_on: str | None = None
+    drop_mid_data: bool = False
+    endless_on: str | None = None
+    close_after: str | None = None
+    rcpt_limit: int | None = None
+    starttls: ssl.SSLContext | None = None
+    good_ehlo: str = EHLO_PLAIN
+    delay: float = 0.0
+    healed: bool = False
+    connections: int = 0
+    commands: list[str] = attrs.field(factory=list)
+    data: list[bytes] = attrs.field(factory=list)
+    envelopes: list[tuple[str, ...]] = attrs.field(factory=list)
+    port: int = 0
+    _server: asyncio.AbstractServer | None = None
+    _writers: list[asyncio.StreamWriter] = attrs.field(factory=list)
+    _tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
+
+    def heal(self) -> None:
+        """From now on, on every connection (open ones too), behave."""
+        self.healed = True
+
+    GOOD = {  # noqa: RUF012 - a class constant
+        "HELO": "250 raw.test",
+        "MAIL": "250 2.1.0 OK",
+        "RCPT": "250 2.1.5 OK",
+        "RSET": "250 OK",
+        "NOOP": "250 OK",
+        "AUTH": "235 2.7.0 Authentication successful",
+        ".": "250 2.0.0 queued",
+    }
+
+    def message_ids(self) -> list[str]:
+        return [message_id(d) for d in self.data]
+
+    async def start(self) -> Scripted:
+        self._server = await asyncio.start_server(self._handle, HOST, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=1)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._session(reader, writer)
+        except (ConnectionError, asyncio.CancelledError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    def _reply(self, verb: str) -> str:
+        if not self.healed and verb in self.replies:
+            return self.replies[verb]
+        if verb == "EHLO":
+            return self.good_ehlo
+        return self.GOOD.get(verb, "502 5.5.2 not implemented")
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def send(reply: str) -> None:
+            writer.write(reply.encode() + b"\r\n")
+            await writer.drain()
+
+        if not self.healed and self.greeting is None:
+            await reader.read()
+            return
+        await send(self.greeting if not self.healed and self.greeting else "220 raw.test ESMTP")
+        accepted: list[str] = []
+        while line := await reader.readline():
+            command = line.decode("utf-8", "replace").rstrip("\r\n")
+            self.commands.append(command)
+            verb = command.split(" ", 1)[0].upper()
+            bad = not self.healed
+            if verb == "QUIT":
+                await send("221 2.0.0 bye")
+                return
+            if bad and verb == self.drop_on:
+                return
+            if bad and verb == self.endless_on:
+                while True:
+                    await send("250-" + "x" * 70)
+            if verb == "STARTTLS" and not (bad and "STARTTLS" in self.replies):
+                assert self.starttls is not None
+                await send("220 2.0.0 ready to start TLS")
+                await writer.start_tls(self.starttls)
+                continue
+            if verb == "MAIL":
+                accepted = []
+            if verb == "RCPT":
+                address = command.partition("<")[2].partition(">")[0]
+                if bad and self.rcpt_limit is not None and len(accepted) >= self.rcpt_limit:
+                    await send("452 4.5.3 Too many recipients")
+                    continue
+                reply = self.rcpt.get(address) if bad else None
+                if reply is None:
+                    reply = self._reply("RCPT")
+                if reply.startswith("2"):
+                    accepted.append(address)
+                await send(reply)
+                continue
+            if verb == "DATA":
+                await send("354 go ahead")
+                if bad and self.drop_mid_data:
+                    await reader.readline()
+                    return
+                content = bytearray()
+                while (chunk := await reader.readline()) not in (b".\r\n", b""):
+                    content += chunk[1:] if chunk.startswith(b"..") else chunk
+                self.data.append(bytes(content))
+                self.envelopes.append(tuple(accepted))
+                verb = "."
+                if bad and verb == self.drop_on:
+                    return
+                await asyncio.sleep(self.delay)
+            reply = self._reply(verb)
+            await send(reply)
+            if reply.startswith(("421", "554 ")) or (bad and verb == self.close_after):
+                return
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[Callable[..., Awaitable[Scripted]]]:
+    """``server = await scripted(greeting="421 ...")``; stopped at the end."""
+    started: list[Scripted] = []
+
+    async def start(**options: Any) -> Scripted:
+        server = await Scripted(**options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (yet)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
