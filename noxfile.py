@@ -8,24 +8,37 @@ from a wheel, fails here.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lint", "types", "postfix", "browser"]
+nox.options.sessions = ["tests", "contract", "docs", "lint", "types", "postfix", "browser"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
 
+PLUGINS = sorted(p.parent for p in Path("plugins").glob("*/pyproject.toml"))
+"""Every channel plugin of the workspace: each gets its own tests session."""
+
+
+def _name(folder: Path) -> str:
+    return str(nox.project.load_toml(str(folder / "pyproject.toml"))["project"]["name"])
+
+
 # member -> (test folder, what to install besides the test tools)
 MEMBERS: dict[str, tuple[str, list[str]]] = {
-    "dbnotify": ("core/tests", ["./core[testing]", "./plugins/email"]),
-    "dbnotify-email": ("plugins/email/tests", ["./core[testing]", "./plugins/email"]),
-    "integration": ("tests", ["./core[demo]", "./plugins/email"]),
+    "dbnotify": ("core/tests", ["./core[testing,http]", "./plugins/email"]),
+    **{
+        _name(folder): (f"{folder}/tests", ["./core[testing,http]", f"./{folder}"])
+        for folder in PLUGINS
+    },
+    "integration": ("tests", ["./core[demo,http]", *(f"./{folder}" for folder in PLUGINS)]),
 }
 
 
@@ -49,7 +62,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def types(session: nox.Session) -> None:
     """mypy --strict on every member's sources."""
-    session.install(*LINT_DEPS, "./core[testing]", "./plugins/email")
+    session.install(*LINT_DEPS, "./core[testing,http]", *(f"./{folder}" for folder in PLUGINS))
     session.run("mypy")
 
 
@@ -77,3 +90,251 @@ def browser(session: nox.Session) -> None:
     _require_program(session, "chromium", "chromium")
     session.install("./core", *TEST_DEPS, "pillow")
     session.run("pytest", "tests/browser", *session.posargs)
+
+
+# --- the plugin contract suite --------------------------------------------------------
+
+EXAMPLE = Path("docs/examples/dbnotify-example")
+"""The plugin tutorial's example plugin: ``docs`` runs the contract suite on it."""
+USAGE = "usage: nox -s contract_external -- PATH|REQUIREMENT [pytest arguments]"
+
+
+def _contract_modules(tests: Path) -> list[Path]:
+    """The test modules in ``tests`` with a class derived from ``ChannelContract``."""
+    import ast
+
+    found = []
+    for module in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                (isinstance(base, ast.Name) and base.id == "ChannelContract")
+                or (isinstance(base, ast.Attribute) and base.attr == "ChannelContract")
+                for base in node.bases
+            ):
+                found.append(module)
+                break
+    return found
+
+
+def _wheel(session: nox.Session, folder: Path) -> Path:
+    """Build ``folder``'s wheel (``uv build``) into a fresh folder of the session's."""
+    out = Path(session.create_tmp()).resolve() / "wheels" / folder.resolve().name
+    shutil.rmtree(out, ignore_errors=True)
+    session.run(
+        "uv", "build", "--quiet", "--wheel", "--out-dir", str(out), str(folder), external=True
+    )
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+def _install_with_core(session: nox.Session, requirement: str, name: str) -> None:
+    """Install ``requirement`` with the workspace's own core (built wheel, testing extra)."""
+    core = _wheel(session, Path("core"))
+    session.install(
+        f"dbnotify[testing] @ {core.as_uri()}",
+        requirement,
+        *TEST_DEPS,
+        "--reinstall-package=dbnotify",
+        f"--reinstall-package={name}",
+        "--no-sources",  # the plugin's own [tool.uv.sources] must not replace this core
+    )
+
+
+def _channel_types(session: nox.Session, distribution: str) -> list[str]:
+    """The channel types the installed ``distribution`` registers (dbnotify.channels)."""
+    script = (
+        "import sys\n"
+        "from importlib.metadata import distribution\n"
+        "eps = distribution(sys.argv[1]).entry_points\n"
+        "print(' '.join(sorted(ep.name for ep in eps if ep.group == 'dbnotify.channels')))"
+    )
+    types = str(session.run("python", "-c", script, distribution, silent=True) or "").split()
+    if not types:
+        session.error(f"{distribution} registers no entry point in the group dbnotify.channels")
+    return types
+
+
+def _run_contract(
+    session: nox.Session,
+    types: list[str],
+    tests: Path | None,
+    pytest_args: list[str],
+    *,
+    every_test: bool = False,
+) -> None:
+    """The generic checks for each channel type, then the plugin's contract modules (or,
+    with ``every_test``, its whole tests folder, which must hold such a module)."""
+    session.run(
+        "pytest",
+        "--pyargs",
+        "dbnotify.testing.generic",
+        *(f"--channel-type={t}" for t in types),
+        *pytest_args,
+    )
+    if tests is None:
+        return
+    modules = _contract_modules(tests)
+    if not modules:
+        session.error(
+            f"{tests} has no test module with a class derived from "
+            "dbnotify.testing.contract.ChannelContract (see docs/plugin-tutorial.md)"
+        )
+    session.run("pytest", *(map(str, [tests] if every_test else modules)), *pytest_args)
+
+
+def _contract_on(
+    session: nox.Session, target: str, pytest_args: list[str], *, every_test: bool = False
+) -> None:
+    """Install a plugin (a folder, or a requirement) and run the contract suite on it."""
+    from packaging.requirements import Requirement
+
+    folder = Path(target)
+    tests: Path | None = None
+    if folder.is_dir():
+        if not (folder / "pyproject.toml").is_file():
+            session.error(f"{folder} has no pyproject.toml; {USAGE}")
+        project = nox.project.load_toml(str(folder / "pyproject.toml"))["project"]
+        name = str(project["name"])
+        extras = [e for e in ("test", "tests") if e in project.get("optional-dependencies", {})]
+        wheel = _wheel(session, folder)
+        requirement = f"{name}{'[' + ','.join(extras) + ']' if extras else ''} @ {wheel.as_uri()}"
+        tests = folder / "tests" if (folder / "tests").is_dir() else None
+    else:
+        name = Requirement(target).name
+        requirement = target
+    _install_with_core(session, requirement, name)
+    types = _channel_types(session, name)
+    _run_contract(session, types, tests, pytest_args, every_test=every_test)
+
+
+@nox.session(python="3.11")
+@nox.parametrize("plugin", [str(f) for f in PLUGINS], ids=[f.name for f in PLUGINS])
+def contract(session: nox.Session, plugin: str) -> None:
+    """The plugin contract suite on one member of plugins/, installed from its wheel.
+
+    The generic checks (``pytest --pyargs dbnotify.testing.generic``) for each channel type
+    it registers, then its test modules that subclass ChannelContract
+    (``nox -s "contract(email)"``; extra arguments go to pytest).
+    """
+    folder = Path(plugin)
+    name = _name(folder)
+    _install_with_core(session, f"{name} @ {_wheel(session, folder).as_uri()}", name)
+    _run_contract(session, _channel_types(session, name), folder / "tests", session.posargs)
+
+
+@nox.session(python="3.11")
+def contract_external(session: nox.Session) -> None:
+    """The plugin contract suite on a plugin that lives elsewhere.
+
+    ``nox -s contract_external -- PATH|REQUIREMENT [pytest arguments]``: a folder with a
+    pyproject.toml (built as a wheel; its ``test`` extra installed if it has one; its
+    ``tests/`` modules that subclass ChannelContract run too), or a requirement such as
+    ``dbnotify-foo==1.2``. The workspace's own core is installed with it.
+    """
+    if not session.posargs:
+        session.error(USAGE)
+    target, *pytest_args = session.posargs
+    _contract_on(session, target, pytest_args)
+
+
+_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^\"']*[\"'])?\s*\)")
+_REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$")
+_EXCERPT = re.compile(r"<!--\s*example:\s*(\S+)\s*-->")
+
+
+def _prose(text: str, *, inline_code: bool = False) -> list[tuple[int, str]]:
+    """The lines outside fenced code blocks, numbered; without inline code unless asked."""
+    lines: list[tuple[int, str]] = []
+    fence: str | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip()
+        if fence is None and stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+        elif fence is not None and stripped.startswith(fence):
+            fence = None
+        elif fence is None:
+            lines.append((number, line if inline_code else re.sub(r"`[^`]*`", "", line)))
+    return lines
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors of a Markdown page, and its explicit ``id``/``name``s."""
+    found: set[str] = set()
+    counts: dict[str, int] = {}
+    for _number, line in _prose(page.read_text(encoding="utf-8"), inline_code=True):
+        found.update(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", line))
+        heading = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if heading is None:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", heading[1].replace("`", "").lower()).replace(" ", "-")
+        counts[slug] = counts.get(slug, -1) + 1
+        found.add(slug if counts[slug] == 0 else f"{slug}-{counts[slug]}")
+    return found
+
+
+def _broken_links(root: Path) -> list[str]:
+    """Every relative link in the Markdown under ``root`` whose file or anchor is missing."""
+    problems = []
+    for page in sorted(root.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for number, line in _prose(text):
+            targets = [m[1] for m in _LINK.finditer(line)]
+            reference = _REFERENCE.match(line)
+            if reference:
+                targets.append(reference[1])
+            for target in targets:
+                if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", target):  # https:, mailto: ...
+                    continue
+                path, _hash, anchor = target.partition("#")
+                resolved = (page.parent / path).resolve() if path else page.resolve()
+                where = f"{page}:{number}: {target}"
+                if not resolved.exists():
+                    problems.append(f"{where}: {path} does not exist")
+                elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
+                    problems.append(f"{where}: no heading #{anchor} in {resolved.name}")
+    return problems
+
+
+def _stale_excerpts(root: Path, example: Path) -> list[str]:
+    """Code blocks marked ``<!-- example: FILE -->`` that are not verbatim in that file."""
+    problems = []
+    for page in sorted(root.rglob("*.md")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for index, line in enumerate(lines):
+            marker = _EXCERPT.search(line)
+            if marker is None:
+                continue
+            source = example / marker[1]
+            start = index + 1
+            if start >= len(lines) or not lines[start].startswith("```"):
+                problems.append(f"{page}:{index + 1}: no code block after the example marker")
+                continue
+            end = next((i for i in range(start + 1, len(lines)) if lines[i] == "```"), None)
+            if end is None:
+                problems.append(f"{page}:{start + 1}: code block never closed")
+                continue
+            block = "\n".join(lines[start + 1 : end])
+            if not source.is_file():
+                problems.append(f"{page}:{index + 1}: {source} does not exist")
+            elif block not in source.read_text(encoding="utf-8"):
+                problems.append(
+                    f"{page}:{start + 1}: this block is no longer in {source}; copy it again"
+                )
+    return problems
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The docs cannot rot: links resolve, and the tutorial's example plugin passes.
+
+    Every relative Markdown link under docs/ (file and heading anchor) resolves; every
+    code block marked ``<!-- example: FILE -->`` is verbatim in the example plugin
+    (docs/examples/dbnotify-example); that plugin passes the contract suite, as
+    ``contract_external`` runs it, and all its tests; its source passes mypy --strict.
+    """
+    problems = _broken_links(Path("docs")) + _stale_excerpts(Path("docs"), EXAMPLE)
+    if problems:
+        session.error("the docs are out of date:\n  " + "\n  ".join(problems))
+    _contract_on(session, str(EXAMPLE), session.posargs, every_test=True)
+    session.install(*LINT_DEPS)
+    session.run("mypy", "--strict", str(EXAMPLE / "src"))

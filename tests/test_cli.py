@@ -27,10 +27,8 @@ async def test_plugins_can_be_blocked_by_environment(cli) -> None:
     env = {**os.environ, "DBNOTIFY_DISABLE_PLUGINS": "email"}
     run = await cli("plugins", "--json", env=env)
     listed = json.loads(run.out)
-    assert [c["type"] for c in listed["channels"]] == []
-    assert listed["skipped"] == [
-        {"type": "email", "reason": "disabled by DBNOTIFY_DISABLE_PLUGINS"}
-    ]
+    assert "email" not in [c["type"] for c in listed["channels"]]
+    assert {"type": "email", "reason": "disabled by DBNOTIFY_DISABLE_PLUGINS"} in listed["skipped"]
 
 
 async def test_validate_accepts_a_good_file(cli, write_config, tmp_path: Path) -> None:

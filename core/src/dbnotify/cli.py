@@ -155,6 +155,8 @@ def plugins(as_json: bool) -> None:
     from dbnotify.plugins import default_registry
 
     registry = default_registry()
+    from dbnotify.schema import channel_schema
+
     found: list[dict[str, Any]] = [
         {
             "type": p.type,
@@ -162,6 +164,7 @@ def plugins(as_json: bool) -> None:
             "version": p.version,
             "description": p.info.description,
             "user_delivery": p.info.user_delivery,
+            "schema": channel_schema(p.type, p.info),
         }
         for p in registry.all()
     ]
@@ -192,6 +195,26 @@ def plugins(as_json: bool) -> None:
         )
     for row in skipped:
         console.print(f"skipped {row['type']}: {row['reason']}", highlight=False)
+
+
+@main.command()
+@click.argument("channel_type", metavar="TYPE")
+def schema(channel_type: str) -> None:
+    """Print the JSON Schema of a channel type's configuration (for host forms)."""
+    from dbnotify.plugins import default_registry
+    from dbnotify.schema import channel_schema
+
+    registry = default_registry()
+    plugin = registry.get(channel_type)
+    if plugin is None:
+        click.echo(f"error: {registry.explain_missing(channel_type)}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(
+        json.dumps(
+            channel_schema(plugin.type, plugin.info),
+            indent=2,
+        )
+    )
 
 
 @main.command()

@@ -37,6 +37,9 @@ class ChannelInfo:
     """The attrs class that :func:`validate_config` returns."""
     user_delivery: bool = False
     """True when ``send`` can deliver to an arbitrary person's address (email can)."""
+    extra_options: dict[str, Any] = attrs.field(factory=dict)
+    """JSON Schema of keys that ``validate_config`` handles before the config class
+    (such as the email channel's ``preset``), for ``dbnotify schema``."""
 
 
 @hookspec

@@ -18,22 +18,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from dbnotify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_option
 from dbnotify.config import CONVERTER, Duration, load_config
 from dbnotify.outbox.store import HistoryRow, OutboxError
 
 if TYPE_CHECKING:
     from dbnotify.dispatcher import Notifier
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the TOML configuration file (with an [outbox])",
-)
 
 
 def _usage(message: str) -> NoReturn:

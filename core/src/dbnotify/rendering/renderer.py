@@ -10,6 +10,7 @@ Templates are compiled once, when the renderer is made.
 
 from __future__ import annotations
 
+import json
 import re
 import zoneinfo
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import css_inline
 import jinja2
+import markupsafe
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dbnotify.config import ConfigError, ConfigIssue, RenderingSettings
@@ -37,6 +39,16 @@ def template_problem(exc: jinja2.TemplateError) -> str:
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return f"template {exc.name or exc.filename or '?'} line {exc.lineno}: {exc.message}"
     return f"template error: {exc.message or exc}"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, markupsafe.Markup):  # already JSON: the output of | tojson
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)[1:-1]  # the inside of a JSON string
+    if isinstance(value, jinja2.runtime.Undefined):
+        return value
+    return json.dumps(value, default=str)
 
 
 def one_line(text: str) -> str:
@@ -65,6 +77,7 @@ class Renderer:
         }
         self._html = ImmutableSandboxedEnvironment(autoescape=True, **common)
         self._text = ImmutableSandboxedEnvironment(autoescape=False, **common)
+        self._json = ImmutableSandboxedEnvironment(autoescape=False, finalize=_json_value, **common)
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         try:
             self._subject_t = self._text.get_template("subject.txt")
@@ -111,6 +124,15 @@ class Renderer:
         """Render any named template (a channel's own, such as ``slack.json``)."""
         env = self._html if html else self._text
         return env.get_template(template).render({**self.context(notification), **extra})
+
+    def render_json(self, source: str, notification: Notification, **extra: Any) -> str:
+        """Render an operator's JSON payload template: every value is JSON-escaped.
+
+        ``{"text": "{{ message }}"}`` stays valid JSON whatever the message holds (quotes,
+        newlines, backslashes): strings are escaped as JSON string content, other values
+        written as JSON (``{{ fields | tojson }}`` also works).
+        """
+        return self._json.from_string(source).render({**self.context(notification), **extra})
 
     def render_string(self, source: str, notification: Notification, **extra: Any) -> str:
         """Render an operator-supplied template string (e.g. a webhook payload) sandboxed."""

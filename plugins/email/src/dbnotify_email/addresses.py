@@ -15,6 +15,7 @@ import attrs
 import email_validator
 
 from dbnotify.config import CONVERTER, ConfigError, ConfigIssue, describe_value
+from dbnotify.schema import register_schema
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SPECIALS = frozenset('()<>[]:;@\\,"')
@@ -159,3 +160,13 @@ def _address_list(value: Any, _cl: Any) -> tuple[Mailbox, ...]:
 
 CONVERTER.register_structure_hook(Mailbox, _mailbox)
 CONVERTER.register_structure_hook(AddressList, _address_list)
+register_schema(Mailbox, {"type": "string", "format": "email"})
+register_schema(
+    AddressList,
+    {
+        "oneOf": [
+            {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1},
+            {"type": "string", "description": "addresses separated by commas or semicolons"},
+        ]
+    },
+)

@@ -30,6 +30,18 @@ def channel_info() -> ChannelInfo:
         description="Email (SMTP): HTML notifications through any SMTP server",
         config_class=EmailConfig,
         user_delivery=True,
+        extra_options={
+            "preset": {
+                "type": "string",
+                "enum": list(presets.PRESETS),
+                "description": "fill host, port and security as the provider documents "
+                "(keys written here win)",
+            },
+            "region": {
+                "type": "string",
+                "description": 'AWS region with preset = "ses" (default us-east-1)',
+            },
+        },
     )
 
 

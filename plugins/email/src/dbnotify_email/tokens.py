@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from dbnotify.config import CONVERTER, describe_value
+from dbnotify.schema import register_schema
 from dbnotify.secrets import Secret
 
 COMMAND_TIMEOUT = 30.0
@@ -123,3 +124,19 @@ def _token_source(value: Any, _cl: Any) -> TokenSource:
 
 
 CONVERTER.register_structure_hook(TokenSource, _token_source)
+register_schema(
+    TokenSource,
+    {
+        "oneOf": [
+            {"type": "object", "properties": {"env": {"type": "string"}}, "required": ["env"]},
+            {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
+            {
+                "type": "object",
+                "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+                "required": ["command"],
+            },
+        ],
+        "writeOnly": True,
+        "x-secret": True,
+    },
+)

@@ -1,0 +1,275 @@
+"""HTTP delivery for webhook-style channels (``pip install 'dbnotify[http]'``).
+
+One place that turns an HTTP exchange into a :class:`~dbnotify.results.RecipientResult`,
+so that every HTTP channel treats the same answer the same way:
+
+- 2xx: delivered;
+- 429: transient, with the service's ``Retry-After`` (the outbox waits at least that);
+- 408, 5xx, timeouts, connection failures: transient;
+- 401, 403: permanent, and the channel is parked (a bad token does not get better);
+- 404, 410: permanent (the webhook was deleted or the URL is wrong);
+- other 4xx: permanent, with the start of the service's explanation.
+
+URLs often carry a token (Discord, Slack, Teams webhooks; Telegram bot URLs), so no
+message ever shows more of a URL than its scheme and host: not our results (token-like
+parts a service echoes are masked), and not httpx's own log lines either.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import attrs
+import httpx
+
+from dbnotify.results import FailureKind, RecipientResult, Status, TestStage
+from dbnotify.secrets import MASK, Secret
+
+DEFAULT_TIMEOUT = 15.0
+
+
+class _HostOnly(logging.Filter):
+    """httpx logs each request's full URL at INFO: keep only scheme and host."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                where(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_HostOnly())
+
+
+def where(url: str) -> str:
+    """``https://discord.com`` of a webhook URL: never its path or query (tokens)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _reveal(value: str | Secret) -> str:
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the service asks us to wait (``Retry-After``: seconds or an HTTP date)."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _excerpt(response: httpx.Response, secrets: tuple[str, ...]) -> str:
+    text = " ".join(response.text.split())[:200]
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    return text
+
+
+def result_of(
+    label: str, response: httpx.Response, *, secrets: tuple[str, ...] = ()
+) -> RecipientResult:
+    """What an HTTP answer means, per the rules in this module's docstring."""
+    status = response.status_code
+    reply = f"{status} {response.reason_phrase}".strip()
+    if 200 <= status < 300:
+        return RecipientResult.delivered(label, reply=reply)
+    said = _excerpt(response, secrets)
+    detail = f"{reply}: {said}" if said else reply
+    if status == 429:
+        wait = retry_after(response)
+        return RecipientResult.failed(
+            label,
+            FailureKind.TRANSIENT,
+            "rate limited by the service"
+            + (f"; it asks to wait {wait:g}s" if wait is not None else ""),
+            reply=detail,
+            hint="the outbox retries after the wait; send fewer notifications to this channel",
+            retry_after=wait,
+        )
+    if status == 408 or status >= 500:
+        return RecipientResult.failed(
+            label,
+            FailureKind.TRANSIENT,
+            f"the service failed ({reply})",
+            reply=detail,
+            hint="the service has a problem on its side; try again later",
+            retry_after=retry_after(response),
+        )
+    if status in (401, 403):
+        return RecipientResult.failed(
+            label,
+            FailureKind.PERMANENT,
+            "the service refused the credentials",
+            reply=detail,
+            hint="check the token or webhook URL; it may have been revoked",
+            parks_channel=True,
+        )
+    if status in (404, 410):
+        return RecipientResult.failed(
+            label,
+            FailureKind.PERMANENT,
+            "the service does not know this address (webhook deleted, or wrong URL)",
+            reply=detail,
+            hint="create the webhook again and update the configuration",
+        )
+    return RecipientResult.failed(
+        label,
+        FailureKind.PERMANENT,
+        f"the service rejected the request ({reply})",
+        reply=detail,
+        hint="this channel's settings do not fit what the service expects",
+    )
+
+
+async def deliver(
+    label: str,
+    method: str,
+    url: str | Secret,
+    *,
+    json: Any = None,
+    content: str | bytes | None = None,
+    data: Mapping[str, str] | None = None,
+    headers: Mapping[str, str | Secret] | None = None,
+    auth: tuple[str, str | Secret] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - httpx applies it to each phase
+    verify: bool | str = True,
+) -> RecipientResult:
+    """Send one request and say what happened to ``label``. Never raises for a failure."""
+    target = _reveal(url)
+    plain_headers = {k: _reveal(v) for k, v in (headers or {}).items()}
+    secrets = tuple(
+        s.reveal() for s in (url, *(headers or {}).values(), *(auth or ())) if isinstance(s, Secret)
+    )
+    try:
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, verify=verify
+        ) as client:
+            response = await client.request(
+                method,
+                target,
+                json=json,
+                content=content,
+                data=data,
+                headers=plain_headers,
+                auth=(auth[0], _reveal(auth[1])) if auth else None,
+            )
+    except httpx.TimeoutException:
+        return RecipientResult.failed(
+            label,
+            FailureKind.TRANSIENT,
+            f"no answer from {where(target)} within {timeout:g}s",
+            hint="the service is slow or unreachable from here; check the network",
+        )
+    except httpx.HTTPError as exc:
+        return RecipientResult.failed(
+            label,
+            FailureKind.TRANSIENT,
+            f"cannot reach {where(target)}: {type(exc).__name__}",
+            hint="check the URL's host, this machine's network and DNS, and any proxy",
+        )
+    result = result_of(label, response, secrets=secrets)
+    return scrub(result, url) if isinstance(url, Secret) else result
+
+
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook URL, in words that never repeat the URL itself.
+
+    Webhook URLs carry their token in the path, so only the scheme is ever named.
+    """
+    if not url:
+        return "must not be empty"
+    if _CONTROL_OR_SPACE.search(url):
+        return "must be a URL without spaces or control characters"
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        got = f"{parts.scheme}://" if parts.scheme and "." not in parts.scheme else "no scheme"
+        return f"must start with https:// or http:// (got {got})"
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "has an invalid port number"
+    if not parts.hostname:
+        return f"has no host name after {scheme}://"
+    return None
+
+
+def check_url(_inst: Any, _attr: attrs.Attribute[Any], value: Secret | str | None) -> None:
+    """attrs validator: an http(s) URL (a Secret webhook URL, or a plain one)."""
+    if value is None:
+        return
+    problem = url_problem(value.reveal() if isinstance(value, Secret) else value)
+    if problem:
+        raise ValueError(problem)
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may be a token: path, query, long path segments, password."""
+    parts = urlsplit(url)
+    found = [parts.path, parts.query]
+    for segment in parts.path.split("/"):
+        found += [segment, unquote(segment)]
+    secrets = {s for s in found if len(s) >= 16}
+    if parts.password and len(parts.password) >= 4:
+        secrets |= {parts.password, unquote(parts.password)}
+    return sorted(secrets, key=len, reverse=True)
+
+
+def scrub(result: RecipientResult, url: Secret) -> RecipientResult:
+    """``result`` with every token-like part of ``url`` masked in its reply and reason.
+
+    :func:`~dbnotify.http.deliver` masks the whole URL when a service echoes it; a
+    service that echoes only the path (``/api/webhooks/1/TOKEN was not found``) or the
+    token would still show it.
+    """
+    secrets = _url_secrets(url.reveal())
+    if not secrets:
+        return result
+
+    def mask(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for secret in secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    return attrs.evolve(result, reply=mask(result.reply), reason=mask(result.reason))
+
+
+def config_stage(url: Secret, what: str, *, send_message: bool, started: float) -> TestStage:
+    """The ``config`` stage of a test: where requests go, and whether one is sent."""
+    detail = f"{what} at {where(url.reveal())}"
+    if not send_message:
+        detail += "; no request sent"
+    return TestStage("config", True, detail, time.monotonic() - started)
+
+
+def request_stage(result: RecipientResult, started: float) -> TestStage:
+    """The ``request`` stage of a test: what the service answered."""
+    duration = time.monotonic() - started
+    if result.status is Status.DELIVERED:
+        return TestStage("request", True, f"delivered: {result.reply}", duration)
+    detail = result.reason or "not delivered"
+    if result.reply:
+        detail += f" (reply: {result.reply})"
+    return TestStage("request", False, detail, duration, hint=result.hint)

@@ -1,0 +1,1 @@
+"""Bridge to Apprise: every service it knows, as one dbnotify channel."""

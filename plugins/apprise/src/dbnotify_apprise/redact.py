@@ -1,0 +1,115 @@
+"""Keep the credentials inside Apprise URLs out of every message and log line.
+
+An Apprise URL carries its credentials in any part: ``discord://ID/TOKEN``,
+``tgram://BOT_TOKEN/CHAT``, ``mailto://user:PASSWORD@host``, ``ntfy://user:pass@host/topic``.
+Apprise masks passwords in its own log lines, but at DEBUG it logs the URLs it posts to
+(tokens in the path), and so does urllib3. This module derives the secret parts of each
+configured URL and masks them:
+
+- in the text this plugin puts into results (:func:`redact`);
+- in the records of the ``apprise`` and ``urllib3.connectionpool`` loggers, through a
+  filter installed on those two loggers (:func:`protect`), whoever logs there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from urllib.parse import unquote
+
+from dbnotify.secrets import MASK
+
+LOGGERS = ("apprise", "urllib3.connectionpool")
+MIN_LENGTH = 6
+"""Parts shorter than this are left alone (``json``, ``POST``, a port number)."""
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_lock = threading.Lock()
+_fragments: set[str] = set()
+_ordered: tuple[str, ...] = ()
+
+
+def scheme_of(url: str) -> str | None:
+    """``discord`` of ``discord://...``; None when the text has no ``scheme://``."""
+    match = _SCHEME.match(url)
+    return match[1].lower() if match else None
+
+
+def secret_parts(url: str) -> set[str]:
+    """The URL itself and each part of it that may be a credential.
+
+    The user name and password, the host unless it is a DNS name or an address (a
+    token as "host": ``tgram://123:ABC/``), every path segment and every query value,
+    each also percent-decoded; parts shorter than :data:`MIN_LENGTH` are left out.
+    """
+    parts = {url}
+    _scheme, sep, rest = url.partition("://")
+    if not sep:
+        return parts
+    rest, _hash, fragment = rest.partition("#")
+    rest, _q, query = rest.partition("?")
+    netloc, _slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    found: list[str] = []
+    if at:
+        found += [userinfo, *userinfo.split(":")]
+    if host and "." not in host and host.lower() != "localhost" and not host.startswith("["):
+        found += [host, *host.split(":")]
+    found += path.split("/")
+    for pair in re.split(r"[&;]", query):
+        _key, _eq, value = pair.partition("=")
+        found += [value, *value.split(",")]
+    found.append(fragment)
+    for part in found:
+        for candidate in (part, unquote(part)):
+            if len(candidate) >= MIN_LENGTH:
+                parts.add(candidate)
+    return parts
+
+
+def remember(urls: Iterable[str]) -> None:
+    """Mask these URLs' secret parts from now on, in this process."""
+    global _ordered
+    with _lock:
+        for url in urls:
+            _fragments.update(secret_parts(url))
+        # longest first: a URL is masked whole before its parts are
+        _ordered = tuple(sorted(_fragments, key=len, reverse=True))
+
+
+def redact(text: str, urls: Iterable[str] = ()) -> str:
+    """``text`` with every remembered secret part (and those of ``urls``) masked."""
+    extra = sorted({p for u in urls for p in secret_parts(u)}, key=len, reverse=True)
+    for fragment in (*extra, *_ordered):
+        if fragment in text:
+            text = text.replace(fragment, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message with the secret parts masked; drops nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _ordered:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is the logger's to report
+            return True
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def protect() -> None:
+    """Install the filter on Apprise's and urllib3's loggers (once)."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

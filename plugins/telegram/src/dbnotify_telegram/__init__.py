@@ -1,0 +1,1 @@
+"""Telegram channel (bot API)."""

@@ -1,0 +1,1 @@
+"""Generic webhook channel: any HTTP endpoint, payload template of your own."""
