@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from pytest_httpserver.httpserver import METHOD_ALL
 
 from dbnotify import Notifier
 
@@ -56,7 +57,7 @@ def answer(httpserver: HTTPServer) -> Callable[..., None]:
         headers: dict[str, str] | None = None,
         method: str | None = None,
     ) -> None:
-        httpserver.expect_request(PATH, **({"method": method} if method else {})).respond_with_data(
+        httpserver.expect_request(PATH, method=method or METHOD_ALL).respond_with_data(
             body, status=status, headers=headers
         )
 
