@@ -62,7 +62,9 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def types(session: nox.Session) -> None:
     """mypy --strict on every member's sources."""
-    session.install(*LINT_DEPS, "./core[testing,http]", *(f"./{folder}" for folder in PLUGINS))
+    session.install(
+        *LINT_DEPS, *TEST_DEPS, "./core[testing,http]", *(f"./{folder}" for folder in PLUGINS)
+    )
     session.run("mypy")
 
 

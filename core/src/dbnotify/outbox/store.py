@@ -212,12 +212,30 @@ class Outbox:
                 check_same_thread=False,
             )
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.executescript(SCHEMA)
+            try:
+                self._setup(db)
+            except sqlite3.Error:
+                db.close()
+                raise
             self._db = db
         return self._db
+
+    def _setup(self, db: sqlite3.Connection) -> None:
+        """WAL, fsync on commit, the schema. Two processes opening a new file at once
+        may find it busy for a moment (the switch to WAL takes the file to itself):
+        wait for it, as long as busy_timeout allows."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = FULL")
+                db.execute("PRAGMA foreign_keys = ON")
+                db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

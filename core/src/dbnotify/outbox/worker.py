@@ -84,11 +84,16 @@ class Worker:
         fingerprints = {
             name: fingerprint(settings) for name, settings in self.notifier.config.channels.items()
         }
-        for channel in await asyncio.to_thread(self.outbox.unpark_changed, fingerprints):
-            log.info("channel %s: configuration changed, its queue goes again", channel)
         remaining = set(only) if only is not None else None
+        unparked = False
         while True:
             try:
+                if not unparked:  # inside the loop: a busy file at start-up is retried too
+                    for channel in await asyncio.to_thread(
+                        self.outbox.unpark_changed, fingerprints
+                    ):
+                        log.info("channel %s: configuration changed, its queue goes again", channel)
+                    unparked = True
                 batch = await asyncio.to_thread(
                     self.outbox.claim,
                     self.owner,
