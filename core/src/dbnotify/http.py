@@ -18,16 +18,18 @@ parts a service echoes are masked), and not httpx's own log lines either.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import attrs
 import httpx
 
+from dbnotify.config import describe_value
 from dbnotify.results import FailureKind, RecipientResult, Status, TestStage
 from dbnotify.secrets import MASK, Secret
 
@@ -273,3 +275,59 @@ def request_stage(result: RecipientResult, started: float) -> TestStage:
     if result.reply:
         detail += f" (reply: {result.reply})"
     return TestStage("request", False, detail, duration, hint=result.hint)
+
+
+_NUMBER = re.compile(r'"(\w+)":\s*(-?\d+)\b')
+_STRING = re.compile(r'"(\w+)":\s*"((?:[^"\\]|\\.)*)("?)')
+
+
+def reply_json(reply: str | None) -> dict[str, Any] | None:
+    """A service's JSON answer (``{"code": 21211, "message": ...}``) in a result's reply.
+
+    The reply holds at most the first 200 characters of the answer, so a long one is cut:
+    then the keys that are there are read one by one (a cut string as far as it goes).
+    """
+    if not reply or "{" not in reply:
+        return None
+    text = reply[reply.index("{") :]
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = _partial_json(text)
+    return found if isinstance(found, dict) and found else None
+
+
+def _partial_json(text: str) -> dict[str, Any]:
+    """The top-level numbers and strings of a JSON object cut short."""
+    found: dict[str, Any] = {key: int(value) for key, value in _NUMBER.findall(text)}
+    for key, value, closed in _STRING.findall(text):
+        try:
+            found.setdefault(key, json.loads(f'"{value}"') + ("" if closed else "..."))
+        except ValueError:
+            continue
+    return found
+
+
+def api_url(example: str, *, credentials: str = "") -> Callable[[Any, Any, str], None]:
+    """attrs validator: an http(s) API base URL with a host and nothing that could carry a
+    credential (user, password, query, fragment). ``credentials`` says where they go."""
+
+    def check(_inst: Any, _attr: Any, value: str) -> None:
+        risky = "?" in value or "@" in value or "#" in value
+        shown = "" if risky else f" (got {describe_value(value)})"
+        problem = f'must be an http:// or https:// URL, e.g. "{example}"{shown}'
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError(problem) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(problem)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "must not hold a user or password" + (f"; {credentials}" if credentials else "")
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query (?...) or fragment (#...)")
+
+    return check

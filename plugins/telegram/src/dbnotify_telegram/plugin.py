@@ -8,8 +8,6 @@ only the scheme and host), and every text of a result has the token masked.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,7 +17,7 @@ import attrs
 from dbnotify.config import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.http import deliver, scrub, where
+from dbnotify.http import deliver, reply_json, scrub, where
 from dbnotify.rendering import Renderer
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
 from dbnotify.secrets import MASK, Secret
@@ -58,37 +56,6 @@ def payload(
     return body
 
 
-def _said(reply: str | None) -> dict[str, Any] | None:
-    """Telegram's answer (``{"ok": false, "description": ...}``) inside a result's reply.
-
-    The reply holds at most the first 200 characters of the answer, so a long one is cut:
-    then the keys that are there are read one by one (a cut string as far as it goes).
-    """
-    if not reply or "{" not in reply:
-        return None
-    text = reply[reply.index("{") :]
-    try:
-        found = json.loads(text)
-    except ValueError:
-        found = _partial(text)
-    return found if isinstance(found, dict) and found else None
-
-
-_NUMBER = re.compile(r'"(\w+)":\s*(-?\d+)\b')
-_STRING = re.compile(r'"(\w+)":\s*"((?:[^"\\]|\\.)*)("?)')
-
-
-def _partial(text: str) -> dict[str, Any]:
-    """The top-level numbers and strings of a JSON object cut short."""
-    found: dict[str, Any] = {key: int(value) for key, value in _NUMBER.findall(text)}
-    for key, value, closed in _STRING.findall(text):
-        try:
-            found.setdefault(key, json.loads(f'"{value}"') + ("" if closed else "..."))
-        except ValueError:
-            continue
-    return found
-
-
 def _hint(status: int, description: str, parameters: Mapping[str, Any]) -> str | None:
     lowered = description.lower()
     if "migrate_to_chat_id" in parameters:
@@ -123,7 +90,7 @@ def _explained(config: TelegramConfig, result: RecipientResult) -> RecipientResu
     token = config.bot_token.reveal()
     if result.status is not Status.FAILED:
         return result
-    said = _said(result.reply)
+    said = reply_json(result.reply)
     if said is not None and isinstance(said.get("description"), str):
         description: str = said["description"]
         code = said.get("error_code")
@@ -132,7 +99,7 @@ def _explained(config: TelegramConfig, result: RecipientResult) -> RecipientResu
         found = said.get("parameters")
         parameters: Mapping[str, Any] = (
             found
-            if isinstance(found, Mapping)  # else the answer was cut: _partial read them flat
+            if isinstance(found, Mapping)  # else the answer was cut: reply_json read them flat
             else {k: said[k] for k in ("retry_after", "migrate_to_chat_id") if k in said}
         )
         changes: dict[str, Any] = {"reply": f"{status} {description}".strip()}

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from dbnotify.config import CONVERTER, describe_value, positive, setting
+from dbnotify.http import api_url
 from dbnotify.secrets import Secret
 
 DEFAULT_API = "https://api.telegram.org"
@@ -93,22 +94,13 @@ def _bot_token(_inst: Any, _attr: Any, value: Secret) -> None:
     )
 
 
-def http_url(_inst: Any, _attr: Any, value: str) -> None:
-    """An http(s) URL with a host, and nothing that could carry a credential."""
-    risky = "?" in value or "@" in value or "#" in value
-    shown = "" if risky else f" (got {describe_value(value)})"
-    problem = f'must be an http:// or https:// URL, e.g. "https://api.telegram.org"{shown}'
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise ValueError(problem) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(problem)
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not hold a user or password")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query (?...) or fragment (#...)")
+_api_url = api_url("https://api.telegram.org")
+
+
+def http_url(inst: Any, attr: Any, value: str) -> None:
+    """An http(s) URL with a host, nothing that could carry a credential, and no token."""
+    _api_url(inst, attr, value)
+    parts = urlsplit(value)
     if "/bot" in parts.path:
         raise ValueError(
             "must be the server alone (e.g. https://api.telegram.org): the token goes in "

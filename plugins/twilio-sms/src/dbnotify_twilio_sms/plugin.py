@@ -10,8 +10,6 @@ one SMS conversation: about two concatenated segments).
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +19,7 @@ import attrs
 from dbnotify.config import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.http import deliver, where
+from dbnotify.http import deliver, reply_json, where
 from dbnotify.rendering import Renderer
 from dbnotify.rendering.renderer import one_line
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
@@ -83,42 +81,11 @@ def form(config: TwilioSmsConfig, number: str, body: str) -> dict[str, str]:
     return {**sender, "To": number, "Body": body}
 
 
-def _said(reply: str | None) -> dict[str, Any] | None:
-    """Twilio's error (``{"code": 21211, "message": ...}``) inside a result's reply.
-
-    The reply holds at most the first 200 characters of the answer, so a long one is cut:
-    then the keys that are there are read one by one (a cut string as far as it goes).
-    """
-    if not reply or "{" not in reply:
-        return None
-    text = reply[reply.index("{") :]
-    try:
-        found = json.loads(text)
-    except ValueError:
-        found = _partial(text)
-    return found if isinstance(found, dict) and found else None
-
-
-_NUMBER = re.compile(r'"(\w+)":\s*(-?\d+)\b')
-_STRING = re.compile(r'"(\w+)":\s*"((?:[^"\\]|\\.)*)("?)')
-
-
-def _partial(text: str) -> dict[str, Any]:
-    """The top-level numbers and strings of a JSON object cut short."""
-    found: dict[str, Any] = {key: int(value) for key, value in _NUMBER.findall(text)}
-    for key, value, closed in _STRING.findall(text):
-        try:
-            found.setdefault(key, json.loads(f'"{value}"') + ("" if closed else "..."))
-        except ValueError:
-            continue
-    return found
-
-
 def _explained(config: TwilioSmsConfig, result: RecipientResult) -> RecipientResult:
     """Twilio's message and error code as the reason, a hint for the code, token masked."""
     if result.status is not Status.FAILED:
         return result
-    said = _said(result.reply)
+    said = reply_json(result.reply)
     if said is not None and isinstance(said.get("message"), str):
         code = said.get("code")
         number = code if isinstance(code, int) else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from typing import Any, NewType
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -16,6 +15,7 @@ from dbnotify.config import (
     positive,
     setting,
 )
+from dbnotify.http import api_url
 from dbnotify.secrets import Secret
 
 DEFAULT_API = "https://api.twilio.com"
@@ -108,22 +108,7 @@ def _not_empty_secret(_inst: Any, _attr: Any, value: Secret) -> None:
         raise ValueError(f"is empty ({value.source})")
 
 
-def http_url(_inst: Any, _attr: Any, value: str) -> None:
-    """An http(s) URL with a host, and nothing that could carry a credential."""
-    risky = "?" in value or "@" in value or "#" in value
-    shown = "" if risky else f" (got {describe_value(value)})"
-    problem = f'must be an http:// or https:// URL, e.g. "https://api.twilio.com"{shown}'
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise ValueError(problem) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(problem)
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not hold a user or password; use account_sid and auth_token")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query (?...) or fragment (#...)")
+http_url = api_url("https://api.twilio.com", credentials="use account_sid and auth_token")
 
 
 def _strip_slash(value: str) -> str:
