@@ -389,6 +389,7 @@ class Scripted:
             return
         await send(self.greeting if not self.healed and self.greeting else "220 raw.test ESMTP")
         accepted: list[str] = []
+        in_mail = False
         while line := await reader.readline():
             command = line.decode("utf-8", "replace").rstrip("\r\n")
             self.commands.append(command)
@@ -407,8 +408,15 @@ class Scripted:
                 await send("220 2.0.0 ready to start TLS")
                 await writer.start_tls(self.starttls)
                 continue
-            if verb == "MAIL":
+            if verb in ("MAIL", "RSET"):
                 accepted = []
+                in_mail = verb == "MAIL" and self._reply("MAIL").startswith("2")
+            if verb == "RCPT" and not in_mail:  # as Postfix: pipelined after a refused MAIL
+                await send("503 5.5.1 Error: need MAIL command")
+                continue
+            if verb == "DATA" and not accepted:  # RFC 2920: a pipelined DATA after refusals
+                await send("554 5.5.1 Error: no valid recipients")
+                continue
             if verb == "RCPT":
                 address = command.partition("<")[2].partition(">")[0]
                 if bad and self.rcpt_limit is not None and len(accepted) >= self.rcpt_limit:
@@ -431,6 +439,7 @@ class Scripted:
                     content += chunk[1:] if chunk.startswith(b"..") else chunk
                 self.data.append(bytes(content))
                 self.envelopes.append(tuple(accepted))
+                accepted, in_mail = [], False
                 verb = "."
                 if bad and verb == self.drop_on:
                     return

@@ -187,6 +187,7 @@ class ScriptedServer:
                 return
             await self._send(writer, self.greeting)
             mail_from: str = ""
+            in_mail = False
             accepted: list[str] = []
             messages = 0
             while line := await reader.readline():
@@ -206,7 +207,13 @@ class ScriptedServer:
                         await self._send(writer, "250-" + "x" * 70)
                 if verb == "MAIL":
                     mail_from, accepted = _address(command), []
+                    in_mail = self._reply("MAIL").startswith("2")
+                if verb == "RSET":
+                    accepted, in_mail = [], False
                 if verb == "RCPT":
+                    if not in_mail:  # as Postfix: a pipelined RCPT after a refused MAIL
+                        await self._answer(writer, "503 5.5.1 Error: need MAIL command")
+                        continue
                     if self.rcpt_limit is not None and len(accepted) >= self.rcpt_limit:
                         await self._answer(writer, "452 4.5.3 Too many recipients")
                         continue
@@ -220,6 +227,10 @@ class ScriptedServer:
                     await writer.start_tls(self.starttls_context)
                     self.tls_from = len(self.commands)
                     continue
+                if verb == "DATA" and not accepted and "DATA" not in self.replies:
+                    # RFC 2920: refused, so that a pipelined DATA after refusals sends nothing
+                    await self._answer(writer, "554 5.5.1 Error: no valid recipients")
+                    continue
                 if verb == "DATA" and "DATA" not in self.replies:
                     await self._send(writer, "354 go ahead")
                     if self.drop_mid_data:
@@ -230,6 +241,7 @@ class ScriptedServer:
                         content += chunk[1:] if chunk.startswith(b"..") else chunk
                     self.data.append(bytes(content))
                     self.envelopes.append((mail_from, tuple(accepted)))
+                    accepted, in_mail = [], False
                     messages += 1
                     verb = "."
                     if verb == self.drop_on:

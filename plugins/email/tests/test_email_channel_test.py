@@ -216,7 +216,7 @@ async def test_sender_refused_fails_the_send_stage_with_reply_and_hint(
         "530 5.7.0 Authentication required",
         "set user and password",
     )
-    assert "DATA" not in server.verbs
+    assert server.data == []
 
 
 async def test_refused_recipient_fails_the_send_stage(

@@ -66,6 +66,8 @@ NON_ASCII_LOCAL_PART = (
     "this address has non-ASCII characters before the @, and the server does not support SMTPUTF8"
 )
 EHLO_STARTTLS = "250-raw.test\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN"
+EHLO_PIPELINING = "250-raw.test\r\n250 PIPELINING"
+EHLO_ONE_BY_ONE = "250 raw.test"
 
 AUTH_IN_CLEAR = pytest.mark.filterwarnings(
     "ignore:Requiring AUTH while not requiring TLS:UserWarning"
@@ -215,11 +217,17 @@ async def test_hazard_07_5xx_on_one_of_three_rcpt(smtp_server: Any, make_notifie
     assert received.rcpt_tos == ("a@x.org", "b@x.org")
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
 async def test_hazard_08_5xx_on_mail_from_names_the_sender_setting(
-    scripted: Any, make_notifier: Any
+    scripted: Any, make_notifier: Any, pipelining: bool
 ) -> None:
     """#8 | 5xx on MAIL FROM | permanent, name the sender setting"""
-    server = await scripted(replies={"MAIL": "553 5.7.1 sender not owned by user mailer"})
+    server = await scripted(
+        replies={
+            "MAIL": "553 5.7.1 sender not owned by user mailer",
+            "EHLO": EHLO_PIPELINING if pipelining else EHLO_ONE_BY_ONE,
+        }
+    )
 
     recipient = failed(await make_notifier(server.port).notify(EVENT), PERMANENT)
     assert recipient.reason == "the server refused the sender dbackup@example.com"
@@ -228,7 +236,10 @@ async def test_hazard_08_5xx_on_mail_from_names_the_sender_setting(
         "check the 'from' setting: the server may only accept addresses of your own domain "
         "or of the authenticated user"
     )
-    assert "RCPT" not in server.verbs
+    if pipelining:  # RCPT and DATA went in the same write: the server refused both
+        assert server.verbs == ["EHLO", "MAIL", "RCPT", "DATA", "RSET"]
+    else:
+        assert server.verbs == ["EHLO", "MAIL", "RSET"]
     assert server.data == []
 
 

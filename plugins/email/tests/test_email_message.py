@@ -255,14 +255,70 @@ def test_line_break_in_event_type_is_refused_before_anything_is_sent() -> None:
 
 def test_backstop_refuses_any_header_that_would_fold_into_two() -> None:
     """Whatever this Python's email package does with an encoded newline, none goes out."""
-    from dbnotify_email.message import check_headers
+    from dbnotify_email.message import check_header
 
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = "=?UTF-8?Q?=0A?=Bcc: evil@example.net"
-    folded = SMTP.fold("Subject", msg["Subject"])
-    if re.search(r"\r\n(?![ \t])|(?<!\r)\n", folded.removesuffix("\r\n")):
+    folded = SMTP.fold_binary("Subject", msg["Subject"])
+    if re.search(rb"\r\n(?![ \t])|(?<!\r)\n", folded.removesuffix(b"\r\n")):
         # a vulnerable email package (CVE-2024-6923): the check must catch it
         with pytest.raises(ValueError, match="header Subject would break into a second header"):
-            check_headers(msg)
+            check_header("Subject", folded)
     else:  # a fixed one
-        check_headers(msg)
+        assert check_header("Subject", folded) == folded
+    with pytest.raises(ValueError, match="header Subject would break into a second header"):
+        check_header("Subject", b"Subject: hi\r\nBcc: evil@example.net\r\n")
+
+
+# --- the message writer against the email package's reader ---------------------------------
+
+TRICKY = [
+    ".starts with a dot\n.\n..two dots",
+    "trailing spaces   \nand a tab\t\nend",
+    "a very long line " * 40,
+    "old Mac\rline ends\r\nand Windows ones\r\n",
+    "=?UTF-8?Q?=0A?= and = signs and =3D",
+    "Grüße, 備份, emoji 🗄️, and a soft hyphen \u00ad",
+    "From the start of a line (mbox would mangle it)",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY, ids=range(len(TRICKY)))
+def test_written_message_reads_back_as_written(text: str) -> None:
+    """Whatever the text holds, the email package reads back the same text and HTML."""
+    import email
+    import email.policy
+
+    from dbnotify.events import describe
+    from dbnotify_email.addresses import Mailbox
+    from dbnotify_email.message import Rendered, build
+
+    notification = describe(Event("backup_failure", {"job_name": "nightly-pg"}, timestamp=WHEN))
+    html = f"<p>{text}</p>"
+    sender = Mailbox.parse('"Ops, Night Shift" <dbackup@example.com>')
+    to = (Mailbox.parse("Jörg Müller <joerg@example.com>"), Mailbox.parse("a@b.org"))
+    subject = "Subject " + "long " * 30 + "Grüße"
+    data, utf8 = build(notification, Rendered(subject, text, html), sender=sender, to=to)
+
+    assert not utf8
+    assert max(data) < 128  # 7-bit: no 8BITMIME needed
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    bare = data.replace(b"\r\n", b"")
+    assert (b"\r" in bare, b"\n" in bare) == (False, False)  # CRLF only
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg.defects == []
+    assert msg["Subject"] == subject
+    assert msg["From"].addresses[0].display_name == "Ops, Night Shift"
+    assert [a.display_name for a in msg["To"].addresses] == ["Jörg Müller", ""]
+    plain = msg.get_body(("plain",))
+    rich = msg.get_body(("html",))
+    assert (plain is None, rich is None) == (False, False)
+    assert isinstance(plain, EmailMessage)
+    assert isinstance(rich, EmailMessage)
+
+    def lines(content: str) -> str:  # line ends are CRLF on the wire, whatever they were
+        return content.replace("\r\n", "\n").replace("\r", "\n")
+
+    assert lines(plain.get_content()) == lines(text)
+    assert lines(rich.get_content()) == lines(html)

@@ -1,12 +1,14 @@
-"""Building the MIME message: rendered once, headers safe, recipients explicit."""
+"""Building the MIME message: rendered once, headers safe, recipients explicit, fast."""
 
 from __future__ import annotations
 
+import binascii
 import email.utils
+import functools
 import re
+import secrets
 from collections.abc import Sequence
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 
 import attrs
@@ -16,7 +18,7 @@ from dbnotify.rendering import Renderer
 from dbnotify_email.addresses import Mailbox
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
-_BROKEN_FOLD = re.compile(r"\r\n(?![ \t])|\r(?!\n)|(?<!\r)\n")
+_BROKEN_FOLD = re.compile(rb"\r\n(?![ \t])|\r(?!\n)|(?<!\r)\n")
 """A line break in a folded header that is not folding: a new header would begin."""
 
 
@@ -34,16 +36,11 @@ def header_safe(name: str, value: str) -> str:
     return value.replace("=?", "= ?")
 
 
-def check_headers(msg: EmailMessage) -> None:
-    """The backstop: every header, as it will be written, is one header.
-
-    Envelope addresses are ASCII (see :class:`Mailbox`), so aiosmtplib writes the message
-    with the SMTP policy: the one folded with here.
-    """
-    for name, value in msg.items():
-        folded = msg.policy.fold(name, value)
-        if _BROKEN_FOLD.search(folded.removesuffix("\r\n")):
-            raise ValueError(f"header {name} would break into a second header")
+def check_header(name: str, folded: bytes) -> bytes:
+    """The backstop: the header, as it will be written, is one header (CRLF-ended)."""
+    if _BROKEN_FOLD.search(folded.removesuffix(b"\r\n")):
+        raise ValueError(f"header {name} would break into a second header")
+    return folded
 
 
 @attrs.frozen
@@ -74,6 +71,35 @@ def _addresses(mailboxes: Sequence[Mailbox], utf8: bool) -> str | list[Address]:
     return ", ".join(str(m.header) for m in mailboxes)
 
 
+@functools.lru_cache(maxsize=512)
+def address_header(name: str, mailboxes: tuple[Mailbox, ...], utf8: bool) -> bytes:
+    """``To: Ops <ops@example.com>, ...`` folded by the email package: once per channel.
+
+    The email package quotes display names and encodes non-ASCII ones (RFC 2047); its
+    folding is what costs, and a channel's addresses do not change between messages.
+    """
+    if not mailboxes:
+        return b"%s: undisclosed-recipients:;\r\n" % name.encode()
+    policy = SMTPUTF8 if utf8 else SMTP
+    header = policy.header_factory(name, _addresses(mailboxes, utf8))
+    return check_header(name, policy.fold_binary(name, header))
+
+
+def unstructured(name: str, value: str, utf8: bool) -> bytes:
+    """A one-line header: as it is when short printable ASCII, else the email package's."""
+    value = header_safe(name, value)
+    if value.isascii() and value.isprintable() and len(name) + len(value) < 77:
+        return f"{name}: {value}\r\n".encode("ascii")
+    policy = SMTPUTF8 if utf8 else SMTP
+    return check_header(name, policy.fold_binary(name, policy.header_factory(name, value)))
+
+
+def quoted_printable(text: str) -> bytes:
+    """7-bit safe for servers without 8BITMIME; CRLF line ends, lines of at most 76."""
+    plain = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(plain, istext=True).replace(b"\n", b"\r\n")
+
+
 def build(
     notification: Notification,
     rendered: Rendered,
@@ -83,24 +109,54 @@ def build(
     cc: Sequence[Mailbox] = (),
     reply_to: Sequence[Mailbox] = (),
     tag: str = "",
-) -> tuple[EmailMessage, bool]:
-    """The message, and whether it needs SMTPUTF8. Bcc recipients never appear here."""
+) -> tuple[bytes, bool]:
+    """The message's bytes, and whether it needs SMTPUTF8. Bcc recipients never appear.
+
+    multipart/alternative of a text and an HTML part, both quoted-printable. Written
+    here rather than with ``EmailMessage`` (about 1.7 ms a message, most of the time
+    spent per message): header values pass :func:`header_safe`, address headers and
+    anything not plain short ASCII are folded by the email package, and every header
+    passes :func:`check_header`. The boundary starts with ``=_``, which quoted-printable
+    text cannot contain. With no To (Bcc only), To is ``undisclosed-recipients:;``.
+    """
     utf8 = any(m.needs_smtputf8 for m in (sender, *to, *cc, *reply_to))
-    policy = SMTPUTF8 if utf8 else SMTP
-    msg = EmailMessage(policy=policy)
-    msg["Subject"] = rendered.subject
-    msg["From"] = _addresses([sender], utf8)
-    msg["To"] = _addresses(to, utf8)
+    boundary = b"=_" + secrets.token_hex(16).encode("ascii")
+    headers = [
+        unstructured("Subject", rendered.subject, utf8),
+        address_header("From", (sender,), utf8),
+        address_header("To", tuple(to), utf8),
+    ]
     if cc:
-        msg["Cc"] = _addresses(cc, utf8)
+        headers.append(address_header("Cc", tuple(cc), utf8))
     if reply_to:
-        msg["Reply-To"] = _addresses(reply_to, utf8)
-    msg["Date"] = email.utils.format_datetime(notification.timestamp)
-    msg["Message-ID"] = message_id(notification, sender, tag=tag)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
-    msg["X-DBackup-Event"] = header_safe("X-DBackup-Event", notification.event_type)
-    # quoted-printable: 7-bit safe for servers without 8BITMIME
-    msg.set_content(rendered.text, cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
-    check_headers(msg)
-    return msg, utf8
+        headers.append(address_header("Reply-To", tuple(reply_to), utf8))
+    headers += [
+        unstructured("Date", email.utils.format_datetime(notification.timestamp), utf8),
+        unstructured("Message-ID", message_id(notification, sender, tag=tag), utf8),
+        b"Auto-Submitted: auto-generated\r\n",  # RFC 3834: no auto-replies, please
+        unstructured("X-DBackup-Event", notification.event_type, utf8),
+        b"MIME-Version: 1.0\r\n",
+        b'Content-Type: multipart/alternative; boundary="%s"\r\n' % boundary,
+    ]
+    return b"".join(
+        [
+            *headers,
+            b"\r\n--%s\r\n" % boundary,
+            _TEXT_PART,
+            quoted_printable(rendered.text),
+            b"\r\n--%s\r\n" % boundary,
+            _HTML_PART,
+            quoted_printable(rendered.html),
+            b"\r\n--%s--\r\n" % boundary,
+        ]
+    ), utf8
+
+
+_TEXT_PART = (
+    b'Content-Type: text/plain; charset="utf-8"\r\n'
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+_HTML_PART = (
+    b'Content-Type: text/html; charset="utf-8"\r\n'
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)

@@ -100,11 +100,10 @@ def outgoing(
         groups = [(config.to, config.cc or (), config.bcc or (), "")]
     result = []
     for to, cc, bcc, tag in groups:
-        msg, utf8 = message.build(
+        data, utf8 = message.build(
             notification, rendered, sender=config.from_, to=to, cc=cc, reply_to=reply_to, tag=tag
         )
         envelope = _unique((*to, *cc, *bcc))
-        data = msg.as_bytes()
         needs = utf8 or any(m.needs_smtputf8 for m in envelope)
         result.append(
             Outgoing(
@@ -140,7 +139,8 @@ def _ascii_data(
         return None
     ascii_to = tuple(m for m in to if not m.needs_smtputf8)
     ascii_cc = tuple(m for m in cc if not m.needs_smtputf8)
-    msg, _utf8 = message.build(
+    # only Bcc recipients left: To is "undisclosed-recipients:;", never empty
+    data, _utf8 = message.build(
         notification,
         rendered,
         sender=config.from_,
@@ -149,10 +149,7 @@ def _ascii_data(
         reply_to=config.reply_to or (),
         tag=tag,
     )
-    if not (ascii_to or ascii_cc):  # only Bcc recipients are left: never an empty To
-        del msg["To"]
-        msg["To"] = "undisclosed-recipients:;"
-    return msg.as_bytes()
+    return data
 
 
 def _unique(mailboxes: Sequence[Mailbox]) -> tuple[Mailbox, ...]:

@@ -83,6 +83,11 @@ class Session:
         return self.smtp.supports_extension("smtputf8")
 
     @property
+    def pipelining(self) -> bool:
+        """RFC 2920: the server reads a group of commands written at once."""
+        return self.smtp.supports_extension("pipelining")
+
+    @property
     def usable(self) -> bool:
         return not self.broken and self.smtp.is_connected
 

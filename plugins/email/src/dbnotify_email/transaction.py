@@ -1,6 +1,7 @@
 """One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA.
 
-Done command by command rather than with aiosmtplib's ``send_message`` so that every
+Done with our own command exchange (:mod:`dbnotify_email.wire`: pipelined where the server
+offers PIPELINING) rather than with aiosmtplib's ``send_message`` so that every
 recipient keeps its own reply, a partial rejection delivers to the accepted ones, a
 452 "too many recipients" sends the rest in a new transaction, and a failure is known
 to have happened before DATA (nothing sent; safe to try again on a fresh connection)
@@ -13,11 +14,16 @@ from collections.abc import Sequence
 
 import aiosmtplib
 import attrs
+from aiosmtplib import SMTPResponse
 
 from dbnotify.results import FailureKind, RecipientResult
+from dbnotify_email import wire
 from dbnotify_email.addresses import Mailbox
 from dbnotify_email.errors import Failure, classify, kind_of, reply_text
 from dbnotify_email.session import Session
+
+DATA = b"DATA\r\n"
+ACCEPTED = (250, 251)
 
 
 class NothingSent(Exception):
@@ -42,18 +48,17 @@ class Outgoing:
     when the server does not offer SMTPUTF8 (None when the sender or Reply-To needs it)."""
 
 
-def _too_many(error: aiosmtplib.SMTPRecipientRefused, accepted: int) -> bool:
+def _too_many(reply: SMTPResponse, accepted: int) -> bool:
     """RFC 5321 4.5.3.1.10: 452 (some servers: 552) after accepting others = come back."""
-    text = error.message.lower()
-    return (error.code == 452 and accepted > 0) or (
-        error.code in (452, 552) and "too many recipients" in text
+    text = reply.message.lower()
+    return (reply.code == 452 and accepted > 0) or (
+        reply.code in (452, 552) and "too many recipients" in text
     )
 
 
 async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
     """Deliver to every recipient it can; one result per recipient, in order."""
     config = session.config
-    smtp = session.smtp
     results: dict[Mailbox, RecipientResult] = {}
     everyone = outgoing.recipients
     if outgoing.utf8 and not session.smtputf8:
@@ -84,67 +89,83 @@ async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
             outgoing, recipients=rest, data=outgoing.ascii_data or b"", utf8=False
         )
     options = ["SMTPUTF8"] if outgoing.utf8 else []
+    body = wire.data_block(outgoing.data)
+    exchange = wire.Exchange(session.smtp, config.timeout)
     pending: Sequence[Mailbox] = outgoing.recipients
     first = True
     while pending:
+        mail = wire.command(b"MAIL FROM:", outgoing.sender.envelope, options)
+        rcpts = [wire.command(b"RCPT TO:", m.envelope) for m in pending]
+        replies: list[SMTPResponse] = []
+        error: Exception | None = None
         try:
-            await smtp.mail(outgoing.sender.envelope, options=options, encoding="utf-8")
-        except aiosmtplib.SMTPSenderRefused as exc:
-            if exc.code == 421:
+            if session.pipelining:  # RFC 2920: MAIL, every RCPT and DATA in one write
+                await exchange.group([mail, *rcpts, DATA], replies)
+            else:
+                await exchange.group([mail], replies)
+                if replies[0].code == 250:
+                    for rcpt in rcpts:
+                        await exchange.group([rcpt], replies)
+                    if any(r.code in ACCEPTED for r in replies[1:]):
+                        await exchange.group([DATA], replies)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            session.broken = True
+            error = exc
+        if not replies:  # nothing came back, not even for MAIL: nothing was sent
+            assert error is not None
+            failure = classify(error, config, stage="mail")
+            if first:
+                raise NothingSent(failure) from error
+            for m in pending:
+                results[m] = failure.result(str(m))
+            break
+        was_first, first = first, False
+        if replies[0].code != 250:
+            if replies[0].code == 421:
                 # "closing the connection" (an idle timeout, a restart): not about the
                 # sender; nothing was sent, so a pooled connection is retried on a new one
                 session.broken = True
                 failure = Failure(
                     FailureKind.TRANSIENT,
                     "the server is closing the connection",
-                    reply_text(exc.code, exc.message),
+                    reply_text(replies[0].code, replies[0].message),
                     "try again later",
                 )
-                if first:
-                    raise NothingSent(failure) from exc
-                for m in pending:
-                    results[m] = failure.result(str(m))
-                break
-            failure = classify(exc, config, stage="mail")
-            await _reset(session)
+                if was_first:
+                    raise NothingSent(failure)
+            else:
+                refused = aiosmtplib.SMTPSenderRefused(
+                    replies[0].code, replies[0].message, outgoing.sender.envelope
+                )
+                failure = classify(refused, config, stage="mail")
+                await _abandon(session, exchange, replies, len(rcpts))
             for m in pending:
                 results[m] = failure.result(str(m))
             break
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            session.broken = True
-            failure = classify(exc, config, stage="mail")
-            if first:
-                raise NothingSent(failure) from exc
-            for m in pending:
-                results[m] = failure.result(str(m))
-            break
-        first = False
         accepted: list[Mailbox] = []
         again: list[Mailbox] = []
-        for m in pending:
-            try:
-                await smtp.rcpt(m.envelope, encoding="utf-8")
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                if _too_many(exc, len(accepted)):
-                    again.append(m)
-                else:
-                    results[m] = RecipientResult.failed(
-                        str(m),
-                        kind_of(exc.code),
-                        "the server refused this recipient",
-                        reply=reply_text(exc.code, exc.message),
-                        hint="check the address" if exc.code >= 500 else "try again later",
-                    )
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                session.broken = True
-                failure = classify(exc, config, stage="rcpt")
-                for r in [*accepted, *again, *pending[pending.index(m) :]]:
+        for index, m in enumerate(pending):
+            if index + 1 >= len(replies):  # the connection failed before this reply
+                assert error is not None
+                failure = classify(error, config, stage="rcpt")
+                for r in [*accepted, *again, *pending[index:]]:
                     results[r] = failure.result(str(r))
                 return [results[m] for m in everyone]
-            else:
+            reply = replies[index + 1]
+            if reply.code in ACCEPTED:
                 accepted.append(m)
+            elif _too_many(reply, len(accepted)):
+                again.append(m)
+            else:
+                results[m] = RecipientResult.failed(
+                    str(m),
+                    kind_of(reply.code),
+                    "the server refused this recipient",
+                    reply=reply_text(reply.code, reply.message),
+                    hint="check the address" if reply.code >= 500 else "try again later",
+                )
         if not accepted:
-            await _reset(session)
+            await _abandon(session, exchange, replies, len(rcpts))
             for m in again:
                 results[m] = RecipientResult.failed(
                     str(m),
@@ -153,17 +174,22 @@ async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
                     hint="try again later",
                 )
             break
-        try:
-            reply = await smtp.data(outgoing.data)
-        except aiosmtplib.SMTPDataError as exc:
+        if len(replies) < len(rcpts) + 2:  # the connection failed waiting for DATA's reply
+            assert error is not None
+            failure = classify(error, config, stage="data")
+            for m in [*accepted, *again]:
+                results[m] = failure.result(str(m))
+            break
+        go_ahead = replies[-1]
+        if go_ahead.code != 354:
             for m in accepted:
-                results[m] = RecipientResult.failed(
-                    str(m),
-                    kind_of(exc.code),
-                    "the server refused the message",
-                    reply=reply_text(exc.code, exc.message),
-                )
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                results[m] = _refused_message(m, go_ahead)
+            pending = again
+            continue
+        sent: list[SMTPResponse] = []
+        try:
+            await exchange.group([body], sent)
+        except (aiosmtplib.SMTPException, OSError) as exc:
             session.broken = True
             failure = classify(exc, config, stage="data")
             lost = Failure(
@@ -175,17 +201,34 @@ async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
             for m in [*accepted, *again]:
                 results[m] = lost.result(str(m))
             break
-        else:
-            for m in accepted:
-                results[m] = RecipientResult.delivered(
-                    str(m), reply=reply_text(reply.code, reply.message)
-                )
+        for m in accepted:
+            results[m] = (
+                RecipientResult.delivered(str(m), reply=reply_text(sent[0].code, sent[0].message))
+                if sent[0].code == 250
+                else _refused_message(m, sent[0])
+            )
         pending = again
     return [results[m] for m in everyone]
 
 
-async def _reset(session: Session) -> None:
+def _refused_message(mailbox: Mailbox, reply: SMTPResponse) -> RecipientResult:
+    return RecipientResult.failed(
+        str(mailbox),
+        kind_of(reply.code),
+        "the server refused the message",
+        reply=reply_text(reply.code, reply.message),
+    )
+
+
+async def _abandon(
+    session: Session, exchange: wire.Exchange, replies: list[SMTPResponse], rcpts: int
+) -> None:
+    """End a transaction that sends no message: a lone dot after a 354, then RSET."""
+    if session.broken:
+        return
     try:
+        if len(replies) == rcpts + 2 and replies[-1].code == 354:
+            await exchange.group([b".\r\n"], [])  # RFC 2920 3.1: the server refuses it
         await session.smtp.rset()
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+    except (aiosmtplib.SMTPException, OSError):
         session.broken = True
