@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import time
+import weakref
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -24,7 +25,8 @@ from dbnotify import router
 from dbnotify.config import Config, load_config
 from dbnotify.events import Event, Notification, describe, describe_for_user
 from dbnotify.outbox import Outbox, policy_for
-from dbnotify.outbox.store import HistoryRow
+from dbnotify.outbox.group import GroupCommit
+from dbnotify.outbox.store import Enqueue, HistoryRow
 from dbnotify.outbox.worker import Worker
 from dbnotify.plugins import ChannelPlugin, PluginRegistry, default_registry
 from dbnotify.rendering import Renderer
@@ -72,6 +74,9 @@ class Notifier:
             outbox = Outbox(config.outbox.path, busy_timeout=config.outbox.busy_timeout)
         self.outbox = outbox
         """Durable mode when set: :meth:`notify` commits, a worker delivers."""
+        self._enqueues: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, GroupCommit[Enqueue, list[int]]
+        ] = weakref.WeakKeyDictionary()
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
 
@@ -120,13 +125,18 @@ class Notifier:
         assert self.outbox is not None
         assert self.config.outbox is not None
         policy = policy_for(event.type, self.config.outbox.retry)
-        ids = await asyncio.to_thread(
-            self.outbox.enqueue,
-            notification,
-            for_user if any(d.target is Target.USER for d in plan.deliveries) else None,
-            [(d.channel, d.target, d.recipients) for d in plan.deliveries],
-            policy,
-            [(c.channel, c.target, c.recipients) for c in plan.outcomes],
+        loop = asyncio.get_running_loop()
+        group = self._enqueues.get(loop)
+        if group is None:  # notifications committed together share a transaction
+            group = self._enqueues[loop] = GroupCommit(self.outbox.enqueue_many)
+        ids = await group.submit(
+            Enqueue(
+                notification,
+                for_user if any(d.target is Target.USER for d in plan.deliveries) else None,
+                [(d.channel, d.target, d.recipients) for d in plan.deliveries],
+                policy,
+                [(c.channel, c.target, c.recipients) for c in plan.outcomes],
+            )
         )
         queued = tuple(
             ChannelResult(

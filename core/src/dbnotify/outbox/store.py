@@ -116,6 +116,26 @@ class Claimed:
 
 
 @attrs.frozen
+class Enqueue:
+    """One notification to commit (see :meth:`Outbox.enqueue`)."""
+
+    notification: Notification
+    user_notification: Notification | None
+    deliveries: Sequence[tuple[str, Target, tuple[str, ...] | None]]
+    policy: RetryPolicy
+    outcomes: Sequence[tuple[str, Target, Sequence[RecipientResult]]] = ()
+
+
+@attrs.frozen
+class Attempt:
+    """One attempt's results to record (see :meth:`Outbox.record`)."""
+
+    claimed: Claimed
+    results: Sequence[RecipientResult]
+    fingerprint: str = ""
+
+
+@attrs.frozen
 class HistoryRow:
     """One recipient of one delivery, as it stands (or one attempt, in the attempt log)."""
 
@@ -238,19 +258,30 @@ class Outbox:
                 time.sleep(0.05)
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; every SQLite failure becomes an :class:`OutboxError`."""
+    def _write(self, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction; every SQLite failure becomes an :class:`OutboxError`.
+
+        ``sync=False`` commits without waiting for the disk: only for what a power cut may
+        lose without harm (a lease: the delivery is taken again, as when a lease runs out).
+        The next synced commit writes it to disk too (the WAL is appended in order).
+        """
         with self._lock:
             try:
                 db = self._connect()
-                db.execute("BEGIN IMMEDIATE")
+                if not sync:
+                    db.execute("PRAGMA synchronous = NORMAL")
                 try:
-                    yield db
-                except BaseException:
-                    if db.in_transaction:  # SQLite may have rolled back already (full disk)
-                        db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield db
+                    except BaseException:
+                        if db.in_transaction:  # SQLite may have rolled back already (disk full)
+                            db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
+                finally:
+                    if not sync and self._db is not None:
+                        db.execute("PRAGMA synchronous = FULL")
             except sqlite3.Error as exc:
                 self._reset()
                 raise OutboxError(_explain(exc, self.path)) from exc
@@ -296,33 +327,43 @@ class Outbox:
         ``outcomes`` are targets already decided without sending (skipped users, unknown
         channels): kept for the history.
         """
+        (ids,) = self.enqueue_many(
+            [Enqueue(notification, user_notification, deliveries, policy, outcomes)], now
+        )
+        return ids
+
+    def enqueue_many(self, items: Sequence[Enqueue], now: float | None = None) -> list[list[int]]:
+        """:meth:`enqueue` for several notifications in one transaction (one fsync)."""
         now = time.time() if now is None else now
-        ids: list[int] = []
         with self._write() as db:
-            db.execute(
-                "INSERT INTO notification (id, event_type, created_at, content, user_content)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    notification.id,
-                    notification.event_type,
-                    now,
-                    encode(notification),
-                    encode(user_notification) if user_notification is not None else None,
-                ),
+            return [self._enqueue(db, item, now) for item in items]
+
+    def _enqueue(self, db: sqlite3.Connection, item: Enqueue, now: float) -> list[int]:
+        notification = item.notification
+        db.execute(
+            "INSERT INTO notification (id, event_type, created_at, content, user_content)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                notification.id,
+                notification.event_type,
+                now,
+                encode(notification),
+                encode(item.user_notification) if item.user_notification is not None else None,
+            ),
+        )
+        ids = [
+            self._insert_delivery(
+                db, notification.id, channel, target, recipients, PENDING, item.policy, now
             )
-            for channel, target, recipients in deliveries:
-                ids.append(
-                    self._insert_delivery(
-                        db, notification.id, channel, target, recipients, PENDING, policy, now
-                    )
-                )
-            for channel, target, results in outcomes:
-                delivery = self._insert_delivery(
-                    db, notification.id, channel, target, None, DONE, policy, now
-                )
-                self._store_results(
-                    db, delivery, results, {r.recipient: _final(r) for r in results}, now
-                )
+            for channel, target, recipients in item.deliveries
+        ]
+        for channel, target, results in item.outcomes:
+            delivery = self._insert_delivery(
+                db, notification.id, channel, target, None, DONE, item.policy, now
+            )
+            self._store_results(
+                db, delivery, results, {r.recipient: _final(r) for r in results}, now
+            )
         return ids
 
     @staticmethod
@@ -368,7 +409,7 @@ class Outbox:
     ) -> list[Claimed]:
         """Take up to ``limit`` due deliveries for ``lease`` seconds (none twice)."""
         now = time.time() if now is None else now
-        with self._write() as db:
+        with self._write(sync=False) as db:  # a lost lease is a lease run out: no fsync
             self._expire(db, now)
             where = (
                 "d.state = 'pending' AND d.next_at <= ? AND (d.lease_until IS NULL OR "
@@ -384,15 +425,26 @@ class Outbox:
                 f"ON n.id = d.notification_id WHERE {where} ORDER BY d.next_at LIMIT ?",
                 (*args, limit),
             ).fetchall()
+            if not rows:
+                return []
+            # a statement per batch, not per row: each one hands the GIL to the event loop
+            # and back, which is what a busy host pays for
+            marks = ",".join("?" * len(rows))
+            ids = [row["id"] for row in rows]
+            db.execute(
+                f"UPDATE delivery SET lease_owner = ?, lease_until = ? WHERE id IN ({marks})",
+                (owner, now + lease, *ids),
+            )
+            recipients: dict[int, list[sqlite3.Row]] = {}
+            for r in db.execute(
+                "SELECT delivery_id, address, status FROM recipient "
+                f"WHERE delivery_id IN ({marks})",
+                ids,
+            ):
+                recipients.setdefault(r["delivery_id"], []).append(r)
             claimed = []
             for row in rows:
-                db.execute(
-                    "UPDATE delivery SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                    (owner, now + lease, row["id"]),
-                )
-                known = db.execute(
-                    "SELECT address, status FROM recipient WHERE delivery_id = ?", (row["id"],)
-                ).fetchall()
+                known = recipients.get(row["id"], [])
                 # after a first attempt, only those still pending; never the delivered ones
                 retry = [r["address"] for r in known if r["status"] == R_PENDING]
                 target = Target(row["target"])
@@ -458,7 +510,35 @@ class Outbox:
         rng_delay: float | None = None,
     ) -> str:
         """Store an attempt's results; decide what comes next. Returns the delivery state."""
+        (state,) = self.record_many([Attempt(claimed, results, fingerprint)], now, rng_delay)
+        return state
+
+    def record_many(
+        self,
+        attempts: Sequence[Attempt],
+        now: float | None = None,
+        rng_delay: float | None = None,
+    ) -> list[str]:
+        """:meth:`record` for several attempts in one transaction (one fsync)."""
         now = time.time() if now is None else now
+        with self._write() as db:
+            marks = ",".join("?" * len(attempts))
+            held = {
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM delivery WHERE id IN ({marks})",
+                    [a.claimed.id for a in attempts],
+                )
+            }
+            return [
+                self._record(db, attempt, now, rng_delay) if attempt.claimed.id in held else DONE
+                for attempt in attempts  # DONE: purged meanwhile
+            ]
+
+    def _record(
+        self, db: sqlite3.Connection, attempt_: Attempt, now: float, rng_delay: float | None
+    ) -> str:
+        claimed, results = attempt_.claimed, attempt_.results
         attempt = claimed.attempts + 1
         delay = rng_delay if rng_delay is not None else claimed.policy.delay(attempt)
         asked = [r.retry_after for r in results if r.retry_after is not None]
@@ -486,24 +566,18 @@ class Outbox:
             else:
                 states[r.recipient] = _final(r)
         state = PENDING if R_PENDING in states.values() else DONE
-        with self._write() as db:
-            lease = db.execute(
-                "SELECT lease_owner FROM delivery WHERE id = ?", (claimed.id,)
-            ).fetchone()
-            if lease is None:
-                return DONE  # purged meanwhile
-            self._store_results(db, claimed.id, results, states, now, reasons)
+        self._store_results(db, claimed.id, results, states, now, reasons)
+        db.execute(
+            "UPDATE delivery SET state = ?, attempts = ?, next_at = ?, lease_owner = NULL,"
+            " lease_until = NULL, updated_at = ? WHERE id = ?",
+            (state, attempt, next_at if state == PENDING else now, now, claimed.id),
+        )
+        if park is not None:
             db.execute(
-                "UPDATE delivery SET state = ?, attempts = ?, next_at = ?, lease_owner = NULL,"
-                " lease_until = NULL, updated_at = ? WHERE id = ?",
-                (state, attempt, next_at if state == PENDING else now, now, claimed.id),
+                "INSERT OR REPLACE INTO parked (channel, reason, at, fingerprint) "
+                "VALUES (?, ?, ?, ?)",
+                (claimed.channel, park.reason or "failed", now, attempt_.fingerprint),
             )
-            if park is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO parked (channel, reason, at, fingerprint) "
-                    "VALUES (?, ?, ?, ?)",
-                    (claimed.channel, park.reason or "failed", now, fingerprint),
-                )
         return state
 
     @staticmethod
@@ -515,39 +589,30 @@ class Outbox:
         now: float,
         reasons: dict[str, str] | None = None,
     ) -> None:
-        for r in results:
-            reason = (reasons or {}).get(r.recipient, r.reason)
-            db.execute(
-                "INSERT INTO recipient (delivery_id, address, status, kind, reason, reply, hint,"
-                " attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) "
-                "ON CONFLICT (delivery_id, address) DO UPDATE SET status = excluded.status, "
-                "kind = excluded.kind, reason = excluded.reason, reply = excluded.reply, "
-                "hint = excluded.hint, attempts = recipient.attempts + 1, "
-                "updated_at = excluded.updated_at",
-                (
-                    delivery_id,
-                    r.recipient,
-                    states[r.recipient],
-                    r.kind.value if r.kind else None,
-                    reason,
-                    r.reply,
-                    r.hint,
-                    now,
-                ),
-            )
-            db.execute(
-                "INSERT INTO attempt (delivery_id, at, address, status, kind, reason, reply) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    delivery_id,
-                    now,
-                    r.recipient,
-                    r.status.value,
-                    r.kind.value if r.kind else None,
-                    reason,
-                    r.reply,
-                ),
-            )
+        rows = [
+            (r, (reasons or {}).get(r.recipient, r.reason), r.kind.value if r.kind else None)
+            for r in results
+        ]
+        db.executemany(
+            "INSERT INTO recipient (delivery_id, address, status, kind, reason, reply, hint,"
+            " attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) "
+            "ON CONFLICT (delivery_id, address) DO UPDATE SET status = excluded.status, "
+            "kind = excluded.kind, reason = excluded.reason, reply = excluded.reply, "
+            "hint = excluded.hint, attempts = recipient.attempts + 1, "
+            "updated_at = excluded.updated_at",
+            [
+                (delivery_id, r.recipient, states[r.recipient], kind, reason, r.reply, r.hint, now)
+                for r, reason, kind in rows
+            ],
+        )
+        db.executemany(
+            "INSERT INTO attempt (delivery_id, at, address, status, kind, reason, reply) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (delivery_id, now, r.recipient, r.status.value, kind, reason, r.reply)
+                for r, reason, kind in rows
+            ],
+        )
 
     def release(self, delivery_id: int) -> None:
         """Give a lease back without an attempt (the worker is stopping)."""

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dbnotify.outbox.store import Claimed, Outbox, OutboxError
+from dbnotify.outbox.group import GroupCommit
+from dbnotify.outbox.store import Attempt, Claimed, Outbox, OutboxError
 from dbnotify.results import FailureKind, RecipientResult
 from dbnotify.router import Delivery
 from dbnotify.secrets import Secret
@@ -67,6 +68,8 @@ class Worker:
     )
     wake: asyncio.Event = attrs.field(factory=asyncio.Event)
     attempted: int = 0
+    _records: GroupCommit[Attempt, str] | None = None
+    """Attempts that end together are recorded in one transaction."""
 
     @property
     def lease(self) -> float:
@@ -86,43 +89,59 @@ class Worker:
         }
         remaining = set(only) if only is not None else None
         unparked = False
-        while True:
-            try:
-                if not unparked:  # inside the loop: a busy file at start-up is retried too
-                    for channel in await asyncio.to_thread(
-                        self.outbox.unpark_changed, fingerprints
-                    ):
-                        log.info("channel %s: configuration changed, its queue goes again", channel)
-                    unparked = True
-                batch = await asyncio.to_thread(
-                    self.outbox.claim,
-                    self.owner,
-                    limit=self.concurrency,
-                    lease=self.lease,
-                    only=sorted(remaining) if remaining is not None else None,
-                )
-            except OutboxError as exc:
-                log.error("outbox worker: %s; trying again in %gs", exc, POLL)
-                await asyncio.sleep(POLL)
-                continue
-            if batch:
-                states = await asyncio.gather(*(self._attempt(c, fingerprints) for c in batch))
-                for claimed, state in zip(batch, states, strict=True):
-                    if on_attempt is not None:
-                        on_attempt(claimed, state)
-                    if remaining is not None:
-                        remaining.discard(claimed.id)
+        # a pipeline: attempts run while more are claimed, and each attempt's record is
+        # committed with the others that end with it; at most ``concurrency`` in flight
+        in_flight: dict[asyncio.Task[str], Claimed] = {}
+        try:
+            while True:
+                if len(in_flight) <= self.concurrency // 2:  # refill in batches, not one by one
+                    try:
+                        if not unparked:  # in the loop: a busy file at start-up is retried too
+                            for channel in await asyncio.to_thread(
+                                self.outbox.unpark_changed, fingerprints
+                            ):
+                                log.info(
+                                    "channel %s: configuration changed, its queue goes again",
+                                    channel,
+                                )
+                            unparked = True
+                        batch = await asyncio.to_thread(
+                            self.outbox.claim,
+                            self.owner,
+                            limit=self.concurrency - len(in_flight),
+                            lease=self.lease,
+                            only=sorted(remaining) if remaining is not None else None,
+                        )
+                    except OutboxError as exc:
+                        log.error("outbox worker: %s; trying again in %gs", exc, POLL)
+                        await asyncio.sleep(POLL)
+                        continue
+                    loop = asyncio.get_running_loop()
+                    for claimed in batch:
+                        in_flight[loop.create_task(self._attempt(claimed, fingerprints))] = claimed
+                if in_flight:
+                    done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        claimed = in_flight.pop(task)
+                        if on_attempt is not None:
+                            on_attempt(claimed, task.result())
+                        if remaining is not None:
+                            remaining.discard(claimed.id)
+                    if remaining is not None and not remaining:
+                        return
+                    continue
                 if remaining is not None and not remaining:
                     return
-                continue
-            if remaining is not None and not remaining:
-                return
-            if drain and (await asyncio.to_thread(self.outbox.counts))["due"] == 0:
-                return
-            if remaining is not None:
-                # the rest is leased by another worker, or parked: nothing more to do here
-                return
-            await self._idle()
+                if drain and (await asyncio.to_thread(self.outbox.counts))["due"] == 0:
+                    return
+                if remaining is not None:
+                    # the rest is leased by another worker, or parked: nothing more to do here
+                    return
+                await self._idle()
+        finally:
+            for task in in_flight:  # stopped: what is in flight is abandoned; leases run out
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _idle(self) -> None:
         next_due = await asyncio.to_thread(self.outbox.next_due)
@@ -150,13 +169,11 @@ class Worker:
                 retry_only=claimed.retry_only,
             )
             results = outcome.recipients
+        if self._records is None:
+            self._records = GroupCommit(self.outbox.record_many)
         try:
-            return await asyncio.to_thread(
-                self.outbox.record,
-                claimed,
-                self.owner,
-                results,
-                fingerprint=fingerprints.get(claimed.channel, ""),
+            return await self._records.submit(
+                Attempt(claimed, results, fingerprints.get(claimed.channel, ""))
             )
         except OutboxError as exc:
             # the lease runs out and another attempt follows: a duplicate, never a loss

@@ -1,0 +1,70 @@
+"""Group commit: writes that arrive together share one transaction, and one fsync.
+
+With ``synchronous = FULL`` every commit waits for the disk, so a commit per notification
+caps durable mode at the disk's fsync rate. Callers still wait for their own commit (a
+notification is durable when :meth:`Notifier.notify` returns); they only share it. While
+one transaction is being written, new writes gather for the next. When a shared
+transaction fails, each write is tried again on its own, so that a write that cannot be
+stored fails alone and with its own reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[T, R]):
+    """Runs ``write_many(items)`` (synchronous, in a thread) for everything submitted.
+
+    Bound to the event loop of its first :meth:`submit`; make one per loop.
+    """
+
+    def __init__(self, write_many: Callable[[Sequence[T]], Sequence[R]], *, limit: int = 500):
+        self._write_many = write_many
+        self._limit = limit
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        """Returns once ``item`` is committed (or raises what writing it raised)."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
+            try:
+                results = await asyncio.to_thread(self._write_many, [item for item, _ in group])
+            except Exception as exc:  # noqa: BLE001 - handed to each waiting caller
+                if len(group) == 1:
+                    _settle(group[0][1], exc=exc)
+                    continue
+                for item, future in group:  # alone, each fails (or not) for its own reason
+                    try:
+                        (result,) = await asyncio.to_thread(self._write_many, [item])
+                    except Exception as one:  # noqa: BLE001 - handed to its caller
+                        _settle(future, exc=one)
+                    else:
+                        _settle(future, result)
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                _settle(future, result)
+
+
+def _settle(
+    future: asyncio.Future[R], result: R | None = None, *, exc: Exception | None = None
+) -> None:
+    if future.done():  # the caller was cancelled: the write stands, nobody waits for it
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]

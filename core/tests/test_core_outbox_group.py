@@ -1,0 +1,88 @@
+"""Group commit: concurrent writes share a transaction; a failing write fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dbnotify import Event, Notifier, Status
+from dbnotify.outbox import OutboxError
+from dbnotify.outbox.group import GroupCommit
+from dbnotify.testing.smtpd import LocalSMTPServer
+
+
+class Store:
+    """Records each transaction's items; refuses any group holding a "bad" item."""
+
+    def __init__(self) -> None:
+        self.transactions: list[list[str]] = []
+        self.gate = threading.Event()
+
+    def write_many(self, items: Sequence[str]) -> list[str]:
+        self.gate.wait(5)  # the first transaction waits, so that the others gather
+        if "bad" in items:
+            raise OutboxError(f"cannot store {len(items)} item(s): one is bad")
+        self.transactions.append(list(items))
+        return [item.upper() for item in items]
+
+
+async def test_writes_that_arrive_together_share_one_transaction() -> None:
+    store = Store()
+    group = GroupCommit(store.write_many)
+
+    first = asyncio.ensure_future(group.submit("a"))
+    await asyncio.sleep(0.05)  # "a" is being written; the rest gather behind it
+    rest = [asyncio.ensure_future(group.submit(x)) for x in "bcdef"]
+    await asyncio.sleep(0.05)
+    store.gate.set()
+
+    assert await first == "A"
+    assert await asyncio.gather(*rest) == list("BCDEF")
+    assert store.transactions == [["a"], list("bcdef")]
+
+
+async def test_a_write_that_fails_fails_alone_with_its_own_error() -> None:
+    store = Store()
+    store.gate.set()
+    group = GroupCommit(store.write_many)
+
+    outcomes = await asyncio.gather(
+        *(group.submit(x) for x in ["a", "bad", "c"]), return_exceptions=True
+    )
+
+    assert (outcomes[0], outcomes[2]) == ("A", "C")
+    assert isinstance(outcomes[1], OutboxError)
+    assert str(outcomes[1]) == "cannot store 1 item(s): one is bad"
+    assert sorted(map(tuple, store.transactions)) == [("a",), ("c",)]
+
+
+async def test_concurrent_notify_calls_are_each_committed_and_delivered(
+    tmp_path: Path, smtp: LocalSMTPServer, local_email_channel: Callable[..., dict[str, Any]]
+) -> None:
+    notifier = Notifier.from_config(
+        {
+            "channels": {"mail": local_email_channel(smtp.port)},
+            "routing": {"channels": ["mail"]},
+            "outbox": {"path": str(tmp_path / "outbox.sqlite")},
+        }
+    )
+    assert notifier.outbox is not None
+    events = [Event("backup_success", {"job_name": f"job-{i}"}) for i in range(40)]
+
+    results = await asyncio.gather(*(notifier.notify(e) for e in events))
+
+    assert {r.status for result in results for r in result.recipients} == {Status.QUEUED}
+    assert len({i for result in results for i in result.delivery_ids}) == 40
+    assert notifier.outbox.counts()["pending"] == 40
+    notifier.start()
+    for _ in range(200):
+        if notifier.outbox.counts()["pending"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    await notifier.aclose()
+    assert notifier.outbox.counts()["pending"] == notifier.outbox.counts()["dead"] == 0
+    subjects = sorted(m.message["Subject"] for m in smtp.messages)
+    assert subjects == sorted(f"[DBackup] Backup Successful: job-{i}" for i in range(40))
