@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import email
 import email.policy
+import importlib.metadata
 import json
 import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from dbnotify.testing.smtpd import LocalSMTPServer
+
+WORKSPACE = frozenset(
+    tomllib.loads(path.read_text(encoding="utf-8"))["project"]["name"]
+    for path in (Path(__file__).parents[1] / "plugins").glob("*/pyproject.toml")
+)
+"""The channel plugins of this workspace."""
 
 
 async def test_plugins_lists_the_email_channel_with_its_distribution(cli) -> None:
@@ -29,6 +39,167 @@ async def test_plugins_can_be_blocked_by_environment(cli) -> None:
     listed = json.loads(run.out)
     assert "email" not in [c["type"] for c in listed["channels"]]
     assert {"type": "email", "reason": "disabled by DBNOTIFY_DISABLE_PLUGINS"} in listed["skipped"]
+
+
+def _installed_channels() -> dict[str, str]:
+    """channel type -> distribution, as the entry points of this environment declare."""
+    return {
+        ep.name: ep.dist.name if ep.dist else "(unknown)"
+        for ep in importlib.metadata.entry_points(group="dbnotify.channels")
+    }
+
+
+def _table(out: str) -> dict[str, tuple[str, str, str]]:
+    """``dbnotify plugins``' table: type -> (distribution, version, description), the
+    description's wrapped lines joined again."""
+    lines = out.splitlines()
+    assert lines[0].split() == ["type", "distribution", "version", "description"], out
+    indent = lines[0].index("description")
+    rows: dict[str, tuple[str, str, str]] = {}
+    last = ""
+    for line in lines[1:]:
+        if not line.startswith(" "):  # failed ... / skipped ... / checked ...
+            continue
+        if line[:indent].strip():
+            last, dist, version = line[:indent].split()
+            rows[last] = (dist, version, line[indent:])
+        else:
+            dist, version, text = rows[last]
+            rows[last] = (dist, version, f"{text} {line.strip()}")
+    return rows
+
+
+async def test_plugins_lists_every_installed_type_with_its_summary(cli) -> None:
+    run = await cli("plugins", env={**os.environ, "COLUMNS": "70"})
+    assert run.code == 0, run.err
+    rows = _table(run.out)
+    assert {t: dist for t, (dist, _v, _d) in rows.items()} == _installed_channels()
+    assert rows["email"][2] == "Email (SMTP): HTML notifications through any SMTP server"
+    assert max(map(len, run.out.splitlines())) <= 70
+    assert "failed" not in run.out
+
+
+def test_the_listing_shows_each_plugins_own_description() -> None:
+    """What `dbnotify plugins` shows without importing (the distribution's summary) is
+    what the plugin says of itself once loaded (ChannelInfo.description)."""
+    from dbnotify.plugins import PluginRegistry
+
+    registry = PluginRegistry(environ={})
+    summaries = {p.type: p.summary for p in registry.installed()}
+    workspace = {p.type: p.info.description for p in registry.all() if p.distribution in WORKSPACE}
+    assert workspace
+    assert {t: summaries[t] for t in workspace} == workspace
+
+
+LISTING_IMPORTS = """
+import json, sys
+from dbnotify.cli import main
+main(["plugins"], standalone_mode=False)
+print(json.dumps(sorted(sys.modules)))
+"""
+HEAVY = ("jinja2", "cattrs", "httpx", "aiosmtplib", "asyncio", "apprise", "email_validator")
+
+
+def test_plugins_listing_imports_no_plugin_and_no_heavy_library() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", LISTING_IMPORTS], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    *listing, modules_line = run.stdout.splitlines()
+    assert any(line.split()[:1] == ["email"] for line in listing)
+    modules = set(json.loads(modules_line))
+    plugin_modules = {
+        ep.value.split(":")[0].split(".")[0]
+        for ep in importlib.metadata.entry_points(group="dbnotify.channels")
+    }
+    assert plugin_modules
+    assert sorted(m for m in modules if m.split(".")[0] in plugin_modules) == []
+    assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
+    assert not {"dbnotify.config", "dbnotify.dispatcher", "dbnotify.rendering"} & modules
+
+
+GET_EMAIL_IMPORTS = """
+import json, sys
+from dbnotify.config import load_config
+from dbnotify.plugins import default_registry
+assert default_registry().get("email") is not None
+load_config({"channels": {"ops-mail": {
+    "type": "email", "host": "smtp.example.com", "from": "d@example.com", "to": "o@example.com"
+}}})
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_using_a_channel_type_imports_that_plugin_alone() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", GET_EMAIL_IMPORTS], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    modules = set(json.loads(run.stdout.splitlines()[-1]))
+    assert "dbnotify_email.plugin" in modules
+    others = [
+        m for m in modules if m.startswith("dbnotify_") and m.split(".")[0] != "dbnotify_email"
+    ]
+    assert sorted(others) == []  # dbnotify_webhook, dbnotify_apprise ... stay unimported
+    assert "apprise" not in modules
+
+
+BROKEN = 'raise RuntimeError("libfoo.so.3: cannot open shared object file")\n'
+
+
+def _site_with_broken_plugin(tmp_path: Path) -> dict[str, str]:
+    """A distribution dbnotify-broken 0.3 whose plugin fails at import, on PYTHONPATH."""
+    site = tmp_path / "site"
+    info = site / "dbnotify_broken-0.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: dbnotify-broken\nVersion: 0.3\n"
+        "Summary: Broken: fails at import\n",
+        encoding="utf-8",
+    )
+    (info / "entry_points.txt").write_text(
+        "[dbnotify.channels]\nbroken = dbn_cli_broken_plugin\n", encoding="utf-8"
+    )
+    (site / "dbn_cli_broken_plugin.py").write_text(BROKEN, encoding="utf-8")
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+async def test_plugins_lists_a_broken_plugin_without_importing_it(cli, tmp_path: Path) -> None:
+    run = await cli("plugins", env=_site_with_broken_plugin(tmp_path))
+    assert run.code == 0, run.err
+    assert _table(run.out)["broken"] == ("dbnotify-broken", "0.3", "Broken: fails at import")
+    assert "failed" not in run.out + run.err
+
+
+async def test_plugins_check_names_the_plugin_that_fails_and_exits_1(cli, tmp_path: Path) -> None:
+    env = _site_with_broken_plugin(tmp_path)
+    run = await cli("plugins", "--check", env=env)
+    assert run.code == 1, run.out + run.err
+    lines = run.out.splitlines()
+    assert (
+        "failed broken (dbnotify-broken 0.3): import failed: RuntimeError: libfoo.so.3: "
+        "cannot open shared object file"
+    ) in lines
+    count = len(_installed_channels())
+    assert lines[-1] == f"checked {count + 1} plugins: {count} loaded, 1 failed"
+    assert _table(run.out)["email"][0] == "dbnotify-email"
+    as_json = await cli("plugins", "--json", "--check", env=env)
+    assert as_json.code == 1
+    (failed,) = json.loads(as_json.out)["failed"]
+    assert (failed["type"], failed["distribution"]) == ("broken", "dbnotify-broken")
+
+
+async def test_plugins_check_passes_and_a_disabled_broken_plugin_is_not_loaded(
+    cli, tmp_path: Path
+) -> None:
+    env = {**_site_with_broken_plugin(tmp_path), "DBNOTIFY_DISABLE_PLUGINS": "broken"}
+    run = await cli("plugins", "--check", env=env)
+    assert run.code == 0, run.out + run.err
+    assert "skipped broken: disabled by DBNOTIFY_DISABLE_PLUGINS" in run.out.splitlines()
+    assert run.out.splitlines()[-1].endswith(" loaded, 0 failed")
+    listing = await cli("plugins", env=env)
+    assert "skipped broken: disabled by DBNOTIFY_DISABLE_PLUGINS" in listing.out.splitlines()
+    assert "broken" not in _table(listing.out)
 
 
 async def test_validate_accepts_a_good_file(cli, write_config, tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import sys
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pluggy
@@ -17,6 +20,7 @@ from dbnotify.plugins import (
     BLOCK_ENV,
     GROUP,
     ChannelPlugin,
+    InstalledPlugin,
     LoadFailure,
     PluginRegistry,
     default_registry,
@@ -26,9 +30,15 @@ Dist = Any  # conftest.Dist: name, version, module, site
 
 
 def load(**environ: str) -> PluginRegistry:
+    """A registry with every plugin loaded (loading is lazy: ``all()`` loads them all)."""
     registry = PluginRegistry(environ=environ)
-    registry.types()  # loading is lazy: this is first use
+    registry.all()
     return registry
+
+
+def loaded(registry: PluginRegistry) -> list[str]:
+    """The channel types whose plugin loaded."""
+    return [p.type for p in registry.all()]
 
 
 # --- the real email plugin ----------------------------------------------------------------
@@ -57,6 +67,152 @@ def test_loading_is_lazy_and_happens_once(install_dist: Callable[..., Dist]) -> 
 
 def test_default_registry_is_one_per_process() -> None:
     assert default_registry() is default_registry()
+
+
+# --- lazy, per channel type ---------------------------------------------------------------
+
+
+def _with_summary(dist: Dist, summary: str) -> None:
+    """Add a ``Summary`` (pyproject's ``description``) to an installed test distribution."""
+    (metadata,) = dist.site.glob("*.dist-info/METADATA")
+    metadata.write_text(metadata.read_text(encoding="utf-8") + f"Summary: {summary}\n")
+
+
+def test_get_imports_only_the_plugin_of_that_type(install_dist: Callable[..., Dist]) -> None:
+    chat = install_dist({"chat": "{module}"})
+    rooms = install_dist({"rooms": "{module}"})
+    registry = PluginRegistry(environ={})
+    assert registry.get("chat") is not None
+    assert chat.module in sys.modules
+    assert rooms.module not in sys.modules
+    assert registry.get("rooms") is not None
+    assert rooms.module in sys.modules
+
+
+def test_finding_plugins_imports_none(
+    install_dist: Callable[..., Dist], plugin_source: dict[str, str]
+) -> None:
+    broken = install_dist({"broken": "{module}"}, plugin_source["broken_import"])
+    chat = install_dist({"chat": "{module}"})
+    registry = PluginRegistry(environ={BLOCK_ENV: "email"})
+    assert registry.types() == ["broken", "chat"]  # listed: whether it loads is not known yet
+    assert registry.skipped() == {"email": "disabled by DBNOTIFY_DISABLE_PLUGINS"}
+    assert [p.type for p in registry.installed()] == ["broken", "chat", "email"]
+    assert broken.module not in sys.modules
+    assert chat.module not in sys.modules
+    assert registry.failures == []
+    # using it is what imports it, and only then does the failure show
+    assert registry.get("broken") is None
+    assert [f.name for f in registry.failures] == ["broken"]
+    assert chat.module not in sys.modules
+
+
+def test_installed_reads_type_distribution_version_and_summary(
+    install_dist: Callable[..., Dist], plugin_source: dict[str, str]
+) -> None:
+    dist = install_dist(
+        {"broken": "{module}"},
+        plugin_source["broken_import"],
+        dist="dbnotify-broken",
+        version="0.3",
+    )
+    _with_summary(dist, "Broken: never imports")
+    registry = PluginRegistry(environ={ALLOW_ENV: "broken"})
+    rows = {p.type: p for p in registry.installed()}
+    assert rows["broken"] == InstalledPlugin(
+        "broken", "dbnotify-broken", "0.3", "Broken: never imports", skipped=None
+    )
+    assert rows["broken"].allowed
+    assert rows["email"].distribution == "dbnotify-email"
+    assert rows["email"].summary == "Email (SMTP): HTML notifications through any SMTP server"
+    assert rows["email"].skipped == "not in DBNOTIFY_PLUGINS"
+    assert not rows["email"].allowed
+    assert dist.module not in sys.modules
+    assert registry.failures == []
+
+
+def test_installed_without_a_summary_has_an_empty_one(install_dist: Callable[..., Dist]) -> None:
+    install_dist({"chat": "{module}"}, dist="dbnotify-chat", version="2.0")
+    (row,) = [p for p in PluginRegistry(environ={}).installed() if p.type == "chat"]
+    assert (row.distribution, row.version, row.summary) == ("dbnotify-chat", "2.0", "")
+
+
+def test_installed_lists_each_distribution_of_a_duplicate_type(
+    install_dist: Callable[..., Dist],
+) -> None:
+    install_dist({"chat": "{module}"}, dist="dbnotify-chat-a")
+    install_dist({"chat": "{module}"}, dist="dbnotify-chat-b")
+    rows = [p.distribution for p in PluginRegistry(environ={}).installed() if p.type == "chat"]
+    assert sorted(rows) == ["dbnotify-chat-a", "dbnotify-chat-b"]
+
+
+def test_a_plugin_is_loaded_once_across_threads(
+    install_dist: Callable[..., Dist], plugin_source: dict[str, str]
+) -> None:
+    slow = "import time\ntime.sleep(0.05)  # a slow import: the others ask meanwhile\n"
+    install_dist({"chat": "{module}"}, slow + plugin_source["good"])
+    registry = PluginRegistry(environ={})
+    start = threading.Barrier(8)
+
+    def use() -> ChannelPlugin | None:
+        start.wait()
+        return registry.get("chat")
+
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: use(), range(8)))
+    assert found[0] is not None
+    assert all(p is found[0] for p in found)
+    assert registry.failures == []  # no "already provided" from a second, racing load
+
+
+def test_a_failed_load_is_tried_once(
+    install_dist: Callable[..., Dist], plugin_source: dict[str, str]
+) -> None:
+    install_dist({"broken": "{module}"}, plugin_source["broken_import"])
+    registry = PluginRegistry(environ={})
+    assert registry.get("broken") is None
+    assert registry.get("broken") is None
+    registry.all()
+    assert "failed to load" in registry.explain_missing("broken")
+    assert [f.name for f in registry.failures] == ["broken"]
+
+
+def test_explain_missing_loads_the_type_it_explains(
+    install_dist: Callable[..., Dist], plugin_source: dict[str, str]
+) -> None:
+    install_dist({"broken": "{module}"}, plugin_source["broken_import"], dist="dbnotify-broken")
+    chat = install_dist({"chat": "{module}"})
+    registry = PluginRegistry(environ={})
+    assert registry.explain_missing("broken").startswith(
+        "channel type 'broken' is installed (dbnotify-broken) but failed to load: "
+    )
+    assert chat.module not in sys.modules
+
+
+def test_explain_missing_suggests_an_installed_type_not_yet_loaded(
+    install_dist: Callable[..., Dist],
+) -> None:
+    chat = install_dist({"chat": "{module}"})
+    registry = PluginRegistry(environ={})
+    assert registry.explain_missing("chta") == (
+        "unknown channel type 'chta'; did you mean 'chat'? (installed: chat, email; channel "
+        "types come from plugins such as dbnotify-email)"
+    )
+    assert chat.module not in sys.modules
+
+
+def test_register_loads_the_installed_plugin_of_that_type_only(
+    install_dist: Callable[..., Dist], fake_channel: Any
+) -> None:
+    chat = install_dist({"chat": "{module}"}, dist="dbnotify-chat")
+    rooms = install_dist({"rooms": "{module}"})
+    registry = PluginRegistry(environ={})
+    with pytest.raises(ValueError, match="already provided by dbnotify-chat"):
+        registry.register("chat", fake_channel())
+    assert chat.module in sys.modules
+    assert rooms.module not in sys.modules
+    registry.register("fake", fake_channel())
+    assert registry.types() == ["chat", "email", "fake", "rooms"]
 
 
 # --- distributions on disk -----------------------------------------------------------------
@@ -118,7 +274,7 @@ def test_broken_import_is_reported_and_others_still_load(
     )
     install_dist({"chat": "{module}"})
     registry = load()
-    assert registry.types() == ["chat", "email"]
+    assert loaded(registry) == ["chat", "email"]
     assert registry.failures == [
         LoadFailure(
             "broken",
@@ -155,7 +311,7 @@ def test_misspelt_hook_is_rejected_by_check_pending(
     assert (failure.name, failure.distribution) == ("chat", "dbnotify-chat")
     assert failure.error.startswith("invalid plugin: unknown hook 'sendd' in plugin ")
     assert dist.module in failure.error
-    assert registry.types() == ["email"]
+    assert loaded(registry) == ["email"]
 
 
 def test_plugin_missing_a_hook_is_rejected(
@@ -194,7 +350,7 @@ def test_rejected_plugin_leaves_no_hooks_behind(
     install_dist({"chat": "{module}"}, plugin_source["missing_hook"])
     install_dist({"rooms": "{module}"})
     registry = load()
-    assert registry.types() == ["email", "rooms"]
+    assert loaded(registry) == ["email", "rooms"]
     # the rejected plugin was unregistered: the next plugin's check_pending passed
     assert [f.name for f in registry.failures] == ["chat"]
 

@@ -6,18 +6,23 @@ Exit codes: 0 all delivered (or nothing to do), 1 a delivery or test failed,
 
 from __future__ import annotations
 
-import datetime as dt
-import json
+import shutil
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from dbnotify.config import Config, ConfigError, load_config
-from dbnotify.events import Event, EventError, Severity, User, describe
-from dbnotify.results import DispatchResult, RecipientResult, Status, TestReport
+# Only click at module level: each command imports what it needs, so that a light
+# command (``dbnotify plugins``, ``--help``) does not pay for Jinja2, cattrs, asyncio or
+# any plugin. The outbox's commands live in dbnotify.outbox_cli, imported when used.
+if TYPE_CHECKING:
+    from dbnotify.config import Config, ConfigError
+    from dbnotify.events import Event
+    from dbnotify.plugins import PluginRegistry
+    from dbnotify.results import DispatchResult, RecipientResult, TestReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,6 +42,8 @@ def _fail_config(exc: ConfigError) -> NoReturn:
 
 
 def _load(path: Path) -> Config:
+    from dbnotify.config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -62,6 +69,10 @@ def _event(
     severity: str | None,
 ) -> Event:
     """The event from the command line; ``--data timestamp=ISO-8601`` sets its time."""
+    import datetime as dt
+
+    from dbnotify.events import Event, Severity, User
+
     values = _parse_data(data)
     when = values.pop("timestamp", None)
     extra: dict[str, Any] = {}
@@ -84,6 +95,10 @@ def _event(
     )
 
 
+SEVERITIES = ("success", "failure", "info", "warning")
+"""The values of :class:`dbnotify.events.Severity`, written out so that this module does
+not import dbnotify.events (a test keeps the two the same)."""
+
 event_options = [
     click.argument("event_type", metavar="EVENT"),
     click.option(
@@ -97,7 +112,7 @@ event_options = [
     click.option("--message", help="message, for event types outside the catalogue"),
     click.option(
         "--severity",
-        type=click.Choice([s.value for s in Severity]),
+        type=click.Choice(SEVERITIES),
         help="severity, for event types outside the catalogue",
     ),
 ]
@@ -110,6 +125,8 @@ def _with_event_options(func: Any) -> Any:
 
 
 def _describe_recipient(r: RecipientResult) -> str:
+    from dbnotify.results import Status
+
     status = r.status.value + (f" ({r.kind.value})" if r.kind else "")
     parts = [status]
     if r.reason:
@@ -142,19 +159,113 @@ def print_report(channel: str, report: TestReport) -> None:
     click.echo(f"test of channel {channel!r} {verdict}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+OUTBOX_COMMANDS: Mapping[str, str] = {
+    "history": "history",
+    "outbox": "outbox_command",
+    "purge": "purge",
+    "retry": "retry",
+    "worker": "worker",
+}
+"""The outbox's commands: name -> its function in :mod:`dbnotify.outbox_cli`."""
+
+
+class _Commands(click.Group):
+    """The command group; the outbox's commands are imported only when one is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *OUTBOX_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in OUTBOX_COMMANDS and cmd_name not in self.commands:
+            from dbnotify import outbox_cli
+
+            command: click.Command = getattr(outbox_cli, OUTBOX_COMMANDS[cmd_name])
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dbnotify")
 def main() -> None:
     """dbnotify: DBackup's notifications, routed and delivered, with a result for each."""
 
 
+def _table(rows: Sequence[tuple[str, str, str, str]]) -> list[str]:
+    """``type distribution version description`` in columns, the description wrapped to
+    the terminal's width (80 columns when the output is not a terminal)."""
+    header = ("type", "distribution", "version", "description")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    indent = 1 + sum(w + 2 for w in widths)
+    room = max(20, shutil.get_terminal_size().columns - indent - 1)
+    lines = []
+    for number, row in enumerate([header, *rows]):
+        start = " " + "".join(cell.ljust(w + 2) for cell, w in zip(row[:3], widths, strict=True))
+        wrapped = textwrap.wrap(row[3], room, break_on_hyphens=False) or [""]
+        text = (start + wrapped[0]).rstrip()
+        lines.append(click.style(text, bold=True) if number == 0 else text)
+        lines.extend(" " * indent + more for more in wrapped[1:])
+    return lines
+
+
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def plugins(as_json: bool) -> None:
-    """List the channel types found (entry-point group dbnotify.channels)."""
+@click.option(
+    "--check",
+    is_flag=True,
+    help="import and validate each plugin, show those that fail to load (then exit 1)",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="machine-readable output, with each channel's schema (loads every plugin)",
+)
+def plugins(check: bool, as_json: bool) -> None:
+    """List the channel types installed (entry-point group dbnotify.channels).
+
+    The list comes from the installed distributions' metadata: no plugin is imported, so
+    a plugin that is listed may still fail to load. --check loads each one, as a
+    configuration that uses it would, and reports every failure (exit 1).
+    """
     from dbnotify.plugins import default_registry
 
     registry = default_registry()
+    if as_json:
+        _plugins_json(registry, check)
+        return
+    if check:
+        loaded = registry.all()
+        rows = [(p.type, p.distribution, p.version, p.info.description) for p in loaded]
+    else:
+        rows = [
+            (p.type, p.distribution, p.version, p.summary)
+            for p in registry.installed()
+            if p.allowed
+        ]
+    skipped = registry.skipped()
+    if rows:
+        for line in _table(rows):
+            click.echo(line)
+    elif not registry.failures and not skipped:
+        click.echo("no channel types installed; plugins such as dbnotify-email provide them")
+    for f in registry.failures:
+        click.echo(
+            f"{click.style('failed', fg='red')} {f.name} ({f.distribution} {f.version}): {f.error}"
+        )
+    for name, why in skipped.items():
+        click.echo(f"skipped {name}: {why}")
+    if check:
+        count = len(rows) + len(registry.failures)
+        click.echo(
+            f"checked {count} plugin{'s' if count != 1 else ''}: {len(rows)} loaded, "
+            f"{len(registry.failures)} failed"
+        )
+        sys.exit(EXIT_FAILED if registry.failures else EXIT_OK)
+
+
+def _plugins_json(registry: PluginRegistry, check: bool) -> None:
+    """``plugins --json``: every plugin loaded, for its schema; failures and skips too."""
+    import json
+
     from dbnotify.schema import channel_schema
 
     found: list[dict[str, Any]] = [
@@ -175,32 +286,17 @@ def plugins(as_json: bool) -> None:
     skipped: list[dict[str, Any]] = [
         {"type": name, "reason": why} for name, why in registry.skipped().items()
     ]
-    if as_json:
-        click.echo(json.dumps({"channels": found, "failed": failed, "skipped": skipped}, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("type", "distribution", "version", "description", box=None)
-    for row in found:
-        table.add_row(row["type"], row["distribution"], row["version"], row["description"])
-    console = Console()
-    console.print(table)
-    for row in failed:
-        console.print(
-            f"[red]failed[/red] {row['type']} ({row['distribution']} "
-            f"{row['version']}): {row['error']}",
-            markup=True,
-            highlight=False,
-        )
-    for row in skipped:
-        console.print(f"skipped {row['type']}: {row['reason']}", highlight=False)
+    click.echo(json.dumps({"channels": found, "failed": failed, "skipped": skipped}, indent=2))
+    if check and failed:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()
 @click.argument("channel_type", metavar="TYPE")
 def schema(channel_type: str) -> None:
     """Print the JSON Schema of a channel type's configuration (for host forms)."""
+    import json
+
     from dbnotify.plugins import default_registry
     from dbnotify.schema import channel_schema
 
@@ -269,6 +365,7 @@ def send(
     gets its first attempt here (later retries are the worker's).
     """
     from dbnotify.dispatcher import Notifier
+    from dbnotify.events import EventError
     from dbnotify.outbox import OutboxError
 
     notifier = Notifier(_load(config_path))
@@ -324,6 +421,7 @@ def render(
     """Print EVENT as it would be rendered, without sending it."""
     import jinja2
 
+    from dbnotify.events import EventError, describe
     from dbnotify.rendering import Renderer
     from dbnotify.rendering.renderer import template_problem
 
@@ -393,15 +491,6 @@ def demo(out: Path) -> None:
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_OK if run(out) else EXIT_FAILED)
 
-
-def _register_outbox_commands() -> None:
-    from dbnotify.outbox_cli import COMMANDS
-
-    for command in COMMANDS:
-        main.add_command(command)
-
-
-_register_outbox_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -6,11 +6,9 @@ the delivery (``#12``), so that ``dbnotify retry 12`` can follow.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,11 +17,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from dbnotify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_option
-from dbnotify.config import CONVERTER, Duration, load_config
-from dbnotify.outbox.store import HistoryRow, OutboxError
 
+# As in dbnotify.cli: what a command needs (asyncio, the configuration, the store) is
+# imported when it runs, so that ``dbnotify --help`` stays light.
 if TYPE_CHECKING:
     from dbnotify.dispatcher import Notifier
+    from dbnotify.outbox.store import HistoryRow
 
 
 def _usage(message: str) -> NoReturn:
@@ -32,7 +31,7 @@ def _usage(message: str) -> NoReturn:
 
 
 def durable_notifier(path: Path) -> Notifier:
-    from dbnotify.config import ConfigError
+    from dbnotify.config import ConfigError, load_config
     from dbnotify.dispatcher import Notifier
 
     try:
@@ -73,6 +72,10 @@ def describe_row(row: HistoryRow) -> str:
 
 
 def run_and_close(notifier: Notifier, coro: Any) -> Any:
+    import asyncio
+
+    from dbnotify.outbox.store import OutboxError
+
     async def body() -> Any:
         try:
             return await coro
@@ -92,6 +95,9 @@ def run_and_close(notifier: Notifier, coro: Any) -> Any:
 @click.option("--concurrency", default=16, show_default=True, help="deliveries at once")
 def worker(config_path: Path, drain: bool, concurrency: int) -> None:
     """Deliver from the outbox until stopped (SIGTERM, Ctrl-C), or drained."""
+    import asyncio
+    import signal
+
     from dbnotify.outbox.worker import Worker
 
     notifier = durable_notifier(config_path)
@@ -126,6 +132,8 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def outbox_command(config_path: Path, as_json: bool) -> None:
     """What is waiting (pending) and what gave up (dead), with reasons; parked channels."""
+    from dbnotify.outbox.store import OutboxError
+
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
     store = notifier.outbox
@@ -195,6 +203,8 @@ def history(
     limit: int,
 ) -> None:
     """Each recipient's latest outcome, newest first."""
+    from dbnotify.outbox.store import OutboxError
+
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
     try:
@@ -223,6 +233,8 @@ def history(
 @click.option("--channel", help="every delivery of this channel; unparks it")
 def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str | None) -> None:
     """Send again now: one delivery (ID), every dead one, or a (parked) channel's."""
+    from dbnotify.outbox.store import OutboxError
+
     if delivery_id is None and not dead and channel is None:
         _usage("name a delivery ID, or use --dead or --channel NAME")
     notifier = durable_notifier(config_path)
@@ -240,6 +252,9 @@ def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str |
 @click.option("--older-than", help='e.g. "30d" (default: the outbox\'s retention)')
 def purge(config_path: Path, older_than: str | None) -> None:
     """Forget finished notifications older than a duration (pending ones are kept)."""
+    from dbnotify.config import CONVERTER, Duration
+    from dbnotify.outbox.store import OutboxError
+
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
     assert notifier.config.outbox is not None

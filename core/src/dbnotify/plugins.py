@@ -1,7 +1,9 @@
 """Finding, loading and calling channel plugins.
 
-Plugins come from the entry-point group ``dbnotify.channels`` and are loaded lazily, on
-first use, once. A plugin that fails to import or to validate is recorded as a
+Plugins come from the entry-point group ``dbnotify.channels``. Finding them is cheap: it
+reads the installed distributions' metadata and imports nothing. Each plugin is imported
+and validated lazily, the first time its channel type is needed (:meth:`PluginRegistry.get`),
+once per registry. A plugin that fails to import or to validate is recorded as a
 :class:`LoadFailure` (name, distribution, error) and the others still load.
 
 Environment:
@@ -10,6 +12,9 @@ Environment:
     comma-separated channel types: load only these.
 ``DBNOTIFY_DISABLE_PLUGINS``
     comma-separated channel types: never load these.
+
+This module imports only the standard library, attrs and pluggy at import time, so that
+listing what is installed (``dbnotify plugins``) stays fast.
 """
 
 from __future__ import annotations
@@ -20,22 +25,24 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from importlib.metadata import entry_points
-from typing import Any
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from dbnotify import hookspecs
-from dbnotify.config import ConfigError, ConfigIssue, did_you_mean
-from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo
-from dbnotify.rendering import Renderer
-from dbnotify.results import RecipientResult, TestReport
+
+if TYPE_CHECKING:
+    from dbnotify.events import Notification
+    from dbnotify.rendering import Renderer
+    from dbnotify.results import RecipientResult, TestReport
 
 GROUP = "dbnotify.channels"
 ALLOW_ENV = "DBNOTIFY_PLUGINS"
 BLOCK_ENV = "DBNOTIFY_DISABLE_PLUGINS"
+UNKNOWN_DISTRIBUTION = "(unknown)"
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,8 @@ class ChannelPlugin:
         return impl.function(*(kwargs[arg] for arg in impl.argnames))
 
     def validate_config(self, options: Mapping[str, Any]) -> Any:
+        from dbnotify.config import ConfigError, ConfigIssue
+
         try:
             result = self._call("validate_config", options=options)
         except ConfigError:
@@ -144,6 +153,60 @@ def _check_no_defaults(obj: object, impls: Mapping[str, pluggy.HookImpl]) -> Non
                 )
 
 
+@attrs.frozen
+class InstalledPlugin:
+    """A channel type as installed: read from its distribution's metadata, not imported.
+
+    ``skipped`` is why ``DBNOTIFY_PLUGINS`` / ``DBNOTIFY_DISABLE_PLUGINS`` keep it from
+    loading (``"disabled by DBNOTIFY_DISABLE_PLUGINS"``), or ``None`` when it may load.
+    Whether it *does* load (imports, has valid hooks) is known only once it is loaded:
+    :meth:`PluginRegistry.get` or :meth:`PluginRegistry.all`.
+    """
+
+    type: str
+    distribution: str
+    version: str
+    summary: str
+    """The distribution's one-line description (``Summary``, from ``description`` in its
+    pyproject.toml); ``""`` when it has none."""
+    skipped: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """True unless the environment keeps this plugin from loading."""
+        return self.skipped is None
+
+
+class _Found:
+    """One entry point of the group, with its distribution's metadata read on demand."""
+
+    __slots__ = ("_meta", "entry_point")
+
+    def __init__(self, entry_point: EntryPoint) -> None:
+        self.entry_point = entry_point
+        self._meta: tuple[str, str, str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.entry_point.name
+
+    def meta(self) -> tuple[str, str, str]:
+        """(distribution, version, summary), from one read of the metadata."""
+        if self._meta is None:
+            dist = self.entry_point.dist
+            if dist is None:
+                self._meta = (UNKNOWN_DISTRIBUTION, "", "")
+            else:
+                metadata = dist.metadata
+
+                def field(key: str) -> str:
+                    return " ".join((metadata[key] or "").split()) if key in metadata else ""
+
+                name, version, summary = field("Name"), field("Version"), field("Summary")
+                self._meta = (name or UNKNOWN_DISTRIBUTION, version, summary)
+        return self._meta
+
+
 def _names(value: str | None) -> frozenset[str] | None:
     if value is None:
         return None
@@ -151,7 +214,14 @@ def _names(value: str | None) -> frozenset[str] | None:
 
 
 class PluginRegistry:
-    """The channel types available to this process."""
+    """The channel types available to this process.
+
+    Nothing is read before first use. Then the entry points are found (once; a
+    distribution installed later is not seen by this registry), without importing any
+    plugin. :meth:`get` imports and validates one channel type's plugin, the first time
+    it is asked for; :meth:`all` does so for every channel type. Loading is thread-safe
+    and happens at most once per channel type.
+    """
 
     def __init__(self, *, entry_points: bool = True, environ: Mapping[str, str] | None = None):
         env = os.environ if environ is None else environ
@@ -160,37 +230,62 @@ class PluginRegistry:
         self._want_entry_points = entry_points
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
+        self._found: list[_Found] | None = None
+        self._by_type: dict[str, list[_Found]] = {}
+        self._attempted: set[str] = set()
         self._plugins: dict[str, ChannelPlugin] = {}
         self._skipped: dict[str, str] = {}
         self.failures: list[LoadFailure] = []
-        self._loaded = False
-        self._lock = threading.Lock()
+        """The plugins that could not be loaded, among those loaded so far."""
+        # Re-entrant: a plugin's import may itself ask the registry for something.
+        self._lock = threading.RLock()
+
+    # -- finding (no import) ------------------------------------------------------
+
+    def _skip_reason(self, name: str) -> str | None:
+        if self._allow is not None and name not in self._allow:
+            return f"not in {ALLOW_ENV}"
+        if name in self._block:
+            return f"disabled by {BLOCK_ENV}"
+        return None
+
+    def _discover(self) -> list[_Found]:
+        """The group's entry points, found once; call with the lock held."""
+        if self._found is None:
+            found: list[_Found] = []
+            if self._want_entry_points:
+                found = [_Found(ep) for ep in entry_points(group=GROUP)]
+                found.sort(key=lambda f: f.name)  # stable: duplicates keep their order
+            for item in found:
+                reason = self._skip_reason(item.name)
+                if reason is None:
+                    self._by_type.setdefault(item.name, []).append(item)
+                else:
+                    self._skipped[item.name] = reason
+            self._found = found
+        return self._found
 
     # -- loading ------------------------------------------------------------------
 
-    def _ensure_loaded(self) -> None:
-        with self._lock:
-            if not self._loaded:
-                self._loaded = True
-                if self._want_entry_points:
-                    self._load_entry_points()
-
-    def _load_entry_points(self) -> None:
-        for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist else "(unknown)"
-            version = ep.dist.version if ep.dist else ""
-            if self._allow is not None and ep.name not in self._allow:
-                self._skipped[ep.name] = f"not in {ALLOW_ENV}"
-                continue
-            if ep.name in self._block:
-                self._skipped[ep.name] = f"disabled by {BLOCK_ENV}"
-                continue
+    def _load_type(self, name: str) -> None:
+        """Import and validate the plugin(s) of one channel type, once; lock held."""
+        self._discover()
+        if name in self._attempted:
+            return
+        self._attempted.add(name)
+        for item in self._by_type.get(name, ()):
+            dist, version, _summary = item.meta()
             try:
-                obj = ep.load()
+                obj = item.entry_point.load()
             except Exception as exc:  # noqa: BLE001 - reported, the others still load
-                self._fail(ep.name, dist, version, f"import failed: {type(exc).__name__}: {exc}")
+                self._fail(name, dist, version, f"import failed: {type(exc).__name__}: {exc}")
                 continue
-            self._add(ep.name, obj, dist, version)
+            self._add(name, obj, dist, version)
+
+    def _load_all(self) -> None:
+        self._discover()
+        for name in sorted(self._by_type):
+            self._load_type(name)
 
     def _fail(self, name: str, dist: str, version: str, error: str) -> None:
         log.warning("dbnotify plugin %r from %s could not be loaded: %s", name, dist, error)
@@ -244,53 +339,87 @@ class PluginRegistry:
         distribution: str = "(registered in code)",
         version: str = "",
     ) -> ChannelPlugin:
-        """Add a plugin object by hand (tests, embedded plugins). Raises if it is invalid."""
-        self._ensure_loaded()
-        before = len(self.failures)
-        plugin = self._add(name, obj, distribution, version)
-        if plugin is None:
-            raise ValueError(self.failures[before].error)
-        return plugin
+        """Add a plugin object by hand (tests, embedded plugins). Raises if it is invalid.
+
+        An installed plugin of the same channel type (not skipped by the environment) is
+        loaded first, and keeps the type: registering then raises ``ValueError``.
+        """
+        with self._lock:
+            self._load_type(name)
+            before = len(self.failures)
+            plugin = self._add(name, obj, distribution, version)
+            if plugin is None:
+                raise ValueError(self.failures[before].error)
+            return plugin
 
     # -- queries ------------------------------------------------------------------
 
     def get(self, channel_type: str) -> ChannelPlugin | None:
-        self._ensure_loaded()
-        return self._plugins.get(channel_type)
+        """The plugin of ``channel_type``, imported and validated on first use; ``None``
+        when it is not installed, skipped or failed to load (see :meth:`explain_missing`).
+        Only this channel type's plugin is imported."""
+        with self._lock:
+            self._load_type(channel_type)
+            return self._plugins.get(channel_type)
 
     def types(self) -> list[str]:
-        self._ensure_loaded()
-        return sorted(self._plugins)
+        """The channel types that may be used, without importing any plugin: installed
+        and not skipped by the environment, plus those registered in code.
+
+        A type listed here may still fail to load: :meth:`get` says.
+        """
+        with self._lock:
+            self._discover()
+            return sorted({*self._by_type, *self._plugins})
 
     def all(self) -> list[ChannelPlugin]:
-        self._ensure_loaded()
-        return [self._plugins[t] for t in sorted(self._plugins)]
+        """Every plugin that loads, sorted by channel type: imports all of them (those
+        that fail are then in :attr:`failures`)."""
+        with self._lock:
+            self._load_all()
+            return [self._plugins[t] for t in sorted(self._plugins)]
+
+    def installed(self) -> list[InstalledPlugin]:
+        """What the entry points offer, from the distributions' metadata alone: no plugin
+        is imported. Skipped ones are included (see :attr:`InstalledPlugin.skipped`);
+        plugins registered in code are not (they are not installed)."""
+        with self._lock:
+            return [
+                InstalledPlugin(f.name, *f.meta(), skipped=self._skipped.get(f.name))
+                for f in self._discover()
+            ]
 
     def skipped(self) -> dict[str, str]:
-        self._ensure_loaded()
-        return dict(self._skipped)
+        """Channel types installed but kept from loading by the environment, and why."""
+        with self._lock:
+            self._discover()
+            return dict(self._skipped)
 
     def explain_missing(self, channel_type: str) -> str:
         """Why ``channel_type`` is not available, in words an operator can act on."""
-        self._ensure_loaded()
-        for failure in self.failures:
-            if failure.name == channel_type:
-                return (
-                    f"channel type {channel_type!r} is installed ({failure.distribution}) "
-                    f"but failed to load: {failure.error}"
-                )
-        if channel_type in self._skipped:
-            return f"channel type {channel_type!r} is {self._skipped[channel_type]}"
-        installed = ", ".join(self.types()) or "none"
+        from dbnotify.config import did_you_mean
+
+        with self._lock:
+            self._load_type(channel_type)
+            for failure in self.failures:
+                if failure.name == channel_type:
+                    return (
+                        f"channel type {channel_type!r} is installed ({failure.distribution}) "
+                        f"but failed to load: {failure.error}"
+                    )
+            if channel_type in self._skipped:
+                return f"channel type {channel_type!r} is {self._skipped[channel_type]}"
+            names = self.types()
         return (
             f"unknown channel type {channel_type!r}"
-            + did_you_mean(channel_type, self._plugins)
-            + f" (installed: {installed}; channel types come from plugins such as "
-            "dbnotify-email)"
+            + did_you_mean(channel_type, names)
+            + f" (installed: {', '.join(names) or 'none'}; channel types come from plugins "
+            "such as dbnotify-email)"
         )
 
 
 @functools.cache
 def default_registry() -> PluginRegistry:
-    """The process-wide registry, filled from entry points on first use."""
+    """The process-wide registry: entry points found on first use, each plugin imported
+    when its channel type is first needed."""
     return PluginRegistry()

@@ -1,0 +1,96 @@
+"""Importing dbnotify and its command stays cheap: heavy modules load when used."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+import dbnotify
+from dbnotify import cli, outbox_cli
+from dbnotify.events import Severity
+
+HEAVY = ("jinja2", "cattrs", "asyncio", "httpx", "aiosmtplib", "apprise", "rich")
+"""Libraries that only sending, rendering or validating a configuration needs."""
+HEAVY_CORE = ("dbnotify.config", "dbnotify.dispatcher", "dbnotify.rendering", "dbnotify.outbox")
+
+
+def imported_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    return set(json.loads(run.stdout.splitlines()[-1]))
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(
+        m
+        for m in modules
+        if m.split(".")[0] in HEAVY
+        or m.startswith("dbnotify_")
+        or any(m == core or m.startswith(core + ".") for core in HEAVY_CORE)
+    )
+
+
+def test_importing_dbnotify_imports_nothing_heavy() -> None:
+    assert heavy_in(imported_after("import dbnotify")) == []
+
+
+def test_importing_the_command_imports_nothing_heavy() -> None:
+    assert heavy_in(imported_after("import dbnotify.cli")) == []
+
+
+def test_every_exported_name_resolves_on_first_use() -> None:
+    from dbnotify.config import load_config
+    from dbnotify.dispatcher import Notifier
+    from dbnotify.results import Status
+
+    assert dbnotify.Notifier is Notifier
+    assert dbnotify.load_config is load_config
+    assert dbnotify.Status is Status
+    for name in dbnotify.__all__:
+        assert getattr(dbnotify, name) is not None
+    assert set(dbnotify.__all__) <= set(dir(dbnotify))
+
+
+def test_from_dbnotify_import_a_name_and_a_submodule() -> None:
+    modules = imported_after("from dbnotify import Event, hookspecs\nassert hookspecs.PROJECT")
+    assert "dbnotify.events" in modules
+    assert "dbnotify.config" not in modules
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="module 'dbnotify' has no attribute 'Notifer'"):
+        _ = dbnotify.Notifer  # type: ignore[attr-defined]
+
+
+def test_severity_choices_are_the_severities() -> None:
+    assert set(cli.SEVERITIES) == {s.value for s in Severity}
+
+
+def test_the_outbox_commands_are_all_reachable() -> None:
+    assert {c.name for c in outbox_cli.COMMANDS} == set(cli.OUTBOX_COMMANDS)
+    context = click.Context(cli.main)
+    for name in cli.OUTBOX_COMMANDS:
+        assert cli.main.get_command(context, name) in outbox_cli.COMMANDS
+    assert set(cli.OUTBOX_COMMANDS) <= set(cli.main.list_commands(context))
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    """The contract suite falls back to ``python -m dbnotify.cli`` without the script."""
+    run = subprocess.run(
+        [sys.executable, "-m", "dbnotify.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "worker" in run.stdout
+    assert "plugins" in run.stdout
