@@ -340,3 +340,22 @@ def docs(session: nox.Session) -> None:
     _contract_on(session, str(EXAMPLE), session.posargs, every_test=True)
     session.install(*LINT_DEPS)
     session.run("mypy", "--strict", str(EXAMPLE / "src"))
+
+
+# --- the benchmark ----------------------------------------------------------------------
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """The benchmark (docs/performance.md); not a default session.
+
+    ``nox -s bench`` runs every scenario; arguments go to ``bench/run.py``
+    (``nox -s bench -- --quick --only 1,3 --json figures.json``). The workspace is installed
+    from its wheels, as a host would have it.
+    """
+    session.install(
+        "./core[http]",
+        *(f"./{folder}" for folder in PLUGINS),
+        *(d for d in TEST_DEPS if d.startswith("aiosmtpd")),
+    )
+    session.run("python", "bench/run.py", *session.posargs)

@@ -1,0 +1,189 @@
+"""dbnotify's whole pipeline under load: Notifier → router → plugin → renderer → SMTP.
+
+All the events are submitted at once (``asyncio.gather`` of one ``notify()`` each), as a
+host does when a night's backup jobs finish together and each job's task reports its
+own event; dbnotify's email pool (``max_connections``) is what bounds the connections.
+
+Direct mode: the time from the first ``notify()`` until the last one returned.
+Durable mode: the worker runs (``notifier.start()``) before the first ``notify()``; the
+time until the outbox has nothing pending: the outbox is polled every :data:`POLL`
+seconds, then the time its last outcome was recorded is read from its history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.report import first_reasons
+from dbnotify import DispatchResult, Event, Notifier, Status
+
+POLL = 0.1
+"""Seconds between looks at the outbox in durable mode: the figure's resolution."""
+STALL = 30.0
+"""Durable mode gives up when nothing moved in the outbox for this long."""
+
+
+@dataclasses.dataclass
+class PipelineRun:
+    events: int
+    expected: int
+    """Recipient results that should be delivered."""
+    delivered: int = 0
+    seconds: float = 0.0
+    failures: list[str] = dataclasses.field(default_factory=list)
+    """One per recipient that failed (its reason), or per exception from notify()."""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.failures:
+            found.append(f"{len(self.failures)} failed: {first_reasons(self.failures)}")
+        if self.delivered != self.expected:
+            found.append(f"{self.delivered} of {self.expected} recipients delivered")
+        return found
+
+
+def _tally(run: PipelineRun, results: Sequence[DispatchResult | BaseException]) -> None:
+    for result in results:
+        if isinstance(result, BaseException):
+            run.failures.append(f"notify() raised {type(result).__name__}: {result}")
+            continue
+        for r in result.recipients:
+            if r.status is Status.DELIVERED:
+                run.delivered += 1
+            elif r.status is not Status.QUEUED:
+                run.failures.append(f"{r.status.value}: {r.reason}")
+
+
+async def direct(config: dict[str, Any], events: Sequence[Event], recipients: int) -> PipelineRun:
+    """Every event through a direct-mode Notifier; ``recipients`` per event expected."""
+    run = PipelineRun(len(events), len(events) * recipients)
+    notifier = Notifier.from_config(config)
+    try:
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(notifier.notify(e) for e in events), return_exceptions=True
+        )
+        run.seconds = time.perf_counter() - started
+    finally:
+        await notifier.aclose()
+    _tally(run, results)
+    return run
+
+
+async def _progress(notifier: Notifier) -> dict[str, int]:
+    """pending (deliveries), delivered and dead (recipients), from the outbox."""
+    assert notifier.outbox is not None
+    try:
+        counts = await asyncio.to_thread(notifier.outbox.counts)
+        return {k: int(counts[k]) for k in ("pending", "delivered", "dead")}
+    except (AttributeError, KeyError, TypeError):  # the outbox changed: the public API
+        limit = 10**7
+        return {
+            status: len(await notifier.history(status=status, limit=limit))
+            for status in ("pending", "delivered", "dead")
+        }
+
+
+async def _last_recorded(notifier: Notifier) -> float | None:
+    """When the outbox recorded its latest outcome (time.time()), if it says."""
+    rows = await notifier.history(limit=1)
+    return float(rows[0].at) if rows else None
+
+
+async def durable(
+    config: Callable[[str], dict[str, Any]],
+    events: Sequence[Event],
+    recipients: int,
+    folder: Path,
+) -> PipelineRun:
+    """Every event committed to a new outbox in ``folder``; the worker delivers.
+
+    ``config(path)`` is the configuration with ``[outbox] path = path``.
+    """
+    run = PipelineRun(len(events), len(events) * recipients)
+    path = folder / f"outbox-{os.getpid()}-{time.monotonic_ns()}.sqlite"
+    notifier = Notifier.from_config(config(str(path)))
+    try:
+        notifier.start()
+        since = dt.datetime.now(dt.UTC)
+        started_wall = time.time()
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(notifier.notify(e) for e in events), return_exceptions=True
+        )
+        run.details["committed_s"] = time.perf_counter() - started
+        queued = sum(
+            1
+            for r in results
+            if not isinstance(r, BaseException)
+            for x in r.recipients
+            if x.status is Status.QUEUED
+        )
+        run.details["queued"] = queued
+        progress = await _progress(notifier)
+        moved, last_move = progress["delivered"] + progress["dead"], time.perf_counter()
+        while progress["pending"] > 0:
+            await asyncio.sleep(POLL)
+            progress = await _progress(notifier)
+            now = time.perf_counter()
+            if progress["delivered"] + progress["dead"] != moved:
+                moved, last_move = progress["delivered"] + progress["dead"], now
+            elif now - last_move > STALL:
+                run.failures.append(
+                    f"{progress['pending']} deliveries still pending after nothing moved "
+                    f"for {STALL:g}s"
+                )
+                break
+        run.seconds = time.perf_counter() - started
+        run.details["polled_s"] = run.seconds
+        # the outbox's own time of its last record is exact; the poll only bounds it
+        last = await _last_recorded(notifier)
+        if last is not None and 0 < last - started_wall <= run.seconds:
+            run.seconds = last - started_wall
+        _tally(run, results)
+        run.delivered = progress["delivered"]
+        if progress["dead"]:
+            dead = await notifier.history(status="dead", limit=progress["dead"])
+            run.failures += [f"dead: {row.reason}" for row in dead]
+        retried = await notifier.failures_since(since)
+        if retried:
+            run.failures += [f"failed attempt (retried): {row.reason}" for row in retried]
+    finally:
+        await notifier.aclose()
+        await asyncio.to_thread(_remove, path)
+    return run
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def filesystem(folder: Path) -> str:
+    """The type of the filesystem that holds ``folder`` (``ext4``, ``tmpfs``)."""
+    best, kind = "", "unknown"
+    try:
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return kind
+    target = str(folder.resolve())
+    for line in mounts:
+        parts = line.split()
+        if len(parts) >= 3:
+            point = parts[1]
+            inside = target == point or target.startswith(point.rstrip("/") + "/")
+            if inside and len(point) > len(best):
+                best, kind = point, parts[2]
+    return kind

@@ -1,0 +1,518 @@
+"""The five scenarios of issue 6, each beside a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench import baselines, buildcost, coldstart, pipeline
+from bench.report import Row, Scenario, Target, first_reasons
+from bench.servers import SMTP_SOURCE, ChildServer, Servers, SinkChoice
+from bench.servers import Server as AnyServer
+from bench.workload import (
+    RECIPIENTS,
+    Content,
+    backup_event,
+    email_only_config,
+    fanout_config,
+    login_event,
+    prebuilt_message,
+    throughput_config,
+)
+from dbnotify import DispatchResult, Event, Notifier, Status
+from dbnotify.results import Target as DeliveryTarget
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+
+
+@dataclasses.dataclass
+class Options:
+    events: int = 2000
+    """Scenario 1: events (each one email to 3 recipients)."""
+    proxy_events: int = 400
+    """Scenario 2: events through the latency proxy."""
+    repeats: int = 9
+    """Scenario 3: timed repeats (after one warm-up)."""
+    starts: int = 10
+    """Scenario 4: timed starts (after one warm-up)."""
+    build_messages: int = 500
+    build_repeats: int = 9
+    """Scenario 5: notifications per repeat, and repeats."""
+    sink: SinkChoice = "auto"
+    outbox_dir: Path = dataclasses.field(default_factory=lambda: Path(tempfile.gettempdir()))
+    connections: int = 8
+    delay: float = 0.025
+    """Seconds each way through the latency proxy."""
+
+
+@dataclasses.dataclass
+class Context:
+    options: Options
+    servers: Servers
+    content: Content
+
+    @staticmethod
+    def progress(text: str) -> None:
+        print(f"   ... {text}", file=sys.stderr, flush=True)
+
+
+async def _count(server: AnyServer, key: str) -> int:
+    return int((await server.stats()).get(key, 0))
+
+
+async def _arrived(
+    server: AnyServer, key: str, before: int, expected: int, what: str
+) -> tuple[int, list[str]]:
+    """How many ``key`` the server counted since ``before`` (waiting up to 3 s for the
+    expected number: a counter may lag the client's last reply), and a problem if short."""
+    deadline = time.monotonic() + 3
+    while True:
+        got = await _count(server, key) - before
+        if got >= expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    if got != expected:
+        return got, [f"the sink received {got} {what}, expected {expected}"]
+    return got, []
+
+
+async def _sent(
+    sink: AnyServer, messages: int, run: Callable[[], Awaitable[T]]
+) -> tuple[T, list[str]]:
+    """Run a batch and check that the sink received exactly ``messages`` messages."""
+    before = await _count(sink, "messages")
+    result = await run()
+    _got, problems = await _arrived(sink, "messages", before, messages, "messages")
+    return result, problems
+
+
+def _baseline_problems(outcome: baselines.Outcome, sink_problems: list[str]) -> list[str]:
+    return [f"baseline: {p}" for p in (*outcome.problems(), *sink_problems)]
+
+
+async def _sink(ctx: Context, scenario: Scenario) -> AnyServer:
+    sink, notes, extensions = await ctx.servers.smtp()
+    pipelining = "offers" if "PIPELINING" in extensions else "does not offer"
+    scenario.notes += [*notes, f"SMTP sink: {sink.description}; it {pipelining} PIPELINING"]
+    return sink
+
+
+@dataclasses.dataclass
+class Traffic:
+    """What a latency proxy saw during one run."""
+
+    connections: int = 0
+    writes: int = 0
+    """Chunks the client sent: one per round trip it waited for, roughly."""
+
+
+async def _through(proxy: ChildServer | None, run: Callable[[], Awaitable[T]]) -> tuple[T, Traffic]:
+    """Run, and what the proxy (if any) saw meanwhile."""
+    if proxy is None:
+        return await run(), Traffic()
+    before = await proxy.stats()
+    result = await run()
+    after = await proxy.stats()
+    return result, Traffic(
+        after["connections"] - before["connections"],
+        after["chunks"]["client_to_server"] - before["chunks"]["client_to_server"],
+    )
+
+
+@dataclasses.dataclass
+class Throughput:
+    direct: Row
+    durable: Row
+    direct_run: pipeline.PipelineRun
+    durable_run: pipeline.PipelineRun
+    traffic: dict[str, Traffic]
+
+
+async def _throughput(
+    ctx: Context, scenario: Scenario, sink: AnyServer, events: int, proxy: ChildServer | None
+) -> Throughput:
+    """The naive baseline, then dbnotify direct and durable; through ``proxy`` if given."""
+    o = ctx.options
+    port = proxy.port if proxy is not None else sink.port
+    traffic: dict[str, Traffic] = {}
+    ctx.progress(f"naive baseline: {events} messages over {o.connections} connections")
+    (naive, naive_sink), traffic["naive"] = await _through(
+        proxy,
+        lambda: _sent(
+            sink, events, lambda: baselines.naive(HOST, port, events, ctx.content, o.connections)
+        ),
+    )
+    base = _baseline_problems(naive, naive_sink)
+    ctx.progress(f"dbnotify, direct mode: {events} events")
+    (direct, direct_sink), traffic["direct"] = await _through(
+        proxy,
+        lambda: _sent(
+            sink,
+            events,
+            lambda: pipeline.direct(
+                throughput_config(port), [backup_event(i) for i in range(events)], len(RECIPIENTS)
+            ),
+        ),
+    )
+    ctx.progress(f"dbnotify, durable mode: {events} events")
+    (durable, durable_sink), traffic["durable"] = await _through(
+        proxy,
+        lambda: _sent(
+            sink,
+            events,
+            lambda: pipeline.durable(
+                lambda path: throughput_config(port, outbox=path),
+                [backup_event(i) for i in range(events)],
+                len(RECIPIENTS),
+                o.outbox_dir,
+            ),
+        ),
+    )
+    label = f"naive EmailMessage + aiosmtplib send_message, {o.connections} connections"
+    direct_row = Row(
+        "direct mode (Notifier → SMTP)",
+        direct.rate,
+        "msgs/s",
+        naive.rate,
+        label,
+        problems=[*direct.problems(), *direct_sink, *base],
+    )
+    durable_row = Row(
+        "durable mode (outbox + worker)",
+        durable.rate,
+        "msgs/s",
+        naive.rate,
+        label,
+        problems=[*durable.problems(), *durable_sink, *base],
+    )
+    scenario.notes.append(
+        f"durable mode: all {events} events committed to the outbox after "
+        f"{durable.details.get('committed_s', float('nan')):.2f} s; all delivered after "
+        f"{durable.seconds:.2f} s (the outbox's time of its last record; seen by polling "
+        f"every {pipeline.POLL:g} s after {durable.details.get('polled_s', float('nan')):.2f} s)"
+    )
+    return Throughput(direct_row, durable_row, direct, durable, traffic)
+
+
+async def loopback(ctx: Context) -> Scenario:
+    o = ctx.options
+    n = o.events
+    scenario = Scenario(
+        1, f"Loopback throughput: {n} events, each an email to 3 recipients, no added latency"
+    )
+    sink = await _sink(ctx, scenario)
+    ctx.progress(f"aiosmtplib alone, message prebuilt: {n} messages")
+    data = prebuilt_message(ctx.content)
+    prebuilt, prebuilt_sink = await _sent(
+        sink, n, lambda: baselines.prebuilt(HOST, sink.port, n, data, o.connections)
+    )
+    source: baselines.Outcome | None = None
+    source_sink: list[str] = []
+    if SMTP_SOURCE is not None:
+        ctx.progress(f"smtp-source: {n} messages")
+        source, source_sink = await _sent(
+            sink, n, lambda: baselines.smtp_source(sink.port, n, data, o.connections)
+        )
+    measured = await _throughput(ctx, scenario, sink, n, None)
+    direct_row, durable_row = measured.direct, measured.durable
+    direct_row.target = Target(">=", 1000)
+    share = 100 * measured.durable_run.rate / measured.direct_run.rate
+    scenario.rows += [
+        direct_row,
+        durable_row,
+        Row(
+            "durable as a share of direct",
+            share,
+            "%",
+            target=Target(">=", 70),
+            problems=sorted(set(direct_row.problems + durable_row.problems)),
+        ),
+        Row(
+            "reference: aiosmtplib alone, message prebuilt",
+            prebuilt.rate,
+            "msgs/s",
+            direct_row.baseline,
+            direct_row.baseline_label,
+            problems=[*prebuilt.problems(), *prebuilt_sink],
+            reference=True,
+        ),
+    ]
+    if source is not None:
+        scenario.rows.append(
+            Row(
+                "reference: Postfix smtp-source (C)",
+                source.rate,
+                "msgs/s",
+                direct_row.baseline,
+                direct_row.baseline_label,
+                problems=[*source.problems(), *source_sink],
+                reference=True,
+            )
+        )
+    else:
+        scenario.notes.append("Postfix smtp-source not installed: no C reference")
+    ours, theirs = buildcost.message_sizes()
+    scenario.notes += [
+        f"all {n} events submitted at once (asyncio.gather of one notify() each); "
+        f"dbnotify's pool and the baselines use {o.connections} connections",
+        f"message size: dbnotify {ours:,} bytes, baselines {theirs:,} bytes (same rendered "
+        "subject, text and HTML)",
+        f"outbox on {o.outbox_dir} ({pipeline.filesystem(o.outbox_dir)}); SQLite WAL, "
+        "synchronous = FULL",
+    ]
+    if pipeline.filesystem(o.outbox_dir) == "tmpfs":
+        scenario.notes.append(
+            "the outbox is on tmpfs: fsync costs nothing there, durable "
+            "mode looks faster than on a disk (use --outbox-dir)"
+        )
+    return scenario
+
+
+async def latency(ctx: Context) -> Scenario:
+    o = ctx.options
+    n = o.proxy_events
+    ms = o.delay * 1000
+    scenario = Scenario(
+        2,
+        f"Throughput at {2 * ms:g} ms round trip: {n} events through a latency proxy "
+        f"({ms:g} ms each way), at most {o.connections} connections",
+    )
+    sink = await _sink(ctx, scenario)
+    proxy = await ctx.servers.proxy(sink.port, o.delay)
+    try:
+        measured = await _throughput(ctx, scenario, sink, n, proxy)
+    finally:
+        await ctx.servers.stop(proxy)
+    for row in (measured.direct, measured.durable):
+        row.target = Target(">=", 60)
+    scenario.rows += [measured.direct, measured.durable]
+    for mode in ("direct", "durable"):
+        opened = measured.traffic[mode].connections
+        scenario.rows.append(
+            Row(
+                f"{mode} mode: connections opened",
+                opened,
+                "",
+                measured.traffic["naive"].connections,
+                measured.direct.baseline_label,
+                target=Target("<=", o.connections),
+            )
+        )
+    scenario.notes.append(
+        "client writes per message (about one per round trip waited for): "
+        + ", ".join(f"{mode} {t.writes / n:.1f}" for mode, t in measured.traffic.items())
+    )
+    return scenario
+
+
+async def _notify_once(config: dict[str, Any], event: Event) -> tuple[float, DispatchResult]:
+    """A new Notifier (so no pooled connection), one notify(), timed; then closed."""
+    notifier = Notifier.from_config(config)
+    try:
+        started = time.perf_counter()
+        result = await notifier.notify(event)
+        return time.perf_counter() - started, result
+    finally:
+        await notifier.aclose()
+
+
+def _short(result: DispatchResult, expected: int) -> str | None:
+    """Why ``result`` is not ``expected`` recipients delivered, or None."""
+    delivered = sum(1 for r in result.recipients if r.status is Status.DELIVERED)
+    if delivered == expected and result.ok:
+        return None
+    reasons = first_reasons(str(r.reason) for r in result.failed)
+    return f"{delivered} of {expected} delivered" + (f": {reasons}" if reasons else "")
+
+
+async def fanout(ctx: Context) -> Scenario:
+    o = ctx.options
+    ms = o.delay * 1000
+    scenario = Scenario(
+        3,
+        f"Fan-out at {2 * ms:g} ms round trip: one user_login to an email channel (3 "
+        "recipients), the user's copy and a webhook; time until all are delivered",
+    )
+    sink = await _sink(ctx, scenario)
+    http = await ctx.servers.http()
+    smtp_proxy = await ctx.servers.proxy(sink.port, o.delay)
+    http_proxy = await ctx.servers.proxy(http.port, o.delay)
+    config = fanout_config(smtp_proxy.port, http_proxy.port)
+    alone = email_only_config(smtp_proxy.port)
+    data = prebuilt_message(ctx.content)
+    problems: list[str] = []
+    alone_problems: list[str] = []
+    base_problems: list[str] = []
+    ours: list[float] = []
+    theirs: list[float] = []
+    email_alone: list[float] = []
+    channel_seconds: dict[str, list[float]] = {}
+    smtp_before = await _count(sink, "messages")
+    http_before = await _count(http, "requests")
+    try:
+        for repeat in range(o.repeats + 1):  # the first is a warm-up, not counted
+            seconds, accepted = await baselines.one_transaction(HOST, smtp_proxy.port, data)
+            if accepted != len(RECIPIENTS):
+                base_problems.append(f"{accepted} of 3 recipients accepted")
+            elapsed, result = await _notify_once(config, login_event())
+            if (problem := _short(result, len(RECIPIENTS) + 2)) is not None:
+                problems.append(problem)
+            single, only = await _notify_once(alone, backup_event(repeat))
+            if (problem := _short(only, len(RECIPIENTS))) is not None:
+                alone_problems.append(problem)
+            if repeat == 0:
+                continue
+            ours.append(elapsed)
+            theirs.append(seconds)
+            email_alone.append(single)
+            for c in result.channels:
+                name = c.channel + (" (user copy)" if c.target is DeliveryTarget.USER else "")
+                channel_seconds.setdefault(name, []).append(c.duration)
+    finally:
+        await ctx.servers.stop(smtp_proxy)
+        await ctx.servers.stop(http_proxy)
+    runs = o.repeats + 1
+    # per run: the baseline's message, the channel's and the user's copy, the email alone
+    _got, lost = await _arrived(sink, "messages", smtp_before, 4 * runs, "SMTP messages")
+    _got, lost_http = await _arrived(http, "requests", http_before, runs, "webhook requests")
+    figure = statistics.median(ours) * 1000
+    baseline = statistics.median(theirs) * 1000
+    label = (
+        "one SMTP transaction on a fresh connection (3 recipients, aiosmtplib, from connect "
+        "to the reply after the data; QUIT not timed)"
+    )
+    base = [f"baseline: {p}" for p in sorted(set(base_problems))]
+    scenario.rows += [
+        Row(
+            "one event, every target delivered",
+            figure,
+            "ms",
+            baseline,
+            label,
+            target=Target("<=", 1.3 * baseline, f"≤ 1.3x ({1.3 * baseline:.0f} ms)"),
+            problems=sorted(set(problems)) + lost + lost_http + base,
+        ),
+        Row(
+            "reference: dbnotify, the email channel alone",
+            statistics.median(email_alone) * 1000,
+            "ms",
+            baseline,
+            label,
+            problems=sorted(set(alone_problems)) + lost + base,
+            reference=True,
+        ),
+    ]
+    scenario.notes += [
+        f"median of {o.repeats} repeats after 1 warm-up; each a new Notifier (no pooled "
+        "connection), timed from notify() to its result; the reference sends a "
+        "backup_success to the same email channel alone",
+        "per target, median: "
+        + ", ".join(
+            f"{name} {statistics.median(s) * 1000:.0f} ms" for name, s in channel_seconds.items()
+        ),
+        f"round trip {2 * ms:g} ms: a command and its reply cost at least that; TCP "
+        "connection set-up is not delayed by the proxy",
+    ]
+    return scenario
+
+
+async def cold_start(ctx: Context) -> Scenario:
+    o = ctx.options
+    scenario = Scenario(4, "Cold start: `dbnotify plugins` in a fresh process")
+    ctx.progress("compiling bytecode (as pip does at install)")
+    compile_s, what = await asyncio.to_thread(coldstart.compile_bytecode)
+    command = [str(coldstart.DBNOTIFY), "plugins"]
+    ctx.progress(f"{' '.join(command)}: {o.starts} runs")
+    ours = await asyncio.to_thread(coldstart.measure, command, o.starts, "email")
+    floor = await asyncio.to_thread(coldstart.measure, [sys.executable, "-c", "pass"], o.starts)
+    base = [f"baseline: {f}" for f in sorted(set(floor.failures))]
+    label = f"`python -c pass`, the same interpreter ({sys.executable})"
+    scenario.rows += [
+        Row(
+            "wall time (median)",
+            ours.median_ms,
+            "ms",
+            floor.median_ms,
+            label,
+            target=Target("<=", 150),
+            problems=sorted(set(ours.failures)) + base,
+        ),
+        Row(
+            "peak memory (max RSS)",
+            ours.peak_mib,
+            "MiB",
+            floor.peak_mib,
+            label,
+            target=Target("<=", 40),
+            problems=sorted(set(ours.failures)) + base,
+        ),
+    ]
+    scenario.notes += [
+        f"bytecode compiled first (compileall of site-packages and the workspace sources, "
+        f"{what}, {compile_s:.1f} s); runs without PYTHONDONTWRITEBYTECODE",
+        f"wall time: median of {o.starts} runs after 1 untimed, spawned directly, from "
+        f"spawn to exit; peak RSS: max of {o.starts} more runs, through "
+        f"{coldstart.peak_method()}",
+    ]
+    return scenario
+
+
+async def build_cost(ctx: Context) -> Scenario:
+    o = ctx.options
+    scenario = Scenario(5, "Render and MIME build time per message (CPU, no network)")
+    ctx.progress(f"{o.build_messages} notifications x {o.build_repeats} repeats")
+    cost = await asyncio.to_thread(buildcost.measure, o.build_messages, o.build_repeats)
+    label = "naive EmailMessage set_content + add_alternative + as_bytes of the same text/HTML"
+    scenario.rows += [
+        Row(
+            "render + MIME: dbnotify_email.plugin.outgoing()",
+            cost.outgoing_ms,
+            "ms",
+            cost.naive_ms,
+            label,
+            target=Target("<=", 0.3),
+        ),
+        Row("of which render (subject, text, HTML)", cost.render_ms, "ms", reference=True),
+        Row(
+            "of which MIME (outgoing - render)",
+            cost.mime_ms,
+            "ms",
+            cost.naive_ms,
+            label,
+            reference=True,
+        ),
+    ]
+    scenario.notes += [
+        f"median over {cost.repeats} repeats of {cost.messages} distinct notifications each "
+        "(3 backup_success to 1 backup_failure), fresh ones every repeat; gc on",
+        f"message size: dbnotify {cost.outgoing_bytes:,} bytes, naive {cost.naive_bytes:,} bytes",
+    ]
+    return scenario
+
+
+SCENARIOS: dict[int, Callable[[Context], Awaitable[Scenario]]] = {
+    1: loopback,
+    2: latency,
+    3: fanout,
+    4: cold_start,
+    5: build_cost,
+}
+
+
+def as_json(scenarios: list[Scenario], machine: dict[str, str], options: Options) -> dict[str, Any]:
+    return {
+        "machine": machine,
+        "options": {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()
+        },
+        "scenarios": [s.as_dict() for s in scenarios],
+        "valid": all(s.valid for s in scenarios),
+    }

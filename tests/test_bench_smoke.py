@@ -1,0 +1,50 @@
+"""The benchmark keeps working: ``bench/run.py --quick`` runs every scenario, exit 0.
+
+A smoke run, not a measurement: few events, the aiosmtpd sink (no Postfix needed). Exit
+status 0 means every figure was valid: every message arrived, nothing failed. Whether
+the targets are met is not checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
+    figures = tmp_path / "bench.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--sink",
+            "aiosmtpd",
+            "--json",
+            str(figures),
+            "--outbox-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    for number in range(1, 6):
+        assert f"\n== {number}. " in done.stdout
+    assert "every figure valid" in done.stdout
+    report = json.loads(figures.read_text(encoding="utf-8"))
+    assert report["valid"] is True
+    assert [s["number"] for s in report["scenarios"]] == [1, 2, 3, 4, 5]
+    for scenario in report["scenarios"]:
+        assert scenario["rows"], scenario["title"]
+        for row in scenario["rows"]:
+            assert row["valid"], row
+            assert row["value"] is not None, row
+            assert row["value"] > 0, row
+    assert not list(tmp_path.glob("outbox-*")), "durable mode left its outbox behind"
