@@ -79,16 +79,7 @@ def login_event() -> Event:
 
 
 def email_channel(port: int, *, max_connections: int = 8) -> dict[str, Any]:
-    return {
-        "type": "email",
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "from": FROM,
-        "to": list(RECIPIENTS),
-        "max_connections": max_connections,
-        "deadline": DEADLINE,
-    }
+    return {**_plain_email(port), "max_connections": max_connections, "deadline": DEADLINE}
 
 
 def throughput_config(port: int, outbox: str | None = None) -> dict[str, Any]:
