@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 from dbnotify import Event, Notifier
+from dbnotify.outbox.worker import CONCURRENCY  # deliveries claimed (leased) at once
 
 BURST = 1000
-CONCURRENCY = 16  # the worker's default: deliveries claimed (leased) at once
 
 
 async def test_sigkill_mid_burst_loses_nothing_and_duplicates_at_most_the_in_flight(

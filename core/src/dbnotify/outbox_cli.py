@@ -30,6 +30,12 @@ def _usage(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+def _worker_concurrency() -> int:
+    from dbnotify.outbox.worker import CONCURRENCY  # imported when the worker runs
+
+    return CONCURRENCY
+
+
 def durable_notifier(path: Path) -> Notifier:
     from dbnotify.config import ConfigError, load_config
     from dbnotify.dispatcher import Notifier
@@ -92,7 +98,13 @@ def run_and_close(notifier: Notifier, coro: Any) -> Any:
 @click.command()
 @config_option
 @click.option("--drain", is_flag=True, help="stop when nothing is due (retries later stay)")
-@click.option("--concurrency", default=16, show_default=True, help="deliveries at once")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=lambda: _worker_concurrency(),
+    show_default="32",  # the worker's CONCURRENCY; a test keeps them equal
+    help="attempts in flight at once",
+)
 def worker(config_path: Path, drain: bool, concurrency: int) -> None:
     """Deliver from the outbox until stopped (SIGTERM, Ctrl-C), or drained."""
     import asyncio
