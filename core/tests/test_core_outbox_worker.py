@@ -198,6 +198,13 @@ async def test_notify_in_a_host_without_worker_only_queues(setup: Setup) -> None
     )
 
 
+def test_a_worker_needs_at_least_one_attempt_in_flight(setup: Setup) -> None:
+    notifier = setup.notifier()
+    assert notifier.outbox is not None
+    with pytest.raises(ValueError, match="'concurrency' must be >= 1: 0"):
+        Worker(notifier, notifier.outbox, concurrency=0)
+
+
 async def test_notify_raises_when_the_outbox_is_locked(setup: Setup) -> None:
     notifier = setup.notifier()
     await notifier.notify(FAILURE)  # creates the file

@@ -68,7 +68,7 @@ def fingerprint(settings: ChannelSettings) -> str:
 class Worker:
     notifier: Notifier
     outbox: Outbox
-    concurrency: int = CONCURRENCY
+    concurrency: int = attrs.field(default=CONCURRENCY, validator=attrs.validators.ge(1))
     owner: str = attrs.field(
         factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
