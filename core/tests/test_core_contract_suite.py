@@ -40,7 +40,7 @@ class MemoryConfig:
 
 @hookimpl
 def channel_info():
-    return ChannelInfo(description="memory", config_class=MemoryConfig)
+    return ChannelInfo(description="memory", config_class=MemoryConfig, user_delivery=True)
 
 
 @hookimpl
@@ -48,25 +48,28 @@ def validate_config(options):
     return structure(MemoryConfig, options)
 
 
-def deliver(config, text):
+def deliver(config, text, to):
     if "log_secret" in FLAWS:
         log.debug("using token %s", config.token.reveal())
     if config.target == "down":
         if "raise" in FLAWS:
             raise ConnectionRefusedError("down")
         leak = f" ({config.token.reveal()})" if "leak_reason" in FLAWS else ""
-        return RecipientResult.failed("inbox", FailureKind.TRANSIENT, "connection refused" + leak)
+        return RecipientResult.failed(to, FailureKind.TRANSIENT, "connection refused" + leak)
     if config.target == "refuse":
         kind = FailureKind.TRANSIENT if "refusal_transient" in FLAWS else FailureKind.PERMANENT
-        return RecipientResult.failed("inbox", kind, "403 refused")
+        return RecipientResult.failed(to, kind, "403 refused")
     RECEIVED.append(text)
-    return RecipientResult.delivered("inbox")
+    return RecipientResult.delivered(to)
 
 
 @hookimpl
-async def send(config, notification, renderer):
+async def send(config, notification, renderer, recipients, retry_only):
     text = notification.title if "no_renderer" in FLAWS else renderer.text(notification)
-    return [deliver(config, text)]
+    to = ("inbox", "archive") if recipients is None or "user_copy_to_all" in FLAWS else recipients
+    if retry_only is not None and "ignores_retry_only" not in FLAWS:
+        to = tuple(r for r in to if r in retry_only)
+    return [deliver(config, text, r) for r in to]
 
 
 @hookimpl
@@ -74,7 +77,7 @@ async def test(config, notification, renderer, send_message):
     up = config.target != "down"
     stages = [TestStage("reach", up, "up" if up else "connection refused", 0.001)]
     if up and (send_message or "ignores_send_message" in FLAWS):
-        (result,) = await send(config, notification, renderer)
+        result, _ = await send(config, notification, renderer, None, None)
         stages.append(TestStage("send", result.status is Status.DELIVERED, "sent", 0.001))
         return TestReport(tuple(stages), (result,))
     return TestReport(tuple(stages))
@@ -122,7 +125,7 @@ class TestMemoryContract(ChannelContract):
         return lambda: len(memoryplugin.RECEIVED)
 """
 
-CHECKS = 9
+CHECKS = 11
 """The contract's checks, without the one that runs the ``dbnotify`` command."""
 
 
@@ -167,6 +170,16 @@ def test_a_sound_plugin_passes(pytester: pytest.Pytester) -> None:
             "ignores_send_message",
             ["test_test_without_sending_sends_nothing"],
             "*send_message=False delivered*",
+        ),
+        (
+            "ignores_retry_only",
+            ["test_a_retry_goes_to_the_named_recipients_only"],
+            "*a retry for ('archive',) also reported ?'inbox'?: they got the notification already*",
+        ),
+        (
+            "user_copy_to_all",
+            ["test_a_user_copy_goes_to_that_user_alone"],
+            "*a copy for the user contract.user@example.com must go to that user alone*",
         ),
         (
             "log_secret",

@@ -23,7 +23,8 @@ The fixtures (all required; a fixture that does not apply may call ``pytest.skip
 ``channel_type``
     the entry-point name of the channel type (the plugin must be installed).
 ``valid_options``
-    a channel block (without ``type``) that delivers to the local server.
+    a channel block (without ``type``) that delivers to the local server; for a channel
+    with ``user_delivery``, the server also accepts :data:`USER_ADDRESS`.
 ``unreachable_options``
     a block pointing at a closed port: every recipient must fail as *transient*.
 ``rejecting_options``
@@ -78,6 +79,8 @@ CHANNEL = "contract"
 EVENT_TYPE = "contract_check"
 TITLE = "dbnotify contract check"
 MESSAGE = "Sent by the dbnotify plugin contract suite."
+USER_ADDRESS = "contract.user@example.com"
+"""The affected user of the user-copy check: the local server must accept it."""
 CORE_REASONS = (
     "plugin raised",
     "plugin reported no result",
@@ -362,7 +365,12 @@ class ChannelContract:
         return Notifier(config, plugins=registry, renderer=renderer)
 
     async def send_directly(
-        self, channel_type: str, options: Mapping[str, Any]
+        self,
+        channel_type: str,
+        options: Mapping[str, Any],
+        *,
+        recipients: tuple[str, ...] | None = None,
+        retry_only: tuple[str, ...] | None = None,
     ) -> Sequence[RecipientResult]:
         """The plugin's own ``send``, without the core's safety net: it must not raise."""
         plugin = self.plugin(channel_type)
@@ -370,7 +378,9 @@ class ChannelContract:
         notification = describe(contract_event())
         try:
             async with asyncio.timeout(self.deadline):
-                results = await plugin.send(config, notification, Renderer(), None)
+                results = await plugin.send(
+                    config, notification, Renderer(), recipients, retry_only
+                )
         except TimeoutError:
             pytest.fail(
                 f"send did not return within {self.deadline:g}s: a delivery failure must "
@@ -508,6 +518,54 @@ class ChannelContract:
         )
         self.assert_no_secret(dispatch_texts(result), secret_values, "a result")
         self.assert_no_secret_in_logs(caplog, secret_values)
+
+    @pytest.mark.asyncio
+    async def test_a_retry_goes_to_the_named_recipients_only(
+        self,
+        channel_type: str,
+        valid_options: Mapping[str, Any],
+        received: Callable[[], int],
+    ) -> None:
+        first = await self.send_directly(channel_type, valid_options)
+        self.assert_results(first)
+        assert all(r.status is Status.DELIVERED for r in first), (
+            "valid_options did not deliver:\n  " + describe_results(first)
+        )
+        named = (first[-1].recipient,)
+        before = received()
+        again = await self.send_directly(channel_type, valid_options, retry_only=named)
+        self.assert_results(again)
+        others = [r.recipient for r in again if r.recipient not in named]
+        assert not others, (
+            f"a retry for {named} also reported {others}: they got the notification "
+            "already, and the outbox would record them twice; deliver to retry_only alone"
+        )
+        assert all(r.status is Status.DELIVERED for r in again), describe_results(again)
+        assert await self.eventually(lambda: received() > before), (
+            "the retry was reported delivered, but the server received nothing"
+        )
+
+    @pytest.mark.asyncio
+    async def test_a_user_copy_goes_to_that_user_alone(
+        self,
+        channel_type: str,
+        valid_options: Mapping[str, Any],
+        received: Callable[[], int],
+    ) -> None:
+        if not self.plugin(channel_type).info.user_delivery:
+            pytest.skip("the channel does not deliver users' copies (user_delivery=False)")
+        before = received()
+        results = await self.send_directly(channel_type, valid_options, recipients=(USER_ADDRESS,))
+        self.assert_results(results)
+        assert [r.recipient for r in results] == [USER_ADDRESS], (
+            f"a copy for the user {USER_ADDRESS} must go to that user alone, named as "
+            "given; the channel's own recipients must not receive it:\n  "
+            + describe_results(results)
+        )
+        assert results[0].status is Status.DELIVERED, describe_results(results)
+        assert await self.eventually(lambda: received() > before), (
+            "the user's copy was reported delivered, but the server received nothing"
+        )
 
     @pytest.mark.asyncio
     async def test_unreachable_server_is_a_transient_failure(
