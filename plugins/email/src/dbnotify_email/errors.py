@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from typing import Literal
 
 import aiosmtplib
 import attrs
@@ -54,6 +55,41 @@ class Failure:
             hint=self.hint,
             parks_channel=self.parks_channel,
         )
+
+
+Stage = Literal["queued", "later", "sending"]
+"""Where a message stood when the channel's deadline ran out (see :func:`past_deadline`)."""
+
+
+def past_deadline(config: EmailConfig, stage: Stage) -> Failure:
+    """The channel's ``deadline`` ran out for a message; ``stage`` says where it stood:
+    ``queued`` (waiting for a connection), ``later`` (behind another message of the same
+    notification) or ``sending`` (connecting, or in a transaction). Only ``sending`` may
+    have reached the server."""
+    limit = f"deadline = {config.deadline:g}s"
+    if stage == "queued":
+        return Failure(
+            FailureKind.TRANSIENT,
+            f"not sent: every connection to {config.host} that max_connections = "
+            f"{config.max_connections} allows stayed busy with other notifications past "
+            f"{limit}",
+            hint="more notifications at once than the server takes in that time; raise "
+            "max_connections or deadline, or add an [outbox] so that the rest is retried",
+        )
+    if stage == "later":
+        return Failure(
+            FailureKind.TRANSIENT,
+            f"not sent: {limit} passed before its turn (one message per recipient, "
+            "one after another)",
+            hint="the server answers too slowly for per_recipient; check it, or raise deadline",
+        )
+    return Failure(
+        FailureKind.TRANSIENT,
+        f"the server took longer than {limit} in all",
+        hint="the server answers too slowly (or keeps the connection busy); check it, "
+        "or raise deadline; if the message was already being sent, it may or may not "
+        "have arrived",
+    )
 
 
 def kind_of(code: int) -> FailureKind:

@@ -17,7 +17,7 @@ from dbnotify.rendering import Renderer
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
 from dbnotify_email import message, presets, transaction
 from dbnotify_email.addresses import Mailbox
-from dbnotify_email.errors import Failure
+from dbnotify_email.errors import Stage, past_deadline
 from dbnotify_email.pool import close_all, pool_for
 from dbnotify_email.session import StageFailed, StageLog, open_session
 from dbnotify_email.settings import EmailConfig
@@ -164,11 +164,23 @@ def _tag(mailbox: Mailbox) -> str:
     return hashlib.sha256(mailbox.envelope.lower().encode()).hexdigest()[:10]
 
 
-async def _send_one(config: EmailConfig, message_: Outgoing) -> list[RecipientResult]:
+@attrs.define
+class _Stage:
+    """Where the message being sent stands, for the reason if the deadline runs out."""
+
+    name: Stage = "queued"
+
+    def sending(self) -> None:
+        self.name = "sending"
+
+
+async def _send_one(
+    config: EmailConfig, message_: Outgoing, stage: _Stage
+) -> list[RecipientResult]:
     pool = pool_for(config)
     for fresh in (False, True):
         try:
-            async with pool.session(fresh=fresh) as (session, reused):
+            async with pool.session(fresh=fresh, on_slot=stage.sending) as (session, reused):
                 return await transaction.send(session, message_)
         except NothingSent as exc:
             if reused and not fresh:
@@ -209,19 +221,16 @@ async def send(
             if gone not in still
         ]
     done: list[list[RecipientResult]] = []
+    stage = _Stage()
     try:
         async with asyncio.timeout(config.deadline):
             for message_ in messages:
-                done.append(await _send_one(config, message_))
+                stage = _Stage()
+                done.append(await _send_one(config, message_, stage))
     except TimeoutError:
-        late = Failure(
-            FailureKind.TRANSIENT,
-            f"the server took longer than deadline = {config.deadline:g}s in all",
-            hint="the server answers too slowly (or keeps the connection busy); check it, "
-            "or raise deadline; if the message was already being sent, it may or may not "
-            "have arrived",
-        )
-        done += [[late.result(str(m)) for m in msg.recipients] for msg in messages[len(done) :]]
+        for index, unsent in enumerate(messages[len(done) :]):
+            failure = past_deadline(config, stage.name if index == 0 else "later")
+            done.append([failure.result(str(m)) for m in unsent.recipients])
     return results + [r for group in done for r in group]
 
 

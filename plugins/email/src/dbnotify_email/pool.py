@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import attrs
 
@@ -34,9 +34,17 @@ class Pool:
         self._slots = asyncio.Semaphore(self.config.max_connections)
 
     @contextlib.asynccontextmanager
-    async def session(self, *, fresh: bool = False) -> AsyncIterator[tuple[Session, bool]]:
-        """A ready session and whether it was reused; put back if still good."""
+    async def session(
+        self, *, fresh: bool = False, on_slot: Callable[[], None] | None = None
+    ) -> AsyncIterator[tuple[Session, bool]]:
+        """A ready session and whether it was reused; put back if still good.
+
+        ``on_slot`` is called when a connection is free for it: until then, nothing of
+        the message has gone anywhere (the caller's failure reason says so).
+        """
         async with self._slots:
+            if on_slot is not None:
+                on_slot()
             session = None if fresh else self._take()
             reused = session is not None
             if session is None:
