@@ -40,7 +40,7 @@ POLL = 1.0
 CONCURRENCY = 32
 """Attempts in flight at once, by default: each from its claim until its record is
 committed. 32, not 16: an attempt holds its slot while its record waits for the group
-commit, and with 16 the event loop sat idle for a quarter of a burst (measured in
+commit, and with 16 the event loop sat idle for about a fifth of a burst (measured in
 docs/performance.md). It also bounds what a crash can duplicate: sent, not recorded."""
 
 
