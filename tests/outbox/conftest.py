@@ -25,6 +25,7 @@ import pytest
 import trustme
 
 from dbnotify.outbox import Outbox
+from dbnotify.testing.scripted import ScriptedSMTPServer
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 HOST = "127.0.0.1"
@@ -289,174 +290,14 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
     return TLS(context, str(ca_file))
 
 
-EHLO_PLAIN = "250-raw.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN"
-
-
-@attrs.define
-class Scripted:
-    """A raw SMTP server that misbehaves until the test calls :meth:`heal`.
-
-    Faults: ``greeting`` (None: silent), ``replies`` per verb (``EHLO``, ``MAIL``,
-    ``STARTTLS``, ``AUTH`` ...), ``rcpt`` per address, ``drop_on`` a verb (``.``: after
-    the message, before the reply), ``drop_mid_data``, ``endless_on`` a verb,
-    ``close_after`` a verb, ``rcpt_limit`` (452 past it). Healed, it is a plain server
-    (STARTTLS answered 220 and upgraded when ``starttls`` is set). ``delay`` slows every
-    message's final reply.
-    """
-
-    greeting: str | None = "220 raw.test ESMTP"
-    replies: dict[str, str] = attrs.field(factory=dict)
-    rcpt: dict[str, str] = attrs.field(factory=dict)
-    drop_on: str | None = None
-    drop_mid_data: bool = False
-    endless_on: str | None = None
-    close_after: str | None = None
-    rcpt_limit: int | None = None
-    starttls: ssl.SSLContext | None = None
-    good_ehlo: str = EHLO_PLAIN
-    delay: float = 0.0
-    healed: bool = False
-    connections: int = 0
-    commands: list[str] = attrs.field(factory=list)
-    data: list[bytes] = attrs.field(factory=list)
-    envelopes: list[tuple[str, ...]] = attrs.field(factory=list)
-    port: int = 0
-    _server: asyncio.AbstractServer | None = None
-    _writers: list[asyncio.StreamWriter] = attrs.field(factory=list)
-    _tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
-
-    def heal(self) -> None:
-        """From now on, on every connection (open ones too), behave."""
-        self.healed = True
-
-    GOOD = {  # noqa: RUF012 - a class constant
-        "HELO": "250 raw.test",
-        "MAIL": "250 2.1.0 OK",
-        "RCPT": "250 2.1.5 OK",
-        "RSET": "250 OK",
-        "NOOP": "250 OK",
-        "AUTH": "235 2.7.0 Authentication successful",
-        ".": "250 2.0.0 queued",
-    }
-
-    def message_ids(self) -> list[str]:
-        return [message_id(d) for d in self.data]
-
-    async def start(self) -> Scripted:
-        self._server = await asyncio.start_server(self._handle, HOST, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        for writer in self._writers:
-            writer.close()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=1)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self._writers.append(writer)
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            await self._session(reader, writer)
-        except (ConnectionError, asyncio.CancelledError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-
-    def _reply(self, verb: str) -> str:
-        if not self.healed and verb in self.replies:
-            return self.replies[verb]
-        if verb == "EHLO":
-            return self.good_ehlo
-        return self.GOOD.get(verb, "502 5.5.2 not implemented")
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def send(reply: str) -> None:
-            writer.write(reply.encode() + b"\r\n")
-            await writer.drain()
-
-        if not self.healed and self.greeting is None:
-            await reader.read()
-            return
-        await send(self.greeting if not self.healed and self.greeting else "220 raw.test ESMTP")
-        accepted: list[str] = []
-        in_mail = False
-        while line := await reader.readline():
-            command = line.decode("utf-8", "replace").rstrip("\r\n")
-            self.commands.append(command)
-            verb = command.split(" ", 1)[0].upper()
-            bad = not self.healed
-            if verb == "QUIT":
-                await send("221 2.0.0 bye")
-                return
-            if bad and verb == self.drop_on:
-                return
-            if bad and verb == self.endless_on:
-                while True:
-                    await send("250-" + "x" * 70)
-            if verb == "STARTTLS" and not (bad and "STARTTLS" in self.replies):
-                assert self.starttls is not None
-                await send("220 2.0.0 ready to start TLS")
-                await writer.start_tls(self.starttls)
-                continue
-            if verb in ("MAIL", "RSET"):
-                accepted = []
-                in_mail = verb == "MAIL" and self._reply("MAIL").startswith("2")
-            if verb == "RCPT" and not in_mail:  # as Postfix: pipelined after a refused MAIL
-                await send("503 5.5.1 Error: need MAIL command")
-                continue
-            if verb == "DATA" and not accepted:  # RFC 2920: a pipelined DATA after refusals
-                await send("554 5.5.1 Error: no valid recipients")
-                continue
-            if verb == "RCPT":
-                address = command.partition("<")[2].partition(">")[0]
-                if bad and self.rcpt_limit is not None and len(accepted) >= self.rcpt_limit:
-                    await send("452 4.5.3 Too many recipients")
-                    continue
-                reply = self.rcpt.get(address) if bad else None
-                if reply is None:
-                    reply = self._reply("RCPT")
-                if reply.startswith("2"):
-                    accepted.append(address)
-                await send(reply)
-                continue
-            if verb == "DATA":
-                await send("354 go ahead")
-                if bad and self.drop_mid_data:
-                    await reader.readline()
-                    return
-                content = bytearray()
-                while (chunk := await reader.readline()) not in (b".\r\n", b""):
-                    content += chunk[1:] if chunk.startswith(b"..") else chunk
-                self.data.append(bytes(content))
-                self.envelopes.append(tuple(accepted))
-                accepted, in_mail = [], False
-                verb = "."
-                if bad and verb == self.drop_on:
-                    return
-                await asyncio.sleep(self.delay)
-            reply = self._reply(verb)
-            await send(reply)
-            if reply.startswith(("421", "554 ")) or (bad and verb == self.close_after):
-                return
-
-
 @pytest.fixture
-async def scripted() -> AsyncIterator[Callable[..., Awaitable[Scripted]]]:
-    """``server = await scripted(greeting="421 ...")``; stopped at the end."""
-    started: list[Scripted] = []
+async def scripted() -> AsyncIterator[Callable[..., Awaitable[ScriptedSMTPServer]]]:
+    """``server = await scripted(greeting="421 ...")``: a :class:`ScriptedSMTPServer`
+    that misbehaves until the test calls ``server.heal()``; stopped at the end."""
+    started: list[ScriptedSMTPServer] = []
 
-    async def start(**options: Any) -> Scripted:
-        server = await Scripted(**options).start()
+    async def start(**options: Any) -> ScriptedSMTPServer:
+        server = await ScriptedSMTPServer(host=HOST, **options).start()
         started.append(server)
         return server
 

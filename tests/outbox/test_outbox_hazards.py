@@ -36,6 +36,7 @@ from dbnotify import Event, Notifier
 FAILURE = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
 EHLO_STARTTLS = "250-raw.test\r\n250-STARTTLS\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN"
 THREE = ("a@x.org", "b@x.org", "c@x.org")
+SENDER = "dbackup@example.com"
 PLAIN_AUTH = 'user = "mailer"\npassword = "s3cret"\nallow_plaintext_auth = true'
 DUPLICATE = " while sending the message; it may or may not have arrived"
 SEND = ("send", "backup_failure", "--data", "job_name=j", "--data", "error=e", "--no-wait")
@@ -157,7 +158,7 @@ async def test_transient_hazard_ends_delivered_once(
     options = dict(case.server)
     config = dict(case.config)
     if config.get("security") == "starttls":
-        options["starttls"] = tls.server_context
+        options["starttls_context"] = tls.server_context
         config["channel"] = f'tls_ca_file = "{tls.ca_file}"'
     server = await scripted(**options)
     outcome = await through_the_worker(files, server, heal=True, settle=0.3, **config)
@@ -192,7 +193,7 @@ async def test_06_4xx_on_one_of_three_recipients_retries_that_one_alone(
         "b@x.org": ("delivered", 2),
         "c@x.org": ("delivered", 1),
     }
-    assert server.envelopes == [("a@x.org", "c@x.org"), ("b@x.org",)]
+    assert server.envelopes == [(SENDER, ("a@x.org", "c@x.org")), (SENDER, ("b@x.org",))]
     first, second = server.message_ids()
     assert first == second  # the same message, to the one still waiting
     assert same_message(*server.data)
@@ -206,7 +207,11 @@ async def test_24_452_too_many_recipients_all_delivered_in_one_attempt(
     outcome = await through_the_worker(files, server, heal=False, to=to, settle=0.3)
     assert outcome.rows == {r: ("delivered", 1) for r in to}
     assert outcome.first_failure is None
-    assert server.envelopes == [("r1@x.org", "r2@x.org"), ("r3@x.org", "r4@x.org"), ("r5@x.org",)]
+    assert server.envelopes == [
+        (SENDER, ("r1@x.org", "r2@x.org")),
+        (SENDER, ("r3@x.org", "r4@x.org")),
+        (SENDER, ("r5@x.org",)),
+    ]
     assert len(set(server.message_ids())) == 1
     assert server.connections == 1
 
@@ -270,7 +275,7 @@ async def test_07_5xx_on_one_of_three_recipients_is_dead_the_others_delivered(
         "c@x.org": ("dead", 1),
     }
     assert outcome.reasons["c@x.org"] == "the server refused this recipient"
-    assert server.envelopes == [("a@x.org", "b@x.org")]
+    assert server.envelopes == [(SENDER, ("a@x.org", "b@x.org"))]
     assert server.connections == 1
 
 
@@ -285,7 +290,7 @@ async def test_22_non_ascii_local_part_without_smtputf8_is_dead_for_that_one(
         "this address has non-ASCII characters before the @, and the server does not "
         "support SMTPUTF8"
     )
-    assert server.envelopes == [("ops@example.com",)]
+    assert server.envelopes == [(SENDER, ("ops@example.com",))]
     assert server.connections == 1
 
 
@@ -295,7 +300,7 @@ async def test_12_untrusted_certificate_is_dead_after_one_connection(
     stranger = trustme.CA()  # signs the server's certificate; nobody here trusts it
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     stranger.issue_cert("127.0.0.1").configure_cert(context)
-    server = await scripted(good_ehlo=EHLO_STARTTLS, starttls=context)
+    server = await scripted(good_ehlo=EHLO_STARTTLS, starttls_context=context)
     server.heal()  # nothing else is wrong with it
     outcome = await through_the_worker(
         files, server, heal=False, security="starttls", channel=f'tls_ca_file = "{tls.ca_file}"'

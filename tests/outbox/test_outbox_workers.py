@@ -39,7 +39,7 @@ WRITER = textwrap.dedent(
 async def test_writers_and_two_workers_at_once_send_each_notification_once(
     files: Any, scripted: Any, start_worker: Any, python: Any, dbnotify: Any, until: Any
 ) -> None:
-    server = await scripted(delay=0.005)  # a server that takes a moment per message
+    server = await scripted(final_delay=0.005)  # a server that takes a moment per message
     server.heal()  # no faults: a plain, slightly slow server
     config = files.config(server.port)
     first = await start_worker(config)
