@@ -1,9 +1,21 @@
-"""dbnotify.http: URL checks, masking what a service echoes, the test stages."""
+"""dbnotify.http: URL checks, masking what a service echoes, the test stages, and a
+channel's ``explain`` of its service's answer (against a real local HTTP server)."""
 
 from __future__ import annotations
 
-from dbnotify import FailureKind, RecipientResult, Secret
-from dbnotify.http import scrub, url_problem
+import json
+import socket
+
+import attrs
+import httpx
+import pytest
+from pytest_httpserver import HTTPServer
+
+from dbnotify import FailureKind, RecipientResult, Secret, Status
+from dbnotify.http import TEXT_LIMIT, deliver, scrub, url_problem
+
+TOKEN = "AbCdEf0123456789xyz"
+HEADER_SECRET = "Bearer hdr-0123456789abcdef"
 
 
 def failed(reply: str) -> RecipientResult:
@@ -45,3 +57,136 @@ def test_url_problems() -> None:
     assert url_problem("https://exa mple.com") == (
         "must be a URL without spaces or control characters"
     )
+
+
+def long_error(**fields: object) -> str:
+    """A JSON error whose ``fields`` come after the first 200 characters."""
+    body = json.dumps({"message": "the request was refused " + "because " * 30, **fields})
+    assert min(body.index(f'"{key}"') for key in fields) > 200
+    return body
+
+
+def hook(server: HTTPServer) -> Secret:
+    return Secret(server.url_for(f"/api/webhooks/1/{TOKEN}"))
+
+
+async def test_explain_gets_the_whole_response(httpserver: HTTPServer) -> None:
+    body = long_error(code=42)
+    httpserver.expect_request(f"/api/webhooks/1/{TOKEN}").respond_with_data(
+        body, status=400, content_type="application/json"
+    )
+    seen: list[tuple[str, RecipientResult]] = []
+
+    def explain(response: httpx.Response, result: RecipientResult) -> RecipientResult:
+        seen.append((response.text, result))
+        return attrs.evolve(result, reason=f"refused with code {response.json()['code']}")
+
+    result = await deliver("hook", "POST", hook(httpserver), json={}, explain=explain)
+
+    ((text, generic),) = seen
+    assert text == body  # all of it, though the generic reply keeps 200 characters
+    assert generic.reason == "the service rejected the request (400 BAD REQUEST)"
+    assert generic.reply is not None
+    assert len(generic.reply) == len("400 BAD REQUEST: ") + 200
+    assert result.reason == "refused with code 42"
+    assert result.kind is FailureKind.PERMANENT
+
+
+async def test_explain_is_called_for_a_success_too(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/ok").respond_with_data("fine")
+    seen: list[str] = []
+
+    def explain(response: httpx.Response, result: RecipientResult) -> RecipientResult:
+        seen.append(response.text)
+        return result
+
+    result = await deliver("hook", "POST", httpserver.url_for("/ok"), explain=explain)
+    assert seen == ["fine"]
+    assert (result.status, result.reply) == (Status.DELIVERED, "200 OK")
+
+
+async def test_explain_is_not_called_without_an_answer() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+
+    def explain(response: httpx.Response, result: RecipientResult) -> RecipientResult:
+        raise AssertionError("called without an answer")
+
+    result = await deliver("hook", "POST", f"http://127.0.0.1:{port}/x", explain=explain)
+    assert result.kind is FailureKind.TRANSIENT
+    assert result.reason == f"cannot reach http://127.0.0.1:{port}: ConnectError"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "reason"),
+    [
+        (
+            400,
+            Status.FAILED,
+            "the service rejected the request (400 BAD REQUEST); the plugin could not read "
+            "the service's answer (KeyError)",
+        ),
+        # it arrived: a failed result would send it again
+        (200, Status.DELIVERED, "the plugin could not read the service's answer (KeyError)"),
+    ],
+)
+async def test_an_explain_that_raises_gives_the_generic_result(
+    httpserver: HTTPServer, status: int, expected: Status, reason: str
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("{}", status=status)
+
+    def explain(response: httpx.Response, result: RecipientResult) -> RecipientResult:
+        return attrs.evolve(result, reason=response.json()["description"])
+
+    result = await deliver("hook", "POST", httpserver.url_for("/hook"), explain=explain)
+    assert result.status is expected
+    assert result.reason == reason
+    assert result.reply == f"{status} {'BAD REQUEST: {}' if status == 400 else 'OK'}"
+
+
+async def test_secrets_explain_copies_from_the_body_are_masked(httpserver: HTTPServer) -> None:
+    """The whole URL, its token alone, and a secret header, anywhere in the answer."""
+    url = hook(httpserver)
+    echo = f"url {url.reveal()} token {TOKEN} header {HEADER_SECRET}"
+    httpserver.expect_request(f"/api/webhooks/1/{TOKEN}").respond_with_data(
+        long_error(echo=echo), status=403, content_type="application/json"
+    )
+
+    def explain(response: httpx.Response, result: RecipientResult) -> RecipientResult:
+        said = response.json()["echo"]
+        return attrs.evolve(result, reason=said, reply=said, hint=said)
+
+    result = await deliver(
+        "hook",
+        "POST",
+        url,
+        headers={"Authorization": Secret(HEADER_SECRET)},
+        explain=explain,
+    )
+    assert result.reason == "url ******** token ******** header ********"
+    assert result.reply == result.hint == result.reason
+    assert result.parks_channel is True
+
+
+async def test_a_secret_across_the_cut_is_masked_whole(httpserver: HTTPServer) -> None:
+    """Masked before the texts are cut: no start of a token is left at the end."""
+    start = TEXT_LIMIT - 3 - 5  # a cut before masking would keep the token's first 5
+    said = "x" * (start - len(" token ")) + f" token {TOKEN} " + "y" * 100
+    httpserver.expect_request(f"/api/webhooks/1/{TOKEN}").respond_with_data(said, status=400)
+
+    def explain(response: httpx.Response, result: RecipientResult) -> RecipientResult:
+        return attrs.evolve(result, reason=response.text)
+
+    result = await deliver("hook", "POST", hook(httpserver), explain=explain)
+    assert result.reason is not None
+    assert len(result.reason) == TEXT_LIMIT
+    assert result.reason.endswith(" token *****...")
+    assert TOKEN[:3] not in result.reason
+
+
+async def test_the_generic_reply_masks_before_it_cuts(httpserver: HTTPServer) -> None:
+    said = "x" * 190 + f" {TOKEN} and more"  # cut first, 9 characters of it would show
+    httpserver.expect_request(f"/api/webhooks/1/{TOKEN}").respond_with_data(said, status=400)
+    result = await deliver("hook", "POST", hook(httpserver))
+    assert result.reply == "400 BAD REQUEST: " + "x" * 190 + " ******** "

@@ -10,15 +10,18 @@ so that every HTTP channel treats the same answer the same way:
 - 404, 410: permanent (the webhook was deleted or the URL is wrong);
 - other 4xx: permanent, with the start of the service's explanation.
 
+A channel that knows its service's error answers reads them with ``explain`` (see
+:func:`deliver`): it gets the whole response, not the 200 characters a result keeps.
+
 URLs often carry a token (Discord, Slack, Teams webhooks; Telegram bot URLs), so no
 message ever shows more of a URL than its scheme and host: not our results (token-like
-parts a service echoes are masked), and not httpx's own log lines either.
+parts a service echoes are masked, in what ``explain`` says too), and not httpx's own
+log lines either.
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import re
 import time
@@ -34,6 +37,10 @@ from dbnotify.results import FailureKind, RecipientResult, Status, TestStage
 from dbnotify.secrets import MASK, Secret
 
 DEFAULT_TIMEOUT = 15.0
+TEXT_LIMIT = 1000
+"""Characters kept of each text (reason, reply, hint) of a result of :func:`deliver`."""
+
+log = logging.getLogger(__name__)
 
 
 class _HostOnly(logging.Filter):
@@ -76,11 +83,25 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def json_answer(response: httpx.Response) -> dict[str, Any] | None:
+    """The service's answer as a JSON object (``{"code": 21211, ...}``), else ``None``
+    (an HTML error page, an empty body, a JSON array)."""
+    try:
+        found = response.json()
+    except ValueError:  # not JSON, or not in the encoding it claims
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def _excerpt(response: httpx.Response, secrets: tuple[str, ...]) -> str:
-    text = " ".join(response.text.split())[:200]
+    # masked before it is cut: a secret across the cut would leave its start
+    return _mask(" ".join(response.text.split()), secrets)[:200]
+
+
+def _mask(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "********")
+            text = text.replace(secret, MASK)
     return text
 
 
@@ -152,13 +173,29 @@ async def deliver(
     auth: tuple[str, str | Secret] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - httpx applies it to each phase
     verify: bool | str = True,
+    explain: Callable[[httpx.Response, RecipientResult], RecipientResult] | None = None,
 ) -> RecipientResult:
-    """Send one request and say what happened to ``label``. Never raises for a failure."""
+    """Send one request and say what happened to ``label``. Never raises for a failure.
+
+    ``explain(response, result)``, when given, is called whenever the service answered
+    (any status, not after a timeout or a connection failure) with the whole response and
+    the generic :func:`result_of` result, and returns the result to use: the channel's
+    reading of its service's own answer (``response.json()``). If ``explain`` raises, the
+    generic result is used, its reason saying that the answer could not be read.
+
+    Then, whoever wrote them, the result's reason, reply and hint have every
+    :class:`~dbnotify.secrets.Secret` given here masked (and the token-like parts of a
+    Secret ``url``, as :func:`scrub` does), and are cut to :data:`TEXT_LIMIT` characters:
+    ``explain`` may quote the service's answer as it is.
+    """
     target = _reveal(url)
     plain_headers = {k: _reveal(v) for k, v in (headers or {}).items()}
     secrets = tuple(
         s.reveal() for s in (url, *(headers or {}).values(), *(auth or ())) if isinstance(s, Secret)
     )
+    if isinstance(url, Secret):
+        secrets += tuple(_url_secrets(target))
+    secrets = tuple(sorted(set(secrets) - {""}, key=len, reverse=True))  # longest first
     try:
         async with httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, verify=verify
@@ -187,7 +224,44 @@ async def deliver(
             hint="check the URL's host, this machine's network and DNS, and any proxy",
         )
     result = result_of(label, response, secrets=secrets)
-    return scrub(result, url) if isinstance(url, Secret) else result
+    if explain is not None:
+        result = _explained(explain, response, result)
+    return _masked(result, secrets)
+
+
+def _explained(
+    explain: Callable[[httpx.Response, RecipientResult], RecipientResult],
+    response: httpx.Response,
+    result: RecipientResult,
+) -> RecipientResult:
+    """What ``explain`` makes of the answer, or ``result`` with a note if it raised."""
+    try:
+        explained = explain(response, result)
+        if not isinstance(explained, RecipientResult):
+            raise TypeError(f"explain returned {type(explained).__name__}")
+    except Exception as exc:  # noqa: BLE001 - a failure is a result, never an exception
+        # its type only: its message may quote the answer, and with it a token
+        what = type(exc).__name__
+        log.warning("%s: the plugin could not read the answer: %s", result.recipient, what)
+        note = f"the plugin could not read the service's answer ({what})"
+        return attrs.evolve(result, reason=f"{result.reason}; {note}" if result.reason else note)
+    return explained
+
+
+def _masked(result: RecipientResult, secrets: tuple[str, ...]) -> RecipientResult:
+    """``result`` with every secret masked in its texts, each cut to TEXT_LIMIT."""
+
+    def clean(text: str | None) -> str | None:
+        if text is None:
+            return None
+        text = _mask(text, secrets)  # before the cut, so no secret is left half there
+        if len(text) > TEXT_LIMIT:
+            text = text[: TEXT_LIMIT - 3] + "..."
+        return text
+
+    return attrs.evolve(
+        result, reason=clean(result.reason), reply=clean(result.reply), hint=clean(result.hint)
+    )
 
 
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
@@ -275,37 +349,6 @@ def request_stage(result: RecipientResult, started: float) -> TestStage:
     if result.reply:
         detail += f" (reply: {result.reply})"
     return TestStage("request", False, detail, duration, hint=result.hint)
-
-
-_NUMBER = re.compile(r'"(\w+)":\s*(-?\d+)\b')
-_STRING = re.compile(r'"(\w+)":\s*"((?:[^"\\]|\\.)*)("?)')
-
-
-def reply_json(reply: str | None) -> dict[str, Any] | None:
-    """A service's JSON answer (``{"code": 21211, "message": ...}``) in a result's reply.
-
-    The reply holds at most the first 200 characters of the answer, so a long one is cut:
-    then the keys that are there are read one by one (a cut string as far as it goes).
-    """
-    if not reply or "{" not in reply:
-        return None
-    text = reply[reply.index("{") :]
-    try:
-        found = json.loads(text)
-    except ValueError:
-        found = _partial_json(text)
-    return found if isinstance(found, dict) and found else None
-
-
-def _partial_json(text: str) -> dict[str, Any]:
-    """The top-level numbers and strings of a JSON object cut short."""
-    found: dict[str, Any] = {key: int(value) for key, value in _NUMBER.findall(text)}
-    for key, value, closed in _STRING.findall(text):
-        try:
-            found.setdefault(key, json.loads(f'"{value}"') + ("" if closed else "..."))
-        except ValueError:
-            continue
-    return found
 
 
 def api_url(example: str, *, credentials: str = "") -> Callable[[Any, Any, str], None]:

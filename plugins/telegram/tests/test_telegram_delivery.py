@@ -29,16 +29,18 @@ def base_url(server: HTTPServer) -> str:
     return server.url_for("/").rstrip("/")
 
 
-def refuse(server: HTTPServer, status: int, description: str, **extra: Any) -> None:
-    """Answer as the Bot API does: ``{"ok": false, "error_code": ..., "description": ...}``."""
+def refuse(server: HTTPServer, status: int, description: str, **extra: Any) -> str:
+    """Answer as the Bot API does: ``{"ok": false, "error_code": ..., "description": ...}``
+    (returned, as sent)."""
     headers = extra.pop("headers", {})
-    body = {"ok": False, "error_code": status, "description": description, **extra}
-    server.expect_request(PATH).respond_with_data(
-        json.dumps(body, separators=(",", ":")),
-        status=status,
-        content_type="application/json",
-        headers=headers,
+    body = json.dumps(
+        {"ok": False, "error_code": status, "description": description, **extra},
+        separators=(",", ":"),
     )
+    server.expect_request(PATH).respond_with_data(
+        body, status=status, content_type="application/json", headers=headers
+    )
+    return body
 
 
 def ours(caplog: pytest.LogCaptureFixture) -> str:
@@ -169,20 +171,68 @@ async def test_400_shows_telegrams_description(
     )
 
 
-async def test_a_long_description_is_read_though_the_reply_is_cut(
+async def test_a_long_description_is_shown_whole(
     httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
 ) -> None:
-    description = "Bad Request: chat not found " + "because " * 40
+    """Read from the whole answer, not from the 200 characters of a generic reply."""
+    description = "Bad Request: chat not found because" + " because" * 40
     refuse(httpserver, 400, description)
     async with make_notifier(base_url(httpserver)) as notifier:
         (failed,) = (await notifier.notify(failure_event)).failed
-    assert failed.reason is not None
-    assert failed.reason.startswith("Telegram refused the message: Bad Request: chat not found")
-    assert failed.reason.endswith("...")
-    assert failed.reply is not None
-    assert failed.reply.startswith("400 Bad Request: chat not found because")
+    assert failed.reason == f"Telegram refused the message: {description}"
+    assert failed.reply == f"400 {description}"
     assert failed.hint is not None
     assert failed.hint.startswith("check chat_id")
+
+
+LONG = "Too Many Requests: " + "flood control exceeded for this chat, " * 6
+
+
+async def test_a_wait_after_a_long_description_is_read(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    """``parameters.retry_after`` after the first 200 characters (no Retry-After header):
+    the outbox waits what Telegram asks."""
+    body = refuse(httpserver, 429, LONG, parameters={"retry_after": 7})
+    assert body.index('"retry_after"') > 200
+    async with make_notifier(base_url(httpserver)) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.kind is FailureKind.TRANSIENT
+    assert failed.retry_after == 7.0
+    assert failed.reason == "rate limited by the service; it asks to wait 7s"
+    assert failed.reply == f"429 {LONG}".rstrip()
+    assert failed.hint == (
+        "the outbox retries after the wait; send fewer notifications to this channel"
+    )
+    assert failed.parks_channel is False
+
+
+async def test_a_new_chat_id_after_a_long_description_is_read(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    description = "Bad Request: group chat was upgraded to a supergroup chat" + " (moved)" * 30
+    body = refuse(httpserver, 400, description, parameters={"migrate_to_chat_id": -1009876543210})
+    assert body.index('"migrate_to_chat_id"') > 200
+    async with make_notifier(base_url(httpserver)) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.reason == f"Telegram refused the message: {description}"
+    assert failed.hint == (
+        "the group became a supergroup with a new id: set chat_id = -1009876543210"
+    )
+
+
+async def test_an_answer_that_is_not_json_gets_the_generic_reading(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    httpserver.expect_request(PATH).respond_with_data(
+        '{"ok":false,"description":"cut sh', status=400, content_type="application/json"
+    )
+    async with make_notifier(base_url(httpserver)) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.kind is FailureKind.PERMANENT
+    assert failed.reason == "the service rejected the request (400 BAD REQUEST)"
+    assert failed.reply == '400 BAD REQUEST: {"ok":false,"description":"cut sh'
+    assert failed.hint == "this channel's settings do not fit what the service expects"
 
 
 async def test_a_migrated_group_names_its_new_id(
@@ -320,12 +370,27 @@ async def test_the_token_never_shows(
         report = await notifier.test("chat")
     assert delivered.ok
     (result,) = failed.failed
-    assert result.reason is not None
-    assert "token ********" in result.reason
+    assert result.reason == "Telegram refused the message: Bad Request: token ******** at ********"
     texts = [repr(delivered), repr(failed), repr(report), repr(notifier.config), ours(caplog)]
     assert "HTTP Request: POST" in texts[-1]  # httpx's request lines are searched too
     for text in texts:
         assert TOKEN not in text
+        assert "AAHdqTcv" not in text
+
+
+async def test_a_token_deep_in_a_long_description_never_shows(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    """The whole description is shown now: a token after its first 200 characters too is
+    masked (alone, and in the URL's path)."""
+    description = "Bad Request: " + "x" * 250 + f" token {TOKEN} path {PATH}"
+    refuse(httpserver, 400, description)
+    async with make_notifier(base_url(httpserver)) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.reason == (
+        "Telegram refused the message: Bad Request: " + "x" * 250 + " token ******** path ********"
+    )
+    for text in (failed.reason, failed.reply, repr(failed)):
         assert "AAHdqTcv" not in text
 
 

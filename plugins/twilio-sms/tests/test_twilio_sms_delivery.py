@@ -170,11 +170,10 @@ async def test_one_result_per_number(
     assert second.hint == "check this number in to: + and the country code, then the number"
 
 
-async def test_a_long_error_is_read_though_the_reply_is_cut(
+async def test_a_long_error_is_shown_whole(
     httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
 ) -> None:
-    """The reply keeps 200 characters of Twilio's answer: the code and the start of the
-    message are still found."""
+    """Read from the whole answer, not from the 200 characters of a generic reply."""
     message = (
         f"The number {FIRST} is unverified. Trial accounts cannot send messages to "
         f"unverified numbers; verify {FIRST} at twilio.com/user/account/phone-numbers/"
@@ -185,17 +184,66 @@ async def test_a_long_error_is_read_though_the_reply_is_cut(
     )
     async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
         (failed,) = (await notifier.notify(failure_event)).failed
-    assert failed.reason is not None
-    assert failed.reason.startswith(
-        f"Twilio refused the message: The number {FIRST} is unverified. Trial accounts"
-    )
-    assert failed.reason.endswith("... (error 21608)")
-    assert failed.reply is not None
-    assert failed.reply.startswith(f"400 The number {FIRST} is unverified.")
+    assert failed.reason == f"Twilio refused the message: {message} (error 21608)"
+    assert failed.reply == f"400 {message} (error 21608)"
     assert failed.hint == (
         "a trial account sends only to verified numbers: verify this number in the Twilio "
         "Console, or upgrade the account"
     )
+
+
+async def test_a_code_after_a_long_message_is_read(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    """The code comes after the first 200 characters: it still gives the hint, and a bad
+    sender still parks the channel."""
+    message = "'From' +15017122661 is not a Twilio phone number or Short Code. " * 4
+    body = json.dumps(
+        {
+            "message": message,
+            "code": 21659,
+            "more_info": "https://www.twilio.com/docs/errors/21659",
+            "status": 400,
+        }
+    )
+    assert body.index('"code"') > 200
+    httpserver.expect_request(PATH).respond_with_data(
+        body, status=400, content_type="application/json"
+    )
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.kind is FailureKind.PERMANENT
+    assert failed.reason == f"Twilio refused the message: {message} (error 21659)"
+    assert failed.hint == "check from: it must be a Twilio number of this account that can send SMS"
+    assert failed.parks_channel is True
+
+
+async def test_an_answer_that_is_not_json_gets_the_generic_reading(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    httpserver.expect_request(PATH).respond_with_data(
+        "<html><body>Bad Request</body></html>", status=400, content_type="text/html"
+    )
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.kind is FailureKind.PERMANENT
+    assert failed.reason == "the service rejected the request (400 BAD REQUEST)"
+    assert failed.reply == "400 BAD REQUEST: <html><body>Bad Request</body></html>"
+    assert failed.hint == "this channel's settings do not fit what the service expects"
+
+
+async def test_the_auth_token_in_a_long_message_never_shows(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    httpserver.expect_request(PATH).respond_with_handler(
+        lambda _r: twilio_error(401, 20003, "Authenticate " + "x" * 250 + f" {TOKEN}")
+    )
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.reason == (
+        "Twilio refused the message: Authenticate " + "x" * 250 + " ******** (error 20003)"
+    )
+    assert TOKEN not in repr(failed)
 
 
 async def test_retry_only_reaches_only_the_named_numbers(

@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import httpx
 
 from dbnotify.config import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.http import deliver, reply_json, scrub, where
+from dbnotify.http import deliver, json_answer, scrub, where
 from dbnotify.rendering import Renderer
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
 from dbnotify.secrets import MASK, Secret
@@ -85,23 +86,25 @@ def _hint(status: int, description: str, parameters: Mapping[str, Any]) -> str |
     return None
 
 
-def _explained(config: TelegramConfig, result: RecipientResult) -> RecipientResult:
-    """Telegram's description as the reason, a hint that fits it, the token masked."""
-    token = config.bot_token.reveal()
+def _explained(
+    response: httpx.Response, result: RecipientResult, url: Secret, token: str
+) -> RecipientResult:
+    """Telegram's description as the reason, and a hint that fits it.
+
+    The description may quote the URL or the token: they are masked here, in the order
+    :func:`dbnotify.http.deliver` masks its generic results (the whole URL, then its
+    path and its long segments such as ``bot<token>``), then the token alone, which
+    ``deliver`` does not know.
+    """
     if result.status is not Status.FAILED:
         return result
-    said = reply_json(result.reply)
-    if said is not None and isinstance(said.get("description"), str):
-        description: str = said["description"]
+    said = json_answer(response)
+    description = said.get("description") if said is not None else None
+    if said is not None and isinstance(description, str):
         code = said.get("error_code")
-        http_status = (result.reply or "").partition(" ")[0]
-        status = code if isinstance(code, int) else int(http_status) if http_status.isdigit() else 0
+        status = code if isinstance(code, int) else response.status_code
         found = said.get("parameters")
-        parameters: Mapping[str, Any] = (
-            found
-            if isinstance(found, Mapping)  # else the answer was cut: reply_json read them flat
-            else {k: said[k] for k in ("retry_after", "migrate_to_chat_id") if k in said}
-        )
+        parameters: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         changes: dict[str, Any] = {"reply": f"{status} {description}".strip()}
         if result.kind is FailureKind.PERMANENT:
             changes["reason"] = f"Telegram refused the message: {description}"
@@ -116,40 +119,45 @@ def _explained(config: TelegramConfig, result: RecipientResult) -> RecipientResu
             # a token Telegram does not know: the channel's own, like a refused one
             changes["parks_channel"] = True
         result = attrs.evolve(result, **changes)
-    elif result.kind is FailureKind.PERMANENT and (result.reply or "").startswith("404"):
+    elif result.kind is FailureKind.PERMANENT and response.status_code == 404:
         result = attrs.evolve(
             result,
             reason="no Bot API at this address (wrong bot_token or api_url)",
             hint=_hint(404, "", {}),
             parks_channel=True,
         )
+    return _hidden(scrub(_hidden(result, url.reveal()), url), token)
+
+
+def _hidden(result: RecipientResult, secret: str) -> RecipientResult:
+    """``result`` with ``secret`` masked in its reason, reply and hint."""
     return attrs.evolve(
         result,
-        reason=_masked(result.reason, token),
-        reply=_masked(result.reply, token),
-        hint=_masked(result.hint, token),
+        reason=_masked(result.reason, secret),
+        reply=_masked(result.reply, secret),
+        hint=_masked(result.hint, secret),
     )
 
 
-def _masked(text: str | None, token: str) -> str | None:
-    return text.replace(token, MASK) if text and token else text
+def _masked(text: str | None, secret: str) -> str | None:
+    return text.replace(secret, MASK) if text and secret else text
 
 
 async def _deliver(
     config: TelegramConfig, notification: Notification, renderer: Renderer
 ) -> RecipientResult:
-    url = Secret(
-        f"{config.api_url}/bot{config.bot_token.reveal()}/sendMessage",
-        source=config.bot_token.source,
-    )
+    token = config.bot_token.reveal()
+    url = Secret(f"{config.api_url}/bot{token}/sendMessage", source=config.bot_token.source)
     result = await deliver(
         config.chat_id,
         "POST",
         url,
         json=payload(config, notification, renderer),
         timeout=config.timeout,
+        explain=lambda response, generic: _explained(response, generic, url, token),
     )
-    return scrub(_explained(config, result), url)
+    # if _explained raised, this is the generic result: its reply may quote the token
+    return _hidden(result, token)
 
 
 @hookimpl

@@ -15,15 +15,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import httpx
 
 from dbnotify.config import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.http import deliver, reply_json, where
+from dbnotify.http import deliver, json_answer, where
 from dbnotify.rendering import Renderer
 from dbnotify.rendering.renderer import one_line
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
-from dbnotify.secrets import MASK
 from dbnotify_twilio_sms.settings import TwilioSmsConfig
 
 LIMIT = 320
@@ -81,51 +81,42 @@ def form(config: TwilioSmsConfig, number: str, body: str) -> dict[str, str]:
     return {**sender, "To": number, "Body": body}
 
 
-def _explained(config: TwilioSmsConfig, result: RecipientResult) -> RecipientResult:
-    """Twilio's message and error code as the reason, a hint for the code, token masked."""
+def _explained(response: httpx.Response, result: RecipientResult) -> RecipientResult:
+    """Twilio's message and error code as the reason, a hint for the code (the auth token
+    is masked by :func:`dbnotify.http.deliver`, which was given it as a Secret)."""
     if result.status is not Status.FAILED:
         return result
-    said = reply_json(result.reply)
-    if said is not None and isinstance(said.get("message"), str):
-        code = said.get("code")
-        number = code if isinstance(code, int) else None
-        what = f"{said['message']}" + (f" (error {number})" if number is not None else "")
-        status = (result.reply or "").partition(" ")[0]
-        changes: dict[str, Any] = {"reply": f"{status} {what}" if status.isdigit() else what}
-        if result.kind is FailureKind.PERMANENT:
-            changes["reason"] = f"Twilio refused the message: {what}"
-        hint = HINTS.get(number) if number is not None else None
-        more = said.get("more_info")
-        if hint is None and isinstance(more, str) and more.startswith("https://"):
-            hint = f"see {more}"
-        if hint is not None:
-            changes["hint"] = hint
-        if number in SENDER_ERRORS:
-            changes["parks_channel"] = True
-        result = attrs.evolve(result, **changes)
-    token = config.auth_token.reveal()
-    return attrs.evolve(
-        result,
-        reason=_masked(result.reason, token),
-        reply=_masked(result.reply, token),
-        hint=_masked(result.hint, token),
-    )
-
-
-def _masked(text: str | None, token: str) -> str | None:
-    return text.replace(token, MASK) if text and token else text
+    said = json_answer(response)
+    message = said.get("message") if said is not None else None
+    if said is None or not isinstance(message, str):
+        return result
+    code = said.get("code")
+    number = code if isinstance(code, int) else None
+    what = message + (f" (error {number})" if number is not None else "")
+    changes: dict[str, Any] = {"reply": f"{response.status_code} {what}"}
+    if result.kind is FailureKind.PERMANENT:
+        changes["reason"] = f"Twilio refused the message: {what}"
+    hint = HINTS.get(number) if number is not None else None
+    more = said.get("more_info")
+    if hint is None and isinstance(more, str) and more.startswith("https://"):
+        hint = f"see {more}"
+    if hint is not None:
+        changes["hint"] = hint
+    if number in SENDER_ERRORS:
+        changes["parks_channel"] = True
+    return attrs.evolve(result, **changes)
 
 
 async def _deliver_one(config: TwilioSmsConfig, number: str, body: str) -> RecipientResult:
-    result = await deliver(
+    return await deliver(
         number,
         "POST",
         f"{config.api_url}/2010-04-01/Accounts/{config.account_sid}/Messages.json",
         data=form(config, number, body),
         auth=(config.account_sid, config.auth_token),
         timeout=config.timeout,
+        explain=_explained,
     )
-    return _explained(config, result)
 
 
 async def _deliver(
