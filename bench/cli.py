@@ -26,7 +26,13 @@ from bench.servers import Servers
 from bench.workload import Content
 
 QUICK = Options(
-    events=100, proxy_events=24, repeats=3, starts=3, build_messages=50, build_repeats=3
+    events=100,
+    rounds=1,
+    proxy_events=24,
+    repeats=3,
+    starts=3,
+    build_messages=50,
+    build_repeats=3,
 )
 
 
@@ -64,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
         help="SMTP sink: Postfix's smtp-sink where installed (auto), or the aiosmtpd one",
     )
     p.add_argument("--events", type=_positive, help="scenario 1's events (default 2000)")
+    p.add_argument(
+        "--rounds", type=_positive, help="scenario 1's rounds, medians reported (default 3)"
+    )
     p.add_argument("--proxy-events", type=_positive, help="scenario 2's events (default 400)")
     p.add_argument(
         "--outbox-dir",
@@ -80,6 +89,8 @@ def options(args: argparse.Namespace) -> Options:
     chosen.outbox_dir = args.outbox_dir or Path(tempfile.gettempdir())
     if args.events:
         chosen.events = args.events
+    if args.rounds:
+        chosen.rounds = args.rounds
     if args.proxy_events:
         chosen.proxy_events = args.proxy_events
     return chosen
