@@ -314,9 +314,9 @@ def _url_secrets(url: str) -> list[str]:
 def scrub(result: RecipientResult, url: Secret) -> RecipientResult:
     """``result`` with every token-like part of ``url`` masked in its reply and reason.
 
-    :func:`~dbnotify.http.deliver` masks the whole URL when a service echoes it; a
-    service that echoes only the path (``/api/webhooks/1/TOKEN was not found``) or the
-    token would still show it.
+    A service may echo only the path (``/api/webhooks/1/TOKEN was not found``) or the
+    token. :func:`~dbnotify.http.deliver` does this itself for a Secret URL; this is for
+    a channel that sends its requests some other way.
     """
     secrets = _url_secrets(url.reveal())
     if not secrets:

@@ -9,7 +9,7 @@ from typing import Any
 from dbnotify.config import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.http import config_stage, deliver, request_stage, scrub
+from dbnotify.http import config_stage, deliver, request_stage
 from dbnotify.rendering import Renderer
 from dbnotify.results import RecipientResult, TestReport
 from dbnotify_discord import embed
@@ -39,8 +39,7 @@ async def _post(
     body = embed.message(
         notification, renderer, username=config.username, avatar_url=config.avatar_url
     )
-    result = await deliver(LABEL, "POST", config.webhook_url, json=body)
-    return scrub(result, config.webhook_url)
+    return await deliver(LABEL, "POST", config.webhook_url, json=body)
 
 
 @hookimpl

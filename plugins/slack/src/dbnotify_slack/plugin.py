@@ -12,7 +12,7 @@ import attrs
 from dbnotify.config import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.http import config_stage, deliver, request_stage, scrub
+from dbnotify.http import config_stage, deliver, request_stage
 from dbnotify.rendering import Renderer
 from dbnotify.results import RecipientResult, Status, TestReport
 from dbnotify_slack import message
@@ -114,7 +114,7 @@ async def _post(
         icon_emoji=config.icon_emoji,
     )
     result = await deliver(LABEL, "POST", config.webhook_url, json=body)
-    return explain(scrub(result, config.webhook_url))
+    return explain(result)
 
 
 @hookimpl

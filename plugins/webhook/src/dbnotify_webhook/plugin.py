@@ -9,7 +9,7 @@ from typing import Any
 from dbnotify.config import ConfigError, ConfigIssue, structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.http import config_stage, deliver, request_stage, scrub
+from dbnotify.http import config_stage, deliver, request_stage
 from dbnotify.rendering import Renderer
 from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage
 from dbnotify_webhook import payload
@@ -55,14 +55,13 @@ def _body(config: WebhookConfig, notification: Notification, renderer: Renderer)
 
 
 async def _post(config: WebhookConfig, body: bytes) -> RecipientResult:
-    result = await deliver(
+    return await deliver(
         LABEL,
         config.method.value,
         config.webhook_url,
         content=body,
         headers=config.request_headers(),
     )
-    return scrub(result, config.webhook_url)
 
 
 @hookimpl
