@@ -15,7 +15,7 @@ from email.policy import SMTP
 from typing import Any
 
 from dbnotify import Event, User
-from dbnotify.events import Notification, describe
+from dbnotify.events import Notification, to_notification
 from dbnotify.rendering import Renderer
 
 SENDER = "dbackup@example.com"
@@ -61,7 +61,7 @@ def failure_event(number: int) -> Event:
 def mixed_notifications(count: int, start: int = 0) -> list[Notification]:
     """Distinct notifications, three successes to one failure."""
     return [
-        describe(failure_event(i) if i % 4 == 3 else backup_event(i))
+        to_notification(failure_event(i) if i % 4 == 3 else backup_event(i))
         for i in range(start, start + count)
     ]
 
@@ -139,7 +139,7 @@ class Content:
     @classmethod
     def sample(cls) -> Content:
         renderer = Renderer()
-        notification = describe(backup_event(0))
+        notification = to_notification(backup_event(0))
         return cls(
             renderer.subject(notification), renderer.text(notification), renderer.html(notification)
         )

@@ -115,12 +115,12 @@ def test_plugins_listing_imports_no_plugin_and_no_heavy_library() -> None:
     assert plugin_modules
     assert sorted(m for m in modules if m.split(".")[0] in plugin_modules) == []
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
-    assert not {"dbnotify.config", "dbnotify.dispatcher", "dbnotify.rendering"} & modules
+    assert not {"dbnotify.config.load", "dbnotify.notifier", "dbnotify.rendering"} & modules
 
 
 GET_EMAIL_IMPORTS = """
 import json, sys
-from dbnotify.config import load_config
+from dbnotify.config.load import load_config
 from dbnotify.plugins import default_registry
 assert default_registry().get("email") is not None
 load_config({"channels": {"ops-mail": {

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import pytest
 
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.plugins import PluginRegistry
 from dbnotify.results import RecipientResult, TestReport, TestStage
@@ -122,7 +122,7 @@ def registry() -> PluginRegistry:
 
 GOOD_PLUGIN = """
 import attrs
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.results import RecipientResult, TestReport
 

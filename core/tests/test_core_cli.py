@@ -15,7 +15,7 @@ from dbnotify.events import Severity
 
 HEAVY = ("jinja2", "cattrs", "asyncio", "httpx", "aiosmtplib", "apprise", "rich")
 """Libraries that only sending, rendering or validating a configuration needs."""
-HEAVY_CORE = ("dbnotify.config", "dbnotify.dispatcher", "dbnotify.rendering", "dbnotify.outbox")
+HEAVY_CORE = ("dbnotify.config", "dbnotify.notifier", "dbnotify.rendering", "dbnotify.outbox")
 
 
 def imported_after(code: str) -> set[str]:
@@ -47,8 +47,8 @@ def test_importing_the_command_imports_nothing_heavy() -> None:
 
 
 def test_every_exported_name_resolves_on_first_use() -> None:
-    from dbnotify.config import load_config
-    from dbnotify.dispatcher import Notifier
+    from dbnotify.config.load import load_config
+    from dbnotify.notifier import Notifier
     from dbnotify.results import Status
 
     assert dbnotify.Notifier is Notifier

@@ -8,14 +8,9 @@ from typing import Any
 
 import pytest
 
-from dbnotify.config import (
-    Config,
-    ConfigError,
-    ConfigIssue,
-    DispatchSettings,
-    RenderingSettings,
-    load_config,
-)
+from dbnotify.config.load import load_config
+from dbnotify.config.model import Config, DispatchSettings, RenderingSettings
+from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import Condition, JobRule, NotifyUser
 from dbnotify.plugins import PluginRegistry
 from dbnotify.secrets import Secret

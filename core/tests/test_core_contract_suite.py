@@ -22,7 +22,8 @@ import logging
 
 import attrs
 
-from dbnotify.config import setting, structure
+from dbnotify.config.fields import setting
+from dbnotify.config.structure import structure
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
 from dbnotify.secrets import Secret
@@ -235,7 +236,8 @@ def test_configurations_are_written_as_toml_with_secrets_revealed() -> None:
 SOUND = """
 import attrs
 
-from dbnotify.config import setting, structure
+from dbnotify.config.fields import setting
+from dbnotify.config.structure import structure
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.results import TestReport
 from dbnotify.secrets import Secret

@@ -196,7 +196,7 @@ async def test_failures_are_logged_with_their_reason(
 
     notifier, _ = notifier_with(refused)
     result = await notifier.notify(FAILURE)
-    (record,) = [r for r in caplog.records if r.name == "dbnotify.dispatcher"]
+    (record,) = [r for r in caplog.records if r.name == "dbnotify.notifier"]
     assert record.levelno == logging.WARNING
     assert record.getMessage() == (
         f"event backup_failure ({result.notification_id}) channel chat channel room: failed "

@@ -7,11 +7,12 @@ import datetime as dt
 import pytest
 
 from dbnotify import humanize
-from dbnotify.events import CATALOGUE, Event, EventError, Severity, User, describe
+from dbnotify.errors import EventError
+from dbnotify.events import CATALOGUE, Event, Severity, User, to_notification
 
 
 def fields_of(event: Event) -> dict[str, str]:
-    return {f.label: f.value for f in describe(event).fields}
+    return {f.label: f.value for f in to_notification(event).fields}
 
 
 # --- every catalogue event ---------------------------------------------------------
@@ -161,7 +162,7 @@ def test_catalogue_event_reads_as_documented(
     message: str,
     fields: dict[str, str],
 ) -> None:
-    notification = describe(Event(event_type, data))
+    notification = to_notification(Event(event_type, data))
     assert notification.event_type == event_type
     assert notification.severity is severity
     assert notification.title == title
@@ -195,8 +196,11 @@ def test_catalogue_matches_the_design_table() -> None:
 
 
 def test_job_name_is_carried_for_subjects() -> None:
-    assert describe(Event("backup_failure", {"job_name": "nightly-pg"})).job_name == "nightly-pg"
-    assert describe(Event("restore_complete")).job_name is None
+    assert (
+        to_notification(Event("backup_failure", {"job_name": "nightly-pg"})).job_name
+        == "nightly-pg"
+    )
+    assert to_notification(Event("restore_complete")).job_name is None
 
 
 def test_extra_keys_follow_the_known_ones_and_empty_values_are_left_out() -> None:
@@ -214,7 +218,7 @@ def test_unparseable_numbers_are_shown_as_given() -> None:
 
 def test_user_object_fills_user_name_and_email() -> None:
     event = Event("user_login", user=User(name="alice", email="alice@example.com"))
-    notification = describe(event)
+    notification = to_notification(event)
     assert notification.message == "User 'alice' logged in."
     assert fields_of(event) == {"User": "alice", "Email": "alice@example.com"}
     assert event.user_email == "alice@example.com"
@@ -226,7 +230,7 @@ def test_data_wins_over_user_object() -> None:
         {"user_name": "alice", "email": "a@example.com"},
         user=User(name="someone-else", email="other@example.com"),
     )
-    assert describe(event).message == "User 'alice' logged in."
+    assert to_notification(event).message == "User 'alice' logged in."
     # for routing, the user object's address is the user's own
     assert event.user_email == "other@example.com"
 
@@ -239,7 +243,7 @@ def test_host_may_override_title_message_and_severity_of_a_catalogue_event() -> 
         message="Still running after 3h.",
         severity=Severity.WARNING,
     )
-    notification = describe(event)
+    notification = to_notification(event)
     assert (notification.title, notification.message, notification.severity) == (
         "Backup Late",
         "Still running after 3h.",
@@ -280,13 +284,13 @@ def test_missing_required_key_is_an_event_error(
     event_type: str, data: dict[str, object], text: str
 ) -> None:
     with pytest.raises(EventError) as info:
-        describe(Event(event_type, data))
+        to_notification(Event(event_type, data))
     assert str(info.value) == text
 
 
 def test_unknown_event_type_needs_a_title() -> None:
     with pytest.raises(EventError) as info:
-        describe(Event("disk_almost_full", {"free": "2 GiB"}))
+        to_notification(Event("disk_almost_full", {"free": "2 GiB"}))
     assert str(info.value) == (
         "event type 'disk_almost_full' is not in the catalogue; pass title (and message, "
         "fields, severity) with it, or use one of: backup_success, backup_failure, "
@@ -304,7 +308,7 @@ def test_unknown_event_type_with_title_message_and_fields() -> None:
         fields={"Free": "2 GiB", "Volume": "/var/backups"},
         severity=Severity.WARNING,
     )
-    notification = describe(event)
+    notification = to_notification(event)
     assert notification.event_type == "disk_almost_full"
     assert notification.title == "Disk Almost Full"
     assert notification.message == "Only 2 GiB left on /var/backups."
@@ -317,7 +321,7 @@ def test_unknown_event_type_with_title_message_and_fields() -> None:
 
 def test_unknown_event_type_defaults_to_info_and_shows_its_data() -> None:
     event = Event("quota_check", {"used_bytes": 10, "job_name": "nightly"}, title="Quota")
-    notification = describe(event)
+    notification = to_notification(event)
     assert notification.severity is Severity.INFO
     assert notification.message == ""
     assert [(f.label, f.value) for f in notification.fields] == [
@@ -342,7 +346,7 @@ def test_timestamp_defaults_to_now_in_utc() -> None:
 
 def test_each_notification_gets_its_own_id() -> None:
     event = Event("test")
-    assert describe(event).id != describe(event).id
+    assert to_notification(event).id != to_notification(event).id
 
 
 def test_event_data_is_copied() -> None:
@@ -404,7 +408,7 @@ def test_duration(value: float, text: str) -> None:
 
 def test_severity_may_be_given_by_name() -> None:
     event = Event("disk_almost_full", title="Disk", severity="warning")
-    assert describe(event).severity is Severity.WARNING
+    assert to_notification(event).severity is Severity.WARNING
 
 
 def test_unknown_severity_is_the_hosts_error() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dbnotify import Event, Notifier, Status
-from dbnotify.outbox import OutboxError
+from dbnotify.errors import OutboxError
 from dbnotify.outbox.group import GroupCommit
 from dbnotify.testing.smtpd import LocalSMTPServer
 

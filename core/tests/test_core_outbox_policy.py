@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from dbnotify import ConfigError, load_config
-from dbnotify.config import RetryOverride
+from dbnotify.config.model import RetryOverride
 from dbnotify.outbox.policy import BUILTIN, DAY, HOUR, RetryPolicy, policy_for
 
 

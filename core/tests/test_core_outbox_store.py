@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from dbnotify import Event
-from dbnotify.events import describe
-from dbnotify.outbox import Outbox, OutboxError, RetryPolicy, policy_for
+from dbnotify.errors import OutboxError
+from dbnotify.events import to_notification
+from dbnotify.outbox import Outbox, RetryPolicy, policy_for
 from dbnotify.outbox.store import Claimed
-from dbnotify.results import FailureKind, RecipientResult, Target
+from dbnotify.results import Delivery, FailureKind, RecipientResult, Target
 
 T0 = 1_750_000_000.0
 POLICY = RetryPolicy(attempts=3, first_delay=10, max_delay=60, max_age=600)
@@ -62,7 +63,9 @@ def put(
     recipients: tuple[str, ...] | None = None,
 ) -> int:
     target = Target.USER if recipients else Target.CHANNEL
-    (ident,) = box.enqueue(describe(event), None, [(channel, target, recipients)], policy, now=now)
+    (ident,) = box.enqueue(
+        to_notification(event), None, [Delivery(channel, target, recipients)], policy, now=now
+    )
     return ident
 
 
@@ -74,11 +77,11 @@ def take(box: Outbox, now: float, *, owner: str = "w1", limit: int = 100) -> lis
 
 
 def test_enqueue_commits_for_every_other_connection(outbox: Outbox, tmp_path: Path) -> None:
-    notification = describe(FAILURE)
+    notification = to_notification(FAILURE)
     ids = outbox.enqueue(
         notification,
         None,
-        [("mail", Target.CHANNEL, None), ("chat", Target.CHANNEL, None)],
+        [Delivery("mail", Target.CHANNEL), Delivery("chat", Target.CHANNEL)],
         POLICY,
         outcomes=[("gone", Target.CHANNEL, [never("(channel)")])],
         now=T0,
@@ -106,12 +109,12 @@ def test_a_notification_survives_the_process_killed_right_after_enqueue(tmp_path
         f"""
         import os, signal
         from dbnotify import Event
-        from dbnotify.events import describe
+        from dbnotify.events import to_notification
         from dbnotify.outbox import Outbox, policy_for
-        from dbnotify.results import Target
+        from dbnotify.results import Delivery, Target
         box = Outbox({str(path)!r})
-        n = describe(Event("backup_failure", {{"job_name": "j", "error": "e"}}))
-        box.enqueue(n, None, [("mail", Target.CHANNEL, None)], policy_for("x", {{}}))
+        n = to_notification(Event("backup_failure", {{"job_name": "j", "error": "e"}}))
+        box.enqueue(n, None, [Delivery("mail", Target.CHANNEL)], policy_for("x", {{}}))
         print(n.id, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint, no atexit
         """
@@ -129,8 +132,8 @@ def test_a_notification_survives_the_process_killed_right_after_enqueue(tmp_path
 
 
 def test_the_same_message_is_sent_on_every_attempt(outbox: Outbox) -> None:
-    notification = describe(FAILURE)
-    outbox.enqueue(notification, None, [("mail", Target.CHANNEL, None)], POLICY, now=T0)
+    notification = to_notification(FAILURE)
+    outbox.enqueue(notification, None, [Delivery("mail", Target.CHANNEL)], POLICY, now=T0)
     (first,) = take(outbox, T0)
     assert first.notification == notification  # id (Message-ID), timestamp, texts
     outbox.record(first, "w1", [later("a@x.org")], now=T0, rng_delay=5)

@@ -20,9 +20,10 @@ import attrs
 import pytest
 
 from dbnotify import Event, Notifier, Status, load_config
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
+from dbnotify.errors import OutboxError
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.outbox import Outbox, OutboxError
+from dbnotify.outbox import Outbox
 from dbnotify.outbox.worker import Worker
 from dbnotify.plugins import PluginRegistry
 from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage
@@ -192,7 +193,7 @@ async def test_notify_in_a_host_without_worker_only_queues(setup: Setup) -> None
     assert setup.outbox().counts()["pending"] == 3
     # a worker elsewhere (here: another Notifier on the same file) delivers them
     other = setup.notifier()
-    await Worker(other, other.outbox).run(drain=True)
+    await Worker(other.deliverer, other.outbox).run(drain=True)
     assert sorted(c.notification_id for c in setup.plugin.calls) == sorted(
         r.notification_id for r in results
     )
@@ -202,7 +203,7 @@ def test_a_worker_needs_at_least_one_attempt_in_flight(setup: Setup) -> None:
     notifier = setup.notifier()
     assert notifier.outbox is not None
     with pytest.raises(ValueError, match="'concurrency' must be >= 1: 0"):
-        Worker(notifier, notifier.outbox, concurrency=0)
+        Worker(notifier.deliverer, notifier.outbox, concurrency=0)
 
 
 async def test_notify_raises_when_the_outbox_is_locked(setup: Setup) -> None:
@@ -411,7 +412,7 @@ async def test_a_channel_removed_from_the_configuration_ends_dead_with_the_reaso
     result = await notifier.notify(FAILURE)
     config = attrs.evolve(notifier.config, channels={})
     without = Notifier(config, plugins=setup.registry)
-    await Worker(without, without.outbox).run(drain=True)
+    await Worker(without.deliverer, without.outbox).run(drain=True)
     (row,) = await without.history(delivery_ids=result.delivery_ids)
     assert (row.status, row.reason) == ("dead", "channel 'rooms' is no longer configured")
     assert setup.plugin.calls == []
@@ -427,7 +428,7 @@ async def test_run_only_returns_after_one_attempt_of_those(setup: Setup) -> None
     await notifier.notify(FAILURE)
     seen: list[tuple[int, str]] = []
     await asyncio.wait_for(
-        Worker(notifier, notifier.outbox).run(
+        Worker(notifier.deliverer, notifier.outbox).run(
             only=mine.delivery_ids, on_attempt=lambda c, s: seen.append((c.id, s))
         ),
         timeout=5,
@@ -441,7 +442,7 @@ async def test_two_workers_on_one_file_send_nothing_twice(setup: Setup) -> None:
     notifier = setup.notifier()
     results = [await notifier.notify(FAILURE) for _ in range(120)]
     first, second = setup.notifier(), setup.notifier()  # two connections to the file
-    workers = [Worker(first, first.outbox), Worker(second, second.outbox)]
+    workers = [Worker(first.deliverer, first.outbox), Worker(second.deliverer, second.outbox)]
     await asyncio.wait_for(asyncio.gather(*(w.run(drain=True) for w in workers)), timeout=30)
     sent = [c.notification_id for c in setup.plugin.calls]
     print(f"two workers: {workers[0].attempted} + {workers[1].attempted} attempts, 120 queued")
@@ -453,11 +454,11 @@ async def test_drain_ends_while_a_channel_is_parked(setup: Setup) -> None:
     setup.plugin.script["room-1"] = ["park"]
     notifier = setup.notifier()
     await notifier.notify(FAILURE)
-    await asyncio.wait_for(Worker(notifier, notifier.outbox).run(drain=True), timeout=3)
+    await asyncio.wait_for(Worker(notifier.deliverer, notifier.outbox).run(drain=True), timeout=3)
     assert "rooms" in setup.outbox().parked()
     await asyncio.sleep(0.3)  # its retry is due now, but the channel is parked
     # e.g. `dbnotify worker --drain` from cron, while the password is still wrong
-    await asyncio.wait_for(Worker(notifier, notifier.outbox).run(drain=True), timeout=2)
+    await asyncio.wait_for(Worker(notifier.deliverer, notifier.outbox).run(drain=True), timeout=2)
     assert len(setup.plugin.calls) == 1
 
 

@@ -13,7 +13,7 @@ import pluggy
 import pytest
 
 from dbnotify import hookspecs
-from dbnotify.config import ConfigError
+from dbnotify.errors import ConfigError
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.plugins import (
     ALLOW_ENV,
@@ -503,7 +503,7 @@ def test_explain_missing_disabled_and_not_allowed() -> None:
 def test_config_reports_a_disabled_channel_type(
     email_channel: Callable[..., dict[str, Any]],
 ) -> None:
-    from dbnotify.config import load_config
+    from dbnotify.config.load import load_config
 
     with pytest.raises(ConfigError) as info:
         load_config({"channels": {"ops-mail": email_channel()}}, load(**{BLOCK_ENV: "email"}))

@@ -13,8 +13,9 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from dbnotify import Event, Notifier, load_config
-from dbnotify.config import ConfigError, RenderingSettings
-from dbnotify.events import Notification, Severity, describe
+from dbnotify.config.model import RenderingSettings
+from dbnotify.errors import ConfigError
+from dbnotify.events import Notification, Severity, to_notification
 from dbnotify.rendering import SEVERITY_COLORS, Renderer
 from dbnotify.testing.smtpd import LocalSMTPServer
 
@@ -27,7 +28,7 @@ def note(
 ) -> Notification:
     if data is None:
         data = {"job_name": "nightly-pg", "error": "disk full"}
-    return describe(Event(event_type, data, timestamp=WHEN, **kwargs))
+    return to_notification(Event(event_type, data, timestamp=WHEN, **kwargs))
 
 
 def overrides(tmp_path: Path, **templates: str) -> RenderingSettings:
@@ -254,7 +255,7 @@ def test_timezone_from_config_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[rendering]\ntimezone = "Europe/Berlin"\n', encoding="utf-8")
     renderer = Renderer(load_config(path).rendering)
-    summer = describe(Event("test", timestamp=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.UTC)))
+    summer = to_notification(Event("test", timestamp=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.UTC)))
     assert "2024-07-01 14:00:00 CEST" in renderer.text(summer)
 
 

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from dbnotify.config import Config, load_config
-from dbnotify.events import Condition, Event, JobRule, Severity, User, describe
+from dbnotify.config.load import load_config
+from dbnotify.config.model import Config
+from dbnotify.events import Condition, Event, JobRule, Severity, User, to_notification
 from dbnotify.plugins import PluginRegistry
-from dbnotify.results import FailureKind, Status, Target
-from dbnotify.router import Delivery, Plan, plan
+from dbnotify.results import Delivery, FailureKind, Status, Target
+from dbnotify.router import Plan, plan
 
 FAILURE = {"job_name": "nightly-pg", "error": "disk full"}
 SUCCESS = {"job_name": "nightly-pg", "size_bytes": 10}
@@ -38,7 +39,13 @@ def make_config(
 
 
 def route(config: Config, event: Event, registry: PluginRegistry) -> Plan:
-    return plan(config, event, describe(event).severity, registry)
+    """The plan, with the user-capable channels as the Notifier finds them."""
+    capable = {
+        name
+        for name, settings in config.channels.items()
+        if (plugin := registry.get(settings.type)) is not None and plugin.info.user_delivery
+    }
+    return plan(config, event, to_notification(event).severity, capable)
 
 
 def targets(result: Plan) -> list[tuple[str, str, tuple[str, ...] | None]]:
@@ -389,8 +396,10 @@ def test_user_without_an_address_is_skipped_with_a_reason(
             "events": {"user_login": {"enabled": True, "notify_user": "also"}},
         }
     )
-    # plan() reads the event as it is; describe() would refuse a user_login without email
-    planned = plan(config, Event("user_login", {"user_name": "alice"}), Severity.INFO, registry)
+    # plan() reads the event as it is; to_notification() would refuse a user_login without email
+    planned = plan(
+        config, Event("user_login", {"user_name": "alice"}), Severity.INFO, {"ops-mail", "dba-mail"}
+    )
     assert targets(planned) == [("ops-mail", "channel", None)]
     (skip,) = planned.outcomes
     assert (skip.channel, skip.target, skip.status) == ("ops-mail", Target.USER, Status.SKIPPED)

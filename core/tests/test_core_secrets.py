@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from dbnotify.config import ConfigError, load_config
+from dbnotify.config.load import load_config
+from dbnotify.errors import ConfigError
 from dbnotify.secrets import MASK, Secret
 
 VALUE = "hunter2-Sup3rS3cret"

@@ -15,7 +15,7 @@ import attrs
 import pytest
 from PIL import Image
 
-from dbnotify.events import Event, Severity, describe
+from dbnotify.events import Event, Severity, to_notification
 from dbnotify.rendering import Renderer
 
 if TYPE_CHECKING:  # conftest is not importable at run time (--import-mode=importlib)
@@ -166,7 +166,7 @@ def save_for_docs(image: Image.Image, card_bottom: int, name: str) -> Path:
 def test_default_email_as_chromium_draws_it(
     severity: Severity, screenshot: Screenshot, tmp_path: Path
 ) -> None:
-    notification = describe(EVENTS[severity])
+    notification = to_notification(EVENTS[severity])
     assert notification.severity is severity
     png = screenshot(Renderer().html(notification), tmp_path / f"email-{severity.value}.png")
     with Image.open(png) as opened:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from dbnotify import Event, Notifier
-from dbnotify.outbox import OutboxError
+from dbnotify.errors import OutboxError
 
 FAILURE = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
 SEND = ("send", "backup_failure", "--data", "job_name=nightly-pg", "--data", "error=x")
@@ -150,7 +150,7 @@ AS_NOBODY = textwrap.dedent(
     """
     import asyncio, os, sys
     from dbnotify import Event, Notifier
-    from dbnotify.outbox import OutboxError
+    from dbnotify.errors import OutboxError
 
     async def main():
         event = Event("backup_failure", {"job_name": "nightly-pg", "error": "x"})

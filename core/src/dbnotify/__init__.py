@@ -10,9 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbnotify.config import Config, ConfigError, ConfigIssue, load_config
-    from dbnotify.dispatcher import Notifier
-    from dbnotify.events import Event, EventError, Notification, Severity, User
+    from dbnotify.config.load import load_config
+    from dbnotify.config.model import Config
+    from dbnotify.errors import ConfigError, ConfigIssue, DbnotifyError, EventError, OutboxError
+    from dbnotify.events import Event, Notification, Severity, User
+    from dbnotify.notifier import Notifier
     from dbnotify.results import (
         ChannelResult,
         DispatchResult,
@@ -29,12 +31,14 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigIssue",
+    "DbnotifyError",
     "DispatchResult",
     "Event",
     "EventError",
     "FailureKind",
     "Notification",
     "Notifier",
+    "OutboxError",
     "RecipientResult",
     "Secret",
     "Severity",
@@ -46,13 +50,15 @@ __all__ = [
 ]
 
 _HOME: dict[str, str] = {
-    "Config": "dbnotify.config",
-    "ConfigError": "dbnotify.config",
-    "ConfigIssue": "dbnotify.config",
-    "load_config": "dbnotify.config",
-    "Notifier": "dbnotify.dispatcher",
+    "Config": "dbnotify.config.model",
+    "ConfigError": "dbnotify.errors",
+    "ConfigIssue": "dbnotify.errors",
+    "DbnotifyError": "dbnotify.errors",
+    "EventError": "dbnotify.errors",
+    "OutboxError": "dbnotify.errors",
+    "load_config": "dbnotify.config.load",
+    "Notifier": "dbnotify.notifier",
     "Event": "dbnotify.events",
-    "EventError": "dbnotify.events",
     "Notification": "dbnotify.events",
     "Severity": "dbnotify.events",
     "User": "dbnotify.events",

@@ -19,7 +19,8 @@ import click
 # command (``dbnotify plugins``, ``--help``) does not pay for Jinja2, cattrs, asyncio or
 # any plugin. The outbox's commands live in dbnotify.outbox_cli, imported when used.
 if TYPE_CHECKING:
-    from dbnotify.config import Config, ConfigError
+    from dbnotify.config.model import Config
+    from dbnotify.errors import ConfigError
     from dbnotify.events import Event
     from dbnotify.plugins import PluginRegistry
     from dbnotify.results import DispatchResult, RecipientResult, TestReport
@@ -42,7 +43,8 @@ def _fail_config(exc: ConfigError) -> NoReturn:
 
 
 def _load(path: Path) -> Config:
-    from dbnotify.config import ConfigError, load_config
+    from dbnotify.config.load import load_config
+    from dbnotify.errors import ConfigError
 
     try:
         return load_config(path)
@@ -328,7 +330,7 @@ def validate(config_path: Path) -> None:
 @click.option("--no-send", is_flag=True, help="check the connection only; send nothing")
 def test(channel: str, config_path: Path, no_send: bool) -> None:
     """Check CHANNEL stage by stage and send it a test notification."""
-    from dbnotify.dispatcher import Notifier, run_sync
+    from dbnotify.notifier import Notifier, run_sync
 
     notifier = Notifier(_load(config_path))
     if channel not in notifier.config.channels:
@@ -364,9 +366,8 @@ def send(
     With an [outbox], the event is committed first; then, unless --no-wait, each target
     gets its first attempt here (later retries are the worker's).
     """
-    from dbnotify.dispatcher import Notifier
-    from dbnotify.events import EventError
-    from dbnotify.outbox import OutboxError
+    from dbnotify.errors import EventError, OutboxError
+    from dbnotify.notifier import Notifier
 
     notifier = Notifier(_load(config_path))
     try:
@@ -389,7 +390,7 @@ def _first_attempts(notifier: Any, ids: tuple[int, ...]) -> int:
     from dbnotify.outbox.worker import Worker
     from dbnotify.outbox_cli import describe_row, run_and_close
 
-    run_and_close(notifier, Worker(notifier, notifier.outbox).run(only=ids))
+    run_and_close(notifier, Worker(notifier.deliverer, notifier.outbox).run(only=ids))
     rows = notifier.outbox.history(delivery_ids=list(ids))
     click.echo("first attempts:")
     for row in rows:
@@ -421,14 +422,14 @@ def render(
     """Print EVENT as it would be rendered, without sending it."""
     import jinja2
 
-    from dbnotify.events import EventError, describe
-    from dbnotify.rendering import Renderer
-    from dbnotify.rendering.renderer import template_problem
+    from dbnotify.errors import EventError
+    from dbnotify.events import to_notification
+    from dbnotify.rendering import Renderer, template_problem
 
     config = _load(config_path) if config_path else None
     renderer = Renderer(config.rendering if config else None)
     try:
-        notification = describe(_event(event_type, data, None, title, message, severity))
+        notification = to_notification(_event(event_type, data, None, title, message, severity))
         if fmt == "html":
             output = renderer.html(notification) + "\n"
         elif fmt == "text":

@@ -16,8 +16,8 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from dbnotify.dispatcher import Notifier
 from dbnotify.events import Event
+from dbnotify.notifier import Notifier
 from dbnotify.results import DispatchResult, Status
 from dbnotify.testing.smtpd import LocalSMTPServer, Received
 

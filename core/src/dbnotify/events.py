@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from dbnotify import humanize
+from dbnotify.errors import EventError
 
 
 class Severity(enum.Enum):
@@ -27,10 +28,6 @@ class Severity(enum.Enum):
 
 
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
-
-
-class EventError(ValueError):
-    """The host passed an event that cannot be described (a missing key, a bad value)."""
 
 
 @attrs.frozen
@@ -378,7 +375,7 @@ def _fields(
     return tuple(Field(_label(k)[0], _label(k)[1](data[k])) for k in keys)
 
 
-def describe(event: Event) -> Notification:
+def to_notification(event: Event) -> Notification:
     """Turn an event into what channels render. Raises :class:`EventError` for bad input."""
     spec = CATALOGUE.get(event.type)
     nid = uuid.uuid4().hex
@@ -418,7 +415,7 @@ def describe(event: Event) -> Notification:
     )
 
 
-def describe_for_user(event: Event, notification: Notification) -> Notification:
+def to_user_notification(event: Event, notification: Notification) -> Notification:
     """The affected user's own copy: same id and time, worded for that user.
 
     DBackup sent users the admins' message; a user is told what happened to them, with

@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 import httpx
 
-from dbnotify.config import describe_value
+from dbnotify.config.fields import describe_value
 from dbnotify.results import FailureKind, RecipientResult, Status, TestStage
 from dbnotify.secrets import MASK, Secret
 

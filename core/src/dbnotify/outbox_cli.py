@@ -21,7 +21,7 @@ from dbnotify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_option
 # As in dbnotify.cli: what a command needs (asyncio, the configuration, the store) is
 # imported when it runs, so that ``dbnotify --help`` stays light.
 if TYPE_CHECKING:
-    from dbnotify.dispatcher import Notifier
+    from dbnotify.notifier import Notifier
     from dbnotify.outbox.store import HistoryRow
 
 
@@ -37,8 +37,9 @@ def _worker_concurrency() -> int:
 
 
 def durable_notifier(path: Path) -> Notifier:
-    from dbnotify.config import ConfigError, load_config
-    from dbnotify.dispatcher import Notifier
+    from dbnotify.config.load import load_config
+    from dbnotify.errors import ConfigError
+    from dbnotify.notifier import Notifier
 
     try:
         config = load_config(path)
@@ -80,7 +81,7 @@ def describe_row(row: HistoryRow) -> str:
 def run_and_close(notifier: Notifier, coro: Any) -> Any:
     import asyncio
 
-    from dbnotify.outbox.store import OutboxError
+    from dbnotify.errors import OutboxError
 
     async def body() -> Any:
         try:
@@ -114,7 +115,7 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
-    runner = Worker(notifier, notifier.outbox, concurrency=concurrency)
+    runner = Worker(notifier.deliverer, notifier.outbox, concurrency=concurrency)
 
     async def body() -> None:
         task = asyncio.current_task()
@@ -144,7 +145,7 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def outbox_command(config_path: Path, as_json: bool) -> None:
     """What is waiting (pending) and what gave up (dead), with reasons; parked channels."""
-    from dbnotify.outbox.store import OutboxError
+    from dbnotify.errors import OutboxError
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
@@ -215,7 +216,7 @@ def history(
     limit: int,
 ) -> None:
     """Each recipient's latest outcome, newest first."""
-    from dbnotify.outbox.store import OutboxError
+    from dbnotify.errors import OutboxError
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
@@ -245,7 +246,7 @@ def history(
 @click.option("--channel", help="every delivery of this channel; unparks it")
 def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str | None) -> None:
     """Send again now: one delivery (ID), every dead one, or a (parked) channel's."""
-    from dbnotify.outbox.store import OutboxError
+    from dbnotify.errors import OutboxError
 
     if delivery_id is None and not dead and channel is None:
         _usage("name a delivery ID, or use --dead or --channel NAME")
@@ -264,8 +265,9 @@ def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str |
 @click.option("--older-than", help='e.g. "30d" (default: the outbox\'s retention)')
 def purge(config_path: Path, older_than: str | None) -> None:
     """Forget finished notifications older than a duration (pending ones are kept)."""
-    from dbnotify.config import CONVERTER, Duration
-    from dbnotify.outbox.store import OutboxError
+    from dbnotify.config.fields import Duration
+    from dbnotify.config.structure import CONVERTER
+    from dbnotify.errors import OutboxError
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None

@@ -13,8 +13,8 @@ Environment:
 ``DBNOTIFY_DISABLE_PLUGINS``
     comma-separated channel types: never load these.
 
-This module imports only the standard library, attrs and pluggy at import time, so that
-listing what is installed (``dbnotify plugins``) stays fast.
+This module imports only the standard library, attrs, pluggy and the configuration's
+leaves at import time, so that listing what is installed (``dbnotify plugins``) stays fast.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import attrs
 import pluggy
 
 from dbnotify import hookspecs
+from dbnotify.config.fields import did_you_mean
+from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.hookspecs import ChannelInfo
 
 if TYPE_CHECKING:
@@ -72,8 +74,6 @@ class ChannelPlugin:
         return impl.function(*(kwargs[arg] for arg in impl.argnames))
 
     def validate_config(self, options: Mapping[str, Any]) -> Any:
-        from dbnotify.config import ConfigError, ConfigIssue
-
         try:
             result = self._call("validate_config", options=options)
         except ConfigError:
@@ -397,8 +397,6 @@ class PluginRegistry:
 
     def explain_missing(self, channel_type: str) -> str:
         """Why ``channel_type`` is not available, in words an operator can act on."""
-        from dbnotify.config import did_you_mean
-
         with self._lock:
             self._load_type(channel_type)
             for failure in self.failures:

@@ -74,6 +74,32 @@ class Target(enum.Enum):
     USER = "user"
 
 
+CHANNEL_LABEL = "(channel)"
+"""The recipient named in a result when no recipient is known: the whole channel failed
+(unknown channel, a plugin bug, the deadline) or has not been tried yet."""
+USER_LABEL = "(user)"
+"""The recipient of a user's copy when the event carries no address."""
+NO_CHANNEL = "(none)"
+"""The channel named in a user's copy when no channel can deliver to a user."""
+
+
+@attrs.frozen
+class Delivery:
+    """One target of one notification: a channel, for its own recipients or for one
+    user's address. The one shape of a delivery: planned by the router, committed by the
+    outbox, claimed by a worker and sent by the :class:`~dbnotify.delivery.Deliverer`."""
+
+    channel: str
+    target: Target
+    recipients: tuple[str, ...] | None = None
+    """``None`` for the channel's configured recipients; the user's address alone for
+    a user's copy."""
+
+    def labels(self, retry_only: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """Whom a result names when the channel as a whole failed."""
+        return retry_only or self.recipients or (CHANNEL_LABEL,)
+
+
 @attrs.frozen
 class ChannelResult:
     """One channel's delivery of one notification."""

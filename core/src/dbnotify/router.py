@@ -1,27 +1,28 @@
 """Which channels, and which users, an event goes to.
 
-Pure: reads the configuration and the event, returns a :class:`Plan`; sends nothing.
+Pure: reads the configuration and the event, returns a :class:`Plan`; sends nothing and
+loads nothing. Which channels can deliver to a user's address is the caller's to say
+(the :class:`~dbnotify.notifier.Notifier` asks the plugin registry once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import attrs
 
-from dbnotify.config import Config, EventRouting
+from dbnotify.config.model import Config, EventRouting
 from dbnotify.events import CATALOGUE, Condition, Event, NotifyUser, Severity
-from dbnotify.plugins import PluginRegistry
-from dbnotify.results import ChannelResult, FailureKind, RecipientResult, Target
-
-
-@attrs.frozen
-class Delivery:
-    """One target: a channel, for its own recipients or for one user's address."""
-
-    channel: str
-    target: Target
-    recipients: tuple[str, ...] | None = None
+from dbnotify.results import (
+    CHANNEL_LABEL,
+    NO_CHANNEL,
+    USER_LABEL,
+    ChannelResult,
+    Delivery,
+    FailureKind,
+    RecipientResult,
+    Target,
+)
 
 
 @attrs.frozen
@@ -37,7 +38,9 @@ def _unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def plan(config: Config, event: Event, severity: Severity, plugins: PluginRegistry) -> Plan:
+def plan(config: Config, event: Event, severity: Severity, user_channels: Collection[str]) -> Plan:
+    """The deliveries of ``event``; ``user_channels`` names the configured channels that
+    can deliver to a user's address (their plugin's ``user_delivery``)."""
     spec = CATALOGUE.get(event.type)
     rule = config.routing.events.get(event.type, EventRouting())
     enabled = (
@@ -73,7 +76,7 @@ def plan(config: Config, event: Event, severity: Severity, plugins: PluginRegist
             else:
                 outcomes.append(_unknown_channel(name, config))
     if mode is not NotifyUser.NONE:
-        user = _user_delivery(config, event, channels, plugins)
+        user = _user_delivery(config, event, channels, user_channels)
         if isinstance(user, Delivery):
             deliveries.append(user)
         else:
@@ -96,7 +99,7 @@ def _unknown_channel(name: str, config: Config) -> ChannelResult:
         Target.CHANNEL,
         (
             RecipientResult.failed(
-                "(channel)",
+                CHANNEL_LABEL,
                 FailureKind.PERMANENT,
                 f"no channel named {name!r} is configured",
                 hint=f"define [channels.{name}] or remove it from the routing "
@@ -107,32 +110,30 @@ def _unknown_channel(name: str, config: Config) -> ChannelResult:
 
 
 def _user_delivery(
-    config: Config, event: Event, routed: list[str], plugins: PluginRegistry
+    config: Config, event: Event, routed: list[str], user_channels: Collection[str]
 ) -> Delivery | ChannelResult:
     """The user's own copy: one delivery, to the user's address alone."""
     channel = config.routing.user_channel
     if channel is None:
-        for name in _unique([*routed, *config.channels]):
-            settings = config.channels.get(name)
-            plugin = plugins.get(settings.type) if settings else None
-            if plugin is not None and plugin.info.user_delivery:
-                channel = name
-                break
+        channel = next(
+            (name for name in _unique([*routed, *config.channels]) if name in user_channels),
+            None,
+        )
     address = event.user_email
     if address is None:
         return ChannelResult(
-            channel or "(none)",
+            channel or NO_CHANNEL,
             None,
             Target.USER,
             (
                 RecipientResult.skipped(
-                    "(user)", f"event {event.type!r} has no user email address (data key 'email')"
+                    USER_LABEL, f"event {event.type!r} has no user email address (data key 'email')"
                 ),
             ),
         )
     if channel is None:
         return ChannelResult(
-            "(none)",
+            NO_CHANNEL,
             None,
             Target.USER,
             (

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import Duration, file_key
+from dbnotify.config.fields import Duration, file_key
 from dbnotify.hookspecs import ChannelInfo
 from dbnotify.secrets import Secret
 

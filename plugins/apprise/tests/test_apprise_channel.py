@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from dbnotify import Event, FailureKind, Severity, Status
-from dbnotify.events import describe
-from dbnotify.results import Target
-from dbnotify.router import Delivery
+from dbnotify.events import to_notification
+from dbnotify.results import Delivery, Target
 
 EVENT = Event(
     "backup_failure", {"job_name": "nightly-pg", "error": "disk full", "database": "orders"}
@@ -31,7 +30,7 @@ async def test_delivers_subject_and_text_as_apprise_json(
     (body,) = posted()
     assert body["title"] == "[DBackup] Backup Failed: nightly-pg"
     assert body["type"] == "failure"
-    assert body["message"].strip() == notifier.renderer.text(describe(EVENT)).strip()
+    assert body["message"].strip() == notifier.renderer.text(to_notification(EVENT)).strip()
     assert "disk full" in body["message"]
 
 
@@ -64,9 +63,9 @@ async def test_retry_only_sends_to_the_named_urls(
     json_url: Any, httpserver: Any, make_notifier: Any
 ) -> None:
     async with make_notifier([json_url("/one"), json_url("/two")]) as notifier:
-        channel = await notifier.deliver(
+        channel = await notifier.deliverer.deliver(
             Delivery("alerts", Target.CHANNEL),
-            describe(EVENT),
+            to_notification(EVENT),
             retry_only=("apprise://json#2", "apprise://gone"),
         )
 

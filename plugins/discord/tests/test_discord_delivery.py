@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from dbnotify import Event, FailureKind, Notifier, RecipientResult, Status
-from dbnotify.events import describe
+from dbnotify.events import to_notification
 from dbnotify.rendering import Renderer
 from dbnotify_discord.plugin import send, validate_config
 
@@ -164,7 +164,7 @@ async def test_the_token_never_appears_in_logs(
 async def test_send_hook_returns_one_result_and_skips_users(answer: Any, hook_url: str) -> None:
     answer(status=204)
     config = validate_config({"webhook_url": hook_url})
-    notification = describe(failure_event())
+    notification = to_notification(failure_event())
     assert [r.recipient for r in await send(config, notification, Renderer(), None, None)] == [
         "discord webhook"
     ]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dbnotify import Event, Severity, Status
-from dbnotify.events import EventError
+from dbnotify.errors import EventError
 
 WHEN = dt.datetime(2025, 3, 14, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
@@ -290,11 +290,13 @@ def test_written_message_reads_back_as_written(text: str) -> None:
     import email
     import email.policy
 
-    from dbnotify.events import describe
+    from dbnotify.events import to_notification
     from dbnotify_email.addresses import Mailbox
     from dbnotify_email.message import Rendered, build
 
-    notification = describe(Event("backup_failure", {"job_name": "nightly-pg"}, timestamp=WHEN))
+    notification = to_notification(
+        Event("backup_failure", {"job_name": "nightly-pg"}, timestamp=WHEN)
+    )
     html = f"<p>{text}</p>"
     sender = Mailbox.parse('"Ops, Night Shift" <dbackup@example.com>')
     to = (Mailbox.parse("Jörg Müller <joerg@example.com>"), Mailbox.parse("a@b.org"))

@@ -11,7 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dbnotify import Event, FailureKind, Notifier, Status
-from dbnotify.events import describe
+from dbnotify.events import to_notification
 from dbnotify.plugins import default_registry
 from dbnotify.rendering import Renderer
 from dbnotify_gotify.settings import GotifyConfig
@@ -224,5 +224,5 @@ async def test_send_hook_directly(httpserver: HTTPServer, failure_event: Event) 
     assert plugin is not None
     config = plugin.validate_config({"server_url": base_url(httpserver), "app_token": TOKEN})
     assert isinstance(config, GotifyConfig)
-    results = await plugin.send(config, describe(failure_event), Renderer(), None, None)
+    results = await plugin.send(config, to_notification(failure_event), Renderer(), None, None)
     assert [r.status for r in results] == [Status.DELIVERED]

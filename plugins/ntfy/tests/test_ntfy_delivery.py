@@ -13,7 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dbnotify import Event, FailureKind, Notifier, Status
-from dbnotify.events import describe
+from dbnotify.events import to_notification
 from dbnotify.plugins import default_registry
 from dbnotify.rendering import Renderer
 from dbnotify_ntfy.plugin import fit, header_text
@@ -266,5 +266,5 @@ async def test_send_hook_directly(httpserver: HTTPServer, failure_event: Event) 
     options: dict[str, Any] = {"server_url": base_url(httpserver), "topic": "dbackup-alerts"}
     config = plugin.validate_config(options)
     assert isinstance(config, NtfyConfig)
-    results = await plugin.send(config, describe(failure_event), Renderer(), None, None)
+    results = await plugin.send(config, to_notification(failure_event), Renderer(), None, None)
     assert [r.status for r in results] == [Status.DELIVERED]

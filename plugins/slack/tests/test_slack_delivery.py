@@ -9,7 +9,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dbnotify import Event, FailureKind, Notifier, RecipientResult, Status
-from dbnotify.events import describe
+from dbnotify.events import to_notification
 from dbnotify.rendering import Renderer
 from dbnotify_slack.plugin import send, validate_config
 
@@ -203,7 +203,7 @@ async def test_send_hook_returns_one_result_and_skips_users(
 ) -> None:
     answer(body="ok")
     config = validate_config({"webhook_url": hook_url})
-    notification = describe(failure_event())
+    notification = to_notification(failure_event())
     results = await send(config, notification, Renderer(), None, ("slack webhook",))
     assert [(r.recipient, r.status) for r in results] == [("slack webhook", Status.DELIVERED)]
     assert await send(config, notification, Renderer(), ("a@example.com",), None) == [

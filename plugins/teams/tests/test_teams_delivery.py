@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from dbnotify import Event, FailureKind, Notifier, RecipientResult, Status
-from dbnotify.events import describe
+from dbnotify.events import to_notification
 from dbnotify.rendering import Renderer
 from dbnotify_teams import card, connector
 from dbnotify_teams.card import escape
@@ -190,7 +190,7 @@ async def test_slow_connector_is_transient(httpserver: HTTPServer, hook_url: str
 
 
 def test_long_texts_are_cut() -> None:
-    notification = describe(
+    notification = to_notification(
         Event("custom", title="T" * 300, message="m" * 20_000, fields={"F": "v" * 5000})
     )
     built = card.message_card(notification, Renderer())
@@ -223,7 +223,7 @@ async def test_the_token_never_appears_in_logs(
 async def test_send_hook_returns_one_result_and_skips_users(answer: Any, hook_url: str) -> None:
     answer(body="1")
     config = validate_config({"webhook_url": hook_url})
-    notification = describe(failure_event())
+    notification = to_notification(failure_event())
     results = await send(config, notification, Renderer(), None, None)
     assert [(r.recipient, r.status) for r in results] == [("teams webhook", Status.DELIVERED)]
     assert await send(config, notification, Renderer(), ("a@example.com",), None) == [

@@ -12,7 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dbnotify import Event, FailureKind, Notifier, Status
-from dbnotify.events import describe
+from dbnotify.events import to_notification
 from dbnotify.plugins import default_registry
 from dbnotify.rendering import Renderer
 from dbnotify_telegram.settings import ParseMode
@@ -133,7 +133,7 @@ async def test_plain_text_is_the_renderers_text(
 
 @pytest.mark.parametrize("mode", list(ParseMode))
 def test_a_long_message_is_cut_to_4096_with_an_ellipsis(mode: ParseMode) -> None:
-    notification = describe(
+    notification = to_notification(
         Event("backup_failure", {"job_name": "nightly-pg", "error": "<&>🙂" * 3000})
     )
     text = message_text(notification, Renderer(), mode)
@@ -415,7 +415,7 @@ async def test_send_hook_directly(httpserver: HTTPServer, failure_event: Event) 
     config = plugin.validate_config(
         {"api_url": base_url(httpserver), "bot_token": TOKEN, "chat_id": "12345"}
     )
-    results = await plugin.send(config, describe(failure_event), Renderer(), None, None)
+    results = await plugin.send(config, to_notification(failure_event), Renderer(), None, None)
     assert [(r.recipient, r.status) for r in results] == [("12345", Status.DELIVERED)]
     assert httpserver.log[0][0].get_json()["chat_id"] == 12345
 

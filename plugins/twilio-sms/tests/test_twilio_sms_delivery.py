@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from dbnotify import Event, FailureKind, Notifier, Status
-from dbnotify.events import describe
+from dbnotify.events import to_notification
 from dbnotify.plugins import default_registry
 from dbnotify.rendering import Renderer
 from dbnotify_twilio_sms.plugin import sms_body
@@ -106,7 +106,7 @@ async def test_a_messaging_service_is_sent_as_messaging_service_sid(
 
 
 def test_only_the_first_fields_that_fit() -> None:
-    notification = describe(
+    notification = to_notification(
         Event(
             "custom",
             title="Replication lag",
@@ -120,7 +120,7 @@ def test_only_the_first_fields_that_fit() -> None:
 
 def test_the_body_is_at_most_320_characters() -> None:
     fields = {f"F{i}": "v" * 20 for i in range(30)}
-    notification = describe(Event("custom", title="Many", fields=fields))
+    notification = to_notification(Event("custom", title="Many", fields=fields))
     body = sms_body(notification, Renderer())
     assert len(body) <= 320
     assert body.endswith("v" * 20)  # cut at a field boundary
@@ -128,14 +128,14 @@ def test_the_body_is_at_most_320_characters() -> None:
 
 
 def test_a_subject_too_long_for_an_sms_is_cut() -> None:
-    notification = describe(Event("custom", title="T" * 400))
+    notification = to_notification(Event("custom", title="T" * 400))
     body = sms_body(notification, Renderer())
     assert len(body) == 320
     assert body.endswith("T...")
 
 
 def test_field_values_are_one_line() -> None:
-    notification = describe(
+    notification = to_notification(
         Event("backup_failure", {"job_name": "pg", "error": "line one\nline two\r\n\ttab"})
     )
     assert sms_body(notification, Renderer()) == (
@@ -254,7 +254,7 @@ async def test_retry_only_reaches_only_the_named_numbers(
         delivery = notifier.config.channels["sms"]
         plugin = notifier.plugins.get("twilio-sms")
         assert plugin is not None
-        notification = describe(failure_event)
+        notification = to_notification(failure_event)
         results = await plugin.send(
             delivery.config, notification, notifier.renderer, None, (SECOND, "+33612345678")
         )
@@ -429,5 +429,5 @@ async def test_send_hook_directly(httpserver: HTTPServer, failure_event: Event) 
         "to": FIRST,
     }
     config = plugin.validate_config(options)
-    results = await plugin.send(config, describe(failure_event), Renderer(), None, None)
+    results = await plugin.send(config, to_notification(failure_event), Renderer(), None, None)
     assert [(r.recipient, r.status) for r in results] == [(FIRST, Status.DELIVERED)]

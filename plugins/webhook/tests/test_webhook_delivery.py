@@ -10,7 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dbnotify import Event, FailureKind, Notifier, RecipientResult, Severity, Status
-from dbnotify.events import describe
+from dbnotify.events import to_notification
 from dbnotify.rendering import Renderer
 from dbnotify_webhook.plugin import send, validate_config
 
@@ -131,7 +131,7 @@ async def test_text_content_type_without_template_sends_the_text(
     await make_notifier(content_type="text/plain").notify(failure_event())
     (request,) = received()
     assert request["headers"]["content-type"] == "text/plain"
-    assert request["body"].decode() == Renderer().text(describe(failure_event()))
+    assert request["body"].decode() == Renderer().text(to_notification(failure_event()))
 
 
 async def test_template_error_at_send_time_is_permanent_and_sends_nothing(
@@ -275,7 +275,7 @@ async def test_send_hook_directly_returns_one_result(
 ) -> None:
     answer()
     config = validate_config({"webhook_url": hook_url})
-    notification = describe(failure_event())
+    notification = to_notification(failure_event())
     results = await send(config, notification, Renderer(), None, ("webhook",))
     assert [r.status for r in results] == [Status.DELIVERED]
     # a per-user copy is never posted to the webhook

@@ -13,7 +13,7 @@ import random
 
 import attrs
 
-from dbnotify.config import RetryOverride
+from dbnotify.config.model import RetryOverride
 
 HOUR = 3600.0
 DAY = 86400.0

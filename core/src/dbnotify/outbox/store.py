@@ -29,9 +29,10 @@ from typing import Any
 
 import attrs
 
+from dbnotify.errors import OutboxError
 from dbnotify.events import Field, Notification, Severity
 from dbnotify.outbox.policy import RetryPolicy
-from dbnotify.results import FailureKind, RecipientResult, Status, Target
+from dbnotify.results import Delivery, FailureKind, RecipientResult, Status, Target
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notification (
@@ -96,10 +97,6 @@ R_PENDING, R_DELIVERED, R_SKIPPED, R_DEAD = "pending", "delivered", "skipped", "
 """Recipient states: pending (to be retried), or final."""
 
 
-class OutboxError(Exception):
-    """The outbox cannot take the notification: locked, full, unwritable. Never silent."""
-
-
 @attrs.frozen
 class Claimed:
     """A delivery a worker holds the lease for."""
@@ -121,7 +118,7 @@ class Enqueue:
 
     notification: Notification
     user_notification: Notification | None
-    deliveries: Sequence[tuple[str, Target, tuple[str, ...] | None]]
+    deliveries: Sequence[Delivery]
     policy: RetryPolicy
     outcomes: Sequence[tuple[str, Target, Sequence[RecipientResult]]] = ()
 
@@ -317,7 +314,7 @@ class Outbox:
         self,
         notification: Notification,
         user_notification: Notification | None,
-        deliveries: Sequence[tuple[str, Target, tuple[str, ...] | None]],
+        deliveries: Sequence[Delivery],
         policy: RetryPolicy,
         outcomes: Sequence[tuple[str, Target, Sequence[RecipientResult]]] = (),
         now: float | None = None,
@@ -353,9 +350,9 @@ class Outbox:
         )
         ids = [
             self._insert_delivery(
-                db, notification.id, channel, target, recipients, PENDING, item.policy, now
+                db, notification.id, d.channel, d.target, d.recipients, PENDING, item.policy, now
             )
-            for channel, target, recipients in item.deliveries
+            for d in item.deliveries
         ]
         for channel, target, results in item.outcomes:
             delivery = self._insert_delivery(

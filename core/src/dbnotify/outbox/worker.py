@@ -18,19 +18,17 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from dbnotify.config.model import ChannelSettings
+from dbnotify.delivery import Deliverer
+from dbnotify.errors import OutboxError
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.store import Attempt, Claimed, Outbox, OutboxError
-from dbnotify.results import FailureKind, RecipientResult
-from dbnotify.router import Delivery
+from dbnotify.outbox.store import Attempt, Claimed, Outbox
+from dbnotify.results import Delivery, FailureKind, RecipientResult
 from dbnotify.secrets import Secret
-
-if TYPE_CHECKING:
-    from dbnotify.config import ChannelSettings
-    from dbnotify.dispatcher import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +64,9 @@ def fingerprint(settings: ChannelSettings) -> str:
 
 @attrs.define
 class Worker:
-    notifier: Notifier
+    """Delivers what ``outbox`` holds through ``deliverer`` (the Notifier's own, in a host)."""
+
+    deliverer: Deliverer
     outbox: Outbox
     concurrency: int = attrs.field(default=CONCURRENCY, validator=attrs.validators.ge(1))
     owner: str = attrs.field(
@@ -79,7 +79,7 @@ class Worker:
 
     @property
     def lease(self) -> float:
-        return self.notifier.config.dispatch.deadline + 30.0
+        return self.deliverer.deadline + 30.0
 
     async def run(
         self,
@@ -91,7 +91,7 @@ class Worker:
         """Deliver until cancelled; with ``drain``, until nothing is due; with ``only``,
         until each of those deliveries has had one attempt."""
         fingerprints = {
-            name: fingerprint(settings) for name, settings in self.notifier.config.channels.items()
+            name: fingerprint(settings) for name, settings in self.deliverer.config.channels.items()
         }
         remaining = set(only) if only is not None else None
         unparked = False
@@ -158,7 +158,8 @@ class Worker:
 
     async def _attempt(self, claimed: Claimed, fingerprints: dict[str, str]) -> str:
         self.attempted += 1
-        if claimed.channel not in self.notifier.config.channels:
+        delivery = Delivery(claimed.channel, claimed.target, claimed.recipients)
+        if claimed.channel not in self.deliverer.config.channels:
             results: Sequence[RecipientResult] = [
                 RecipientResult.failed(
                     label,
@@ -166,11 +167,11 @@ class Worker:
                     f"channel {claimed.channel!r} is no longer configured",
                     hint="add it back, or let the notification go",
                 )
-                for label in (claimed.retry_only or claimed.recipients or ("(channel)",))
+                for label in delivery.labels(claimed.retry_only)
             ]
         else:
-            outcome = await self.notifier.deliver(
-                Delivery(claimed.channel, claimed.target, claimed.recipients),
+            outcome = await self.deliverer.deliver(
+                delivery,
                 claimed.notification,
                 retry_only=claimed.retry_only,
             )

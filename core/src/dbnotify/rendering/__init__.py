@@ -1,5 +1,5 @@
 """The one renderer every channel uses."""
 
-from dbnotify.rendering.renderer import SEVERITY_COLORS, Renderer
+from dbnotify.rendering.renderer import SEVERITY_COLORS, Renderer, one_line, template_problem
 
-__all__ = ["SEVERITY_COLORS", "Renderer"]
+__all__ = ["SEVERITY_COLORS", "Renderer", "one_line", "template_problem"]

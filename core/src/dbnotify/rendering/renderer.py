@@ -21,7 +21,8 @@ import jinja2
 import markupsafe
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from dbnotify.config import ConfigError, ConfigIssue, RenderingSettings
+from dbnotify.config.model import RenderingSettings
+from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import Notification, Severity
 
 SEVERITY_COLORS: dict[Severity, str] = {

@@ -58,9 +58,11 @@ from typing import Any, ClassVar
 import attrs
 import pytest
 
-from dbnotify.config import Config, ConfigError, load_config
-from dbnotify.dispatcher import Notifier
-from dbnotify.events import Event, Notification, Severity, describe
+from dbnotify.config.load import load_config
+from dbnotify.config.model import Config
+from dbnotify.errors import ConfigError
+from dbnotify.events import Event, Notification, Severity, to_notification
+from dbnotify.notifier import Notifier
 from dbnotify.plugins import ALLOW_ENV, ChannelPlugin, PluginRegistry
 from dbnotify.rendering import Renderer
 from dbnotify.results import (
@@ -375,7 +377,7 @@ class ChannelContract:
         """The plugin's own ``send``, without the core's safety net: it must not raise."""
         plugin = self.plugin(channel_type)
         config = plugin.validate_config(options)
-        notification = describe(contract_event())
+        notification = to_notification(contract_event())
         try:
             async with asyncio.timeout(self.deadline):
                 results = await plugin.send(

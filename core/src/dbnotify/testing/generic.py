@@ -40,7 +40,8 @@ import attrs
 import pytest
 
 from dbnotify import hookspecs
-from dbnotify.config import ConfigError, ConfigIssue, file_key
+from dbnotify.config.fields import file_key
+from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.hookspecs import ChannelInfo
 from dbnotify.plugins import ALLOW_ENV, GROUP, ChannelPlugin, PluginRegistry
 from dbnotify.secrets import Secret

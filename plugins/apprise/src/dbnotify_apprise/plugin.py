@@ -17,7 +17,7 @@ from typing import Any
 
 import apprise
 
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
 from dbnotify.events import Notification, Severity
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.rendering import Renderer

@@ -11,7 +11,8 @@ from typing import Any
 import apprise
 import attrs
 
-from dbnotify.config import ConfigError, ConfigIssue, non_empty, setting
+from dbnotify.config.fields import non_empty, setting
+from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.secrets import Secret
 from dbnotify_apprise import redact
 

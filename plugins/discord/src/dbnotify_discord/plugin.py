@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.http import config_stage, deliver, request_stage

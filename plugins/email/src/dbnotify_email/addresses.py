@@ -14,7 +14,9 @@ from typing import Any, NewType
 import attrs
 import email_validator
 
-from dbnotify.config import CONVERTER, ConfigError, ConfigIssue, describe_value
+from dbnotify.config.fields import describe_value
+from dbnotify.config.structure import CONVERTER
+from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.schema import register_schema
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -10,7 +10,8 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import ConfigError, structure
+from dbnotify.config.structure import structure
+from dbnotify.errors import ConfigError
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.rendering import Renderer

@@ -9,15 +9,9 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import (
-    CONVERTER,
-    InvalidField,
-    describe_value,
-    did_you_mean,
-    in_range,
-    positive,
-    setting,
-)
+from dbnotify.config.fields import describe_value, did_you_mean, in_range, positive, setting
+from dbnotify.config.structure import CONVERTER
+from dbnotify.errors import InvalidField
 from dbnotify.secrets import Secret
 from dbnotify_email.addresses import AddressList, Mailbox
 from dbnotify_email.tokens import TokenSource

@@ -16,7 +16,8 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import CONVERTER, describe_value
+from dbnotify.config.fields import describe_value
+from dbnotify.config.structure import CONVERTER
 from dbnotify.schema import register_schema
 from dbnotify.secrets import Secret
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
 from dbnotify.events import Notification, Severity
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.http import deliver, request_stage, where

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dbnotify.config import InvalidField, describe_value, in_range, positive, setting
+from dbnotify.config.fields import describe_value, in_range, positive, setting
+from dbnotify.errors import InvalidField
 from dbnotify.secrets import Secret
 
 DEFAULT_SERVER = "https://ntfy.sh"

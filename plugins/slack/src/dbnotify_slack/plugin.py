@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.http import config_stage, deliver, request_stage

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import describe_value, setting
+from dbnotify.config.fields import describe_value, setting
 from dbnotify.http import check_url, where
 from dbnotify.secrets import Secret
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dbnotify.config import setting
+from dbnotify.config.fields import setting
 from dbnotify.http import check_url, where
 from dbnotify.secrets import Secret
 

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import httpx
 
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.http import deliver, json_answer, scrub, where

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dbnotify.config import CONVERTER, describe_value, positive, setting
+from dbnotify.config.fields import describe_value, positive, setting
+from dbnotify.config.structure import CONVERTER
 from dbnotify.http import api_url
 from dbnotify.secrets import Secret
 

@@ -17,12 +17,11 @@ from typing import Any
 import attrs
 import httpx
 
-from dbnotify.config import structure
+from dbnotify.config.structure import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.http import deliver, json_answer, where
-from dbnotify.rendering import Renderer
-from dbnotify.rendering.renderer import one_line
+from dbnotify.rendering import Renderer, one_line
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
 from dbnotify_twilio_sms.settings import TwilioSmsConfig
 

@@ -7,14 +7,9 @@ from typing import Any, NewType
 
 import attrs
 
-from dbnotify.config import (
-    CONVERTER,
-    ConfigError,
-    ConfigIssue,
-    describe_value,
-    positive,
-    setting,
-)
+from dbnotify.config.fields import describe_value, positive, setting
+from dbnotify.config.structure import CONVERTER
+from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.http import api_url
 from dbnotify.secrets import Secret
 

@@ -6,7 +6,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dbnotify.config import ConfigError, ConfigIssue, structure
+from dbnotify.config.structure import structure
+from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.http import config_stage, deliver, request_stage

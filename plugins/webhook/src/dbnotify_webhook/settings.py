@@ -9,14 +9,9 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import (
-    CONVERTER,
-    ConfigError,
-    ConfigIssue,
-    InvalidField,
-    describe_value,
-    setting,
-)
+from dbnotify.config.fields import describe_value, setting
+from dbnotify.config.structure import CONVERTER
+from dbnotify.errors import ConfigError, ConfigIssue, InvalidField
 from dbnotify.http import check_url, where
 from dbnotify.schema import register_schema
 from dbnotify.secrets import Secret

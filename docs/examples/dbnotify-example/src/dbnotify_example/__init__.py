@@ -17,7 +17,8 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config import non_empty, setting, structure
+from dbnotify.config.fields import non_empty, setting
+from dbnotify.config.structure import structure
 from dbnotify.events import Notification
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.rendering import Renderer

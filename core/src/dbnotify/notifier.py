@@ -14,32 +14,29 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import time
 import weakref
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-import jinja2
-
 from dbnotify import router
-from dbnotify.config import Config, load_config
-from dbnotify.events import Event, Notification, describe, describe_for_user
+from dbnotify.config.load import load_config
+from dbnotify.config.model import Config
+from dbnotify.delivery import Deliverer
+from dbnotify.events import Event, Notification, to_notification, to_user_notification
 from dbnotify.outbox import Outbox, policy_for
 from dbnotify.outbox.group import GroupCommit
 from dbnotify.outbox.store import Enqueue, HistoryRow
 from dbnotify.outbox.worker import Worker
-from dbnotify.plugins import ChannelPlugin, PluginRegistry, default_registry
+from dbnotify.plugins import PluginRegistry, default_registry
 from dbnotify.rendering import Renderer
-from dbnotify.rendering.renderer import template_problem
 from dbnotify.results import (
+    CHANNEL_LABEL,
     ChannelResult,
     DispatchResult,
-    FailureKind,
     RecipientResult,
     Status,
     Target,
     TestReport,
-    TestStage,
 )
 
 log = logging.getLogger(__name__)
@@ -74,6 +71,9 @@ class Notifier:
             outbox = Outbox(config.outbox.path, busy_timeout=config.outbox.busy_timeout)
         self.outbox = outbox
         """Durable mode when set: :meth:`notify` commits, a worker delivers."""
+        self.deliverer = Deliverer(config, self.plugins, self.renderer)
+        """What delivers one target now: shared with the outbox's worker."""
+        self._user_channels: frozenset[str] | None = None
         self._enqueues: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, GroupCommit[Enqueue, list[int]]
         ] = weakref.WeakKeyDictionary()
@@ -98,14 +98,16 @@ class Notifier:
         raises :class:`~dbnotify.outbox.OutboxError` when the outbox cannot take it
         (locked, full, unwritable): the host hears of it, nothing is silently dropped.
         """
-        notification = describe(event)
-        plan = router.plan(self.config, event, notification.severity, self.plugins)
-        for_user = describe_for_user(event, notification)
+        notification = to_notification(event)
+        if self._user_channels is None:
+            self._user_channels = self.deliverer.user_channels()
+        plan = router.plan(self.config, event, notification.severity, self._user_channels)
+        for_user = to_user_notification(event, notification)
         if self.outbox is not None:
             return await self._enqueue(event, notification, for_user, plan)
         delivered = await asyncio.gather(
             *(
-                self.deliver(d, for_user if d.target is Target.USER else notification)
+                self.deliverer.deliver(d, for_user if d.target is Target.USER else notification)
                 for d in plan.deliveries
             )
         )
@@ -133,7 +135,7 @@ class Notifier:
             Enqueue(
                 notification,
                 for_user if any(d.target is Target.USER for d in plan.deliveries) else None,
-                [(d.channel, d.target, d.recipients) for d in plan.deliveries],
+                plan.deliveries,
                 policy,
                 [(c.channel, c.target, c.recipients) for c in plan.outcomes],
             )
@@ -145,7 +147,7 @@ class Notifier:
                 d.target,
                 tuple(
                     RecipientResult(label, Status.QUEUED, reason=f"queued as delivery #{ident}")
-                    for label in d.recipients or ("(channel)",)
+                    for label in d.recipients or (CHANNEL_LABEL,)
                 ),
             )
             for d, ident in zip(plan.deliveries, ids, strict=True)
@@ -166,7 +168,7 @@ class Notifier:
         if self.outbox is None:
             raise RuntimeError("start() needs an [outbox] in the configuration")
         if self._worker_task is None or self._worker_task.done():
-            self._worker = Worker(self, self.outbox)
+            self._worker = Worker(self.deliverer, self.outbox)
             self._worker_task = asyncio.get_running_loop().create_task(self._worker.run())
         return self._worker_task
 
@@ -209,13 +211,7 @@ class Notifier:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker_task
             self._worker_task = None
-        for channel_type in {c.type for c in self.config.channels.values()}:
-            plugin = self.plugins.get(channel_type)
-            if plugin is not None:
-                try:
-                    await plugin.shutdown()
-                except Exception:
-                    log.exception("plugin %r failed to shut down", plugin.type)
+        await self.deliverer.shutdown()
 
     async def __aenter__(self) -> Notifier:
         return self
@@ -225,142 +221,8 @@ class Notifier:
 
     async def test(self, channel: str, *, send_message: bool = True) -> TestReport:
         """Check one channel stage by stage and, unless told not to, send a test message."""
-        found = self._channel(channel)
-        if isinstance(found, str):
-            return TestReport((TestStage("configuration", False, found),))
-        settings, plugin = found
-        notification = describe(Event("test"))
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(self.config.dispatch.deadline):
-                return await plugin.test(settings.config, notification, self.renderer, send_message)
-        except TimeoutError:
-            return TestReport(
-                (
-                    TestStage(
-                        "deadline",
-                        False,
-                        f"the test did not finish within {self.config.dispatch.deadline:g}s",
-                        time.monotonic() - started,
-                        hint="raise dispatch.deadline, or check the "
-                        "server: it accepts the connection but answers too slowly",
-                    ),
-                )
-            )
-        except jinja2.TemplateError as exc:
-            return TestReport(
-                (
-                    TestStage(
-                        "render",
-                        False,
-                        f"rendering failed: {template_problem(exc)}",
-                        time.monotonic() - started,
-                        hint="check the templates in rendering.templates_dir",
-                    ),
-                )
-            )
-        except Exception as exc:
-            log.exception("channel %r: plugin %r raised during test", channel, plugin.type)
-            return TestReport(
-                (
-                    TestStage(
-                        "plugin",
-                        False,
-                        f"the {plugin.type} plugin raised {type(exc).__name__}: {exc}",
-                        time.monotonic() - started,
-                        hint=f"this is a bug in {plugin.distribution}; please report it",
-                    ),
-                )
-            )
-
-    def _channel(self, name: str) -> tuple[Any, ChannelPlugin] | str:
-        settings = self.config.channels.get(name)
-        if settings is None:
-            return (
-                f"no channel named {name!r} is configured "
-                f"(configured: {', '.join(self.config.channels) or 'none'})"
-            )
-        plugin = self.plugins.get(settings.type)
-        if plugin is None:
-            return self.plugins.explain_missing(settings.type)
-        return settings, plugin
-
-    async def deliver(
-        self,
-        delivery: router.Delivery,
-        notification: Notification,
-        *,
-        retry_only: tuple[str, ...] | None = None,
-    ) -> ChannelResult:
-        """One target, now, under the deadline; never raises (used by the worker too)."""
-        found = self._channel(delivery.channel)
-        labels = retry_only or delivery.recipients or ("(channel)",)
-        if isinstance(found, str):
-            return ChannelResult(
-                delivery.channel,
-                None,
-                delivery.target,
-                tuple(RecipientResult.failed(r, FailureKind.PERMANENT, found) for r in labels),
-            )
-        settings, plugin = found
-        deadline = self.config.dispatch.deadline
-        started = time.monotonic()
-        outcome: tuple[RecipientResult, ...]
-        try:
-            async with asyncio.timeout(deadline):
-                outcome = tuple(
-                    await plugin.send(
-                        settings.config,
-                        notification,
-                        self.renderer,
-                        delivery.recipients,
-                        retry_only,
-                    )
-                )
-            if not outcome:
-                outcome = tuple(
-                    RecipientResult.failed(
-                        r,
-                        FailureKind.PERMANENT,
-                        f"the {plugin.type} plugin reported no result",
-                        hint=f"this is a bug in {plugin.distribution}; please report it",
-                    )
-                    for r in labels
-                )
-        except jinja2.TemplateError as exc:
-            outcome = tuple(
-                RecipientResult.failed(
-                    r,
-                    FailureKind.PERMANENT,
-                    f"rendering failed: {template_problem(exc)}",
-                    hint="check the templates in rendering.templates_dir",
-                )
-                for r in labels
-            )
-        except TimeoutError:
-            outcome = tuple(
-                RecipientResult.failed(
-                    r,
-                    FailureKind.TRANSIENT,
-                    f"not delivered within {deadline:g}s",
-                    hint="the server is slow or unreachable; raise dispatch.deadline if it is "
-                    "merely slow",
-                )
-                for r in labels
-            )
-        except Exception as exc:
-            log.exception("channel %r: plugin %r raised", delivery.channel, plugin.type)
-            outcome = tuple(
-                RecipientResult.failed(
-                    r,
-                    FailureKind.PERMANENT,
-                    f"the {plugin.type} plugin raised {type(exc).__name__}: {exc}",
-                    hint=f"this is a bug in {plugin.distribution}; please report it",
-                )
-                for r in labels
-            )
-        return ChannelResult(
-            delivery.channel, settings.type, delivery.target, outcome, time.monotonic() - started
+        return await self.deliverer.test(
+            channel, to_notification(Event("test")), send_message=send_message
         )
 
 
@@ -387,4 +249,4 @@ def _log(result: DispatchResult) -> None:
             )
 
 
-__all__ = ["Notifier", "Target", "run_sync"]
+__all__ = ["Notifier", "run_sync"]

@@ -1,0 +1,105 @@
+"""Field helpers for configuration classes: ``setting()``, validators, durations, wording.
+
+A leaf: it imports nothing of the framework but :mod:`dbnotify.secrets`, so that every
+layer (plugins, the renderer, the outbox) may declare settings without an import cycle.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, NewType
+
+import attrs
+
+from dbnotify.secrets import Secret
+
+# --- wording --------------------------------------------------------------------------
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'host'?`` for the closest choice, ignoring case; else ``""``."""
+    by_lower = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean {by_lower[match[0]]!r}?" if match else ""
+
+
+def describe_value(value: Any) -> str:
+    """How a bad value is echoed in a message (secrets never are)."""
+    if isinstance(value, Secret):
+        return "a secret"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- field helpers -------------------------------------------------------------------
+
+
+def setting(
+    *,
+    description: str,
+    default: Any = attrs.NOTHING,
+    key: str | None = None,
+    validator: Callable[[Any, attrs.Attribute[Any], Any], None] | None = None,
+    factory: Callable[[], Any] | None = None,
+    converter: Callable[[Any], Any] | None = None,
+    example: str | None = None,
+) -> Any:
+    """An attrs field with the metadata our errors and docs use.
+
+    ``key`` is the name in the file when it differs from the attribute (``from`` ->
+    ``from_``); ``example`` is shown when a required key is missing.
+    """
+    metadata = {"description": description, "key": key, "example": example}
+    if factory is not None:
+        return attrs.field(
+            factory=factory, validator=validator, metadata=metadata, converter=converter
+        )
+    return attrs.field(default=default, validator=validator, metadata=metadata, converter=converter)
+
+
+def in_range(low: float, high: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high} (got {value})")
+
+    return check
+
+
+def positive(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"must be greater than 0 (got {value})")
+
+
+def non_empty(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and len(value) == 0:
+        raise ValueError("must not be empty")
+
+
+def file_key(attribute: attrs.Attribute[Any]) -> str:
+    key = attribute.metadata.get("key")
+    return key if key else attribute.name
+
+
+Duration = NewType("Duration", float)
+"""Seconds: a number, or a string such as ``"30s"``, ``"5m"``, ``"1h"``, ``"2d"``."""
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"1h"`` or ``"2d"``; else ValueError."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        seconds = float(match[1]) * _UNIT[match[2]]
+    else:
+        raise ValueError(
+            f'must be seconds, or a duration such as "30s", "5m", "1h", "2d" '
+            f"(got {describe_value(value)})"
+        )
+    if seconds <= 0:
+        raise ValueError(f"must be more than 0 seconds (got {describe_value(value)})")
+    return seconds

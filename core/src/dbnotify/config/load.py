@@ -1,0 +1,227 @@
+"""Loading a configuration: read the file, validate every part of it, report all at once.
+
+The top of the configuration's layers: the one module of :mod:`dbnotify.config` that
+imports the plugin registry (each channel's block is validated by its plugin) and the
+renderer (an operator's templates are compiled, so that ``validate`` finds their errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from dbnotify.config.fields import did_you_mean, file_key, setting
+from dbnotify.config.model import (
+    ChannelSettings,
+    Config,
+    DispatchSettings,
+    OutboxSettings,
+    RenderingSettings,
+    Routing,
+)
+from dbnotify.config.structure import structure
+from dbnotify.errors import ConfigError, ConfigIssue
+from dbnotify.events import CATALOGUE, JobRule, NotifyUser
+from dbnotify.plugins import PluginRegistry, default_registry
+from dbnotify.rendering import Renderer
+
+
+@attrs.frozen
+class FileLayout:
+    """The top level of the file (channels are validated by their plugins)."""
+
+    channels: dict[str, dict[str, Any]] = setting(factory=dict, description="channels by name")
+    routing: Routing = setting(factory=Routing, description="which events go where")
+    jobs: dict[str, JobRule] = setting(factory=dict, description="per backup job")
+    rendering: RenderingSettings = setting(factory=RenderingSettings, description="messages")
+    dispatch: DispatchSettings = setting(factory=DispatchSettings, description="delivery")
+    outbox: OutboxSettings | None = setting(
+        default=None, description="durable delivery (without it: direct, in memory)"
+    )
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigIssue("", f"configuration file {str(path)!r} not found")]
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigIssue("", f"{path}: not valid TOML: {exc}")]) from None
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    plugins: PluginRegistry | None = None,
+) -> Config:
+    """Read a TOML file (or take the same structure as a dict) and validate all of it."""
+    registry = plugins or default_registry()
+    raw = dict(source) if isinstance(source, Mapping) else read_toml(source)
+    issues: list[ConfigIssue] = []
+    try:
+        layout = structure(FileLayout, raw)
+    except ConfigError as exc:
+        # Report these, then carry on with the sections that were fine, so that one bad
+        # section does not hide the problems of the others.
+        issues.extend(exc.issues)
+        layout = _salvage(FileLayout, raw)
+    blocks: Mapping[str, Any] = layout.channels
+    channels: dict[str, ChannelSettings] = {}
+    for name, block in blocks.items():
+        where = f"channels.{name}"
+        kind = block.get("type")
+        if not isinstance(kind, str):
+            issues.append(
+                ConfigIssue(
+                    f"{where}.type",
+                    'required, not set; e.g. type = "email"'
+                    f" (installed: {', '.join(registry.types()) or 'none'})",
+                )
+            )
+            continue
+        plugin = registry.get(kind)
+        if plugin is None:
+            issues.append(ConfigIssue(f"{where}.type", registry.explain_missing(kind)))
+            continue
+        options = {k: v for k, v in block.items() if k != "type"}
+        try:
+            channels[name] = ChannelSettings(name, kind, plugin.validate_config(options))
+        except ConfigError as exc:
+            issues.extend(exc.prefixed(where).issues)
+    found = raw.get("channels")
+    declared = {str(k) for k in found} if isinstance(found, Mapping) else set(channels)
+    if layout.rendering.templates_dir is not None:
+        issues.extend(_check_templates(layout.rendering))
+    issues.extend(_check_references(layout, channels, registry, declared))
+    if issues:
+        raise ConfigError(issues)
+    return Config(
+        channels, layout.routing, layout.jobs, layout.rendering, layout.dispatch, layout.outbox
+    )
+
+
+def _salvage(cl: Any, raw: Any) -> Any:
+    """The valid part of ``raw`` as ``cl``, bad keys left out (their issues are reported
+    already), so that one mistake does not hide the reference errors beside it: a typo in
+    ``routing.events.x.notify_user`` must not hide one in ``routing.channels``."""
+    try:
+        return structure(cl, raw)
+    except ConfigError:
+        if not isinstance(raw, Mapping):
+            raise
+    if getattr(cl, "__origin__", None) is dict:
+        kept: dict[str, Any] = {}
+        for key, value in raw.items():
+            with contextlib.suppress(ConfigError):
+                kept[str(key)] = _salvage(cl.__args__[1], value)
+        return kept
+    if not attrs.has(cl):
+        raise ConfigError([])
+    attrs.resolve_types(cl)
+    by_key = {file_key(a): a for a in attrs.fields(cl) if a.init}
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in by_key:
+            with contextlib.suppress(ConfigError):
+                fields[key] = _salvage(by_key[key].type, value)
+    return structure(cl, fields)
+
+
+def _check_templates(settings: RenderingSettings) -> list[ConfigIssue]:
+    """Compile the operator's templates now, so that ``validate`` finds their errors."""
+    try:
+        Renderer(settings)
+    except ConfigError as exc:
+        return list(exc.issues)
+    return []
+
+
+def _check_references(
+    layout: FileLayout,
+    channels: Mapping[str, ChannelSettings],
+    registry: PluginRegistry,
+    declared: set[str],
+) -> list[ConfigIssue]:
+    """Cross-references: channel names exist, notify_user only where it means something.
+
+    ``declared`` holds every channel name in the file, valid or not: a channel whose block
+    has errors is reported there, not again as missing wherever it is named.
+    """
+    issues: list[ConfigIssue] = []
+
+    def check_names(path: str, names: Iterable[str] | None) -> None:
+        for index, name in enumerate(names or ()):
+            if name not in declared:
+                issues.append(
+                    ConfigIssue(
+                        f"{path}[{index}]",
+                        f"no channel named {name!r}"
+                        + (
+                            did_you_mean(name, declared)
+                            or f" (defined: {', '.join(sorted(declared)) or 'none'})"
+                        ),
+                    )
+                )
+
+    check_names("routing.channels", layout.routing.channels)
+    for event_type, rule in layout.routing.events.items():
+        where = f"routing.events.{event_type}"
+        if event_type not in CATALOGUE:
+            hint = did_you_mean(event_type, CATALOGUE)
+            if hint:
+                issues.append(
+                    ConfigIssue(
+                        where,
+                        "unknown event type" + hint + " (custom event types are allowed, but this "
+                        "one looks like a typo)",
+                    )
+                )
+        check_names(f"{where}.channels", rule.channels)
+        spec = CATALOGUE.get(event_type)
+        if rule.notify_user is not NotifyUser.NONE and not (spec and spec.user_event):
+            issues.append(
+                ConfigIssue(
+                    f"{where}.notify_user",
+                    "only user_login and user_created can notify the user "
+                    f"(got {rule.notify_user.value!r})",
+                )
+            )
+    for job, job_rule in layout.jobs.items():
+        check_names(f"jobs.{job}.channels", job_rule.channels)
+    for event_type in layout.outbox.retry if layout.outbox else ():
+        hint = did_you_mean(event_type, [*CATALOGUE, "default"])
+        if event_type not in CATALOGUE and event_type != "default" and hint:
+            issues.append(
+                ConfigIssue(
+                    f"outbox.retry.{event_type}",
+                    "unknown event type" + hint + " (custom event types are allowed, but "
+                    "this one looks like a typo)",
+                )
+            )
+    user_channel = layout.routing.user_channel
+    if user_channel is not None:
+        if user_channel not in declared:
+            issues.append(
+                ConfigIssue(
+                    "routing.user_channel",
+                    f"no channel named {user_channel!r}" + did_you_mean(user_channel, declared),
+                )
+            )
+        elif user_channel in channels:
+            plugin = registry.get(channels[user_channel].type)
+            if plugin is not None and not plugin.info.user_delivery:
+                issues.append(
+                    ConfigIssue(
+                        "routing.user_channel",
+                        f"channel {user_channel!r} (type {channels[user_channel].type}) cannot "
+                        "deliver to a user's address; name an email channel",
+                    )
+                )
+    return issues
