@@ -10,8 +10,7 @@ import click
 import pytest
 
 import dbnotify
-from dbnotify import cli, outbox_cli
-from dbnotify.events import Severity
+from dbnotify import cli
 
 HEAVY = ("jinja2", "cattrs", "asyncio", "httpx", "aiosmtplib", "apprise", "rich")
 """Libraries that only sending, rendering or validating a configuration needs."""
@@ -70,16 +69,23 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         _ = dbnotify.Notifer  # type: ignore[attr-defined]
 
 
-def test_severity_choices_are_the_severities() -> None:
-    assert set(cli.SEVERITIES) == {s.value for s in Severity}
-
-
-def test_the_outbox_commands_are_all_reachable() -> None:
-    assert {c.name for c in outbox_cli.COMMANDS} == set(cli.OUTBOX_COMMANDS)
+def test_every_command_is_reachable_under_its_own_name() -> None:
     context = click.Context(cli.main)
-    for name in cli.OUTBOX_COMMANDS:
-        assert cli.main.get_command(context, name) in outbox_cli.COMMANDS
-    assert set(cli.OUTBOX_COMMANDS) <= set(cli.main.list_commands(context))
+    assert cli.main.list_commands(context) == sorted(cli.COMMANDS)
+    for name in cli.COMMANDS:
+        command = cli.main.get_command(context, name)
+        assert isinstance(command, click.Command)
+        assert command.name == name
+
+
+def test_a_light_command_imports_only_its_own_module() -> None:
+    modules = imported_after(
+        "from dbnotify.cli import main\nmain(['plugins'], standalone_mode=False)"
+    )
+    assert sorted(m for m in modules if m.startswith("dbnotify.cli.")) == [
+        "dbnotify.cli._common",
+        "dbnotify.cli.plugins",
+    ]
 
 
 def test_python_dash_m_runs_the_command() -> None:

@@ -10,15 +10,14 @@ import contextlib
 import datetime as dt
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from dbnotify.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_option
+from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_option
 
-# As in dbnotify.cli: what a command needs (asyncio, the configuration, the store) is
+# As in every command module: what a command needs (asyncio, the configuration, the store) is
 # imported when it runs, so that ``dbnotify --help`` stays light.
 if TYPE_CHECKING:
     from dbnotify.notifier import Notifier
@@ -265,8 +264,7 @@ def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str |
 @click.option("--older-than", help='e.g. "30d" (default: the outbox\'s retention)')
 def purge(config_path: Path, older_than: str | None) -> None:
     """Forget finished notifications older than a duration (pending ones are kept)."""
-    from dbnotify.config.fields import Duration
-    from dbnotify.config.structure import CONVERTER
+    from dbnotify.config.fields import parse_duration
     from dbnotify.errors import OutboxError
 
     notifier = durable_notifier(config_path)
@@ -274,7 +272,7 @@ def purge(config_path: Path, older_than: str | None) -> None:
     assert notifier.config.outbox is not None
     try:
         seconds = (
-            CONVERTER.structure(older_than, Duration)
+            parse_duration(older_than)
             if older_than is not None
             else notifier.config.outbox.retention
         )
@@ -285,6 +283,3 @@ def purge(config_path: Path, older_than: str | None) -> None:
     except OutboxError as exc:
         _usage(str(exc))
     click.echo(f"purged {count} notifications older than {seconds:g}s")
-
-
-COMMANDS: Sequence[click.Command] = (worker, outbox_command, history, retry, purge)

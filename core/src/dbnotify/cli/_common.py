@@ -1,0 +1,86 @@
+"""What the commands share: exit codes, the ``--config`` option, and the printers.
+
+Imports only click at module level (what a command needs, it imports when it runs), so
+that ``dbnotify plugins`` and ``--help`` stay light.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+if TYPE_CHECKING:
+    from dbnotify.config.model import Config
+    from dbnotify.errors import ConfigError
+    from dbnotify.results import DispatchResult, RecipientResult, TestReport
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the TOML configuration file",
+)
+
+
+def fail_config(exc: ConfigError) -> NoReturn:
+    click.echo(str(exc), err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def load(path: Path) -> Config:
+    """The configuration at ``path``; every problem printed and exit 2 when invalid."""
+    from dbnotify.config.load import load_config
+    from dbnotify.errors import ConfigError
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail_config(exc)
+
+
+def describe_recipient(r: RecipientResult) -> str:
+    from dbnotify.results import Status
+
+    status = r.status.value + (f" ({r.kind.value})" if r.kind else "")
+    parts = [status]
+    if r.reason:
+        parts.append(r.reason)
+    if r.reply and r.status is not Status.DELIVERED:
+        parts.append(f"server said: {r.reply}")
+    line = " - ".join(parts)
+    return line + (f"\n      hint: {r.hint}" if r.hint else "")
+
+
+def print_result(result: DispatchResult) -> None:
+    click.echo(f"event {result.event_type} (notification {result.notification_id})")
+    if result.reason:
+        click.echo(f"  not sent: {result.reason}")
+    for channel in result.channels:
+        who = "user copy" if channel.target.value == "user" else "channel"
+        for r in channel.recipients:
+            click.echo(f"  {channel.channel} [{who}] {r.recipient}: {describe_recipient(r)}")
+
+
+def print_report(channel: str, report: TestReport) -> None:
+    for stage in report.stages:
+        mark = "ok  " if stage.ok else "FAIL"
+        click.echo(f"  {mark} {stage.name:<8} {stage.duration * 1000:7.1f} ms  {stage.detail}")
+        if stage.hint:
+            click.echo(f"       hint: {stage.hint}")
+    for r in report.deliveries:
+        click.echo(f"  {r.recipient}: {describe_recipient(r)}")
+    verdict = "passed" if report.ok else "FAILED"
+    click.echo(f"test of channel {channel!r} {verdict}")
+
+
+def usage(message: str) -> NoReturn:
+    """``error: MESSAGE`` on stderr, exit 2: the command line or the file is wrong."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)

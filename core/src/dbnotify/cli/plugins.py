@@ -1,0 +1,143 @@
+"""``dbnotify plugins`` and ``dbnotify schema``: what channel types are installed.
+
+``plugins`` reads the installed distributions' metadata and imports no plugin (unless
+``--check`` or ``--json``): it is the command whose start-up time is measured.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from dbnotify.plugins import PluginRegistry
+
+
+def _table(rows: Sequence[tuple[str, str, str, str]]) -> list[str]:
+    """``type distribution version description`` in columns, the description wrapped to
+    the terminal's width (80 columns when the output is not a terminal)."""
+    header = ("type", "distribution", "version", "description")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    indent = 1 + sum(w + 2 for w in widths)
+    room = max(20, shutil.get_terminal_size().columns - indent - 1)
+    lines = []
+    for number, row in enumerate([header, *rows]):
+        start = " " + "".join(cell.ljust(w + 2) for cell, w in zip(row[:3], widths, strict=True))
+        wrapped = textwrap.wrap(row[3], room, break_on_hyphens=False) or [""]
+        text = (start + wrapped[0]).rstrip()
+        lines.append(click.style(text, bold=True) if number == 0 else text)
+        lines.extend(" " * indent + more for more in wrapped[1:])
+    return lines
+
+
+@click.command()
+@click.option(
+    "--check",
+    is_flag=True,
+    help="import and validate each plugin, show those that fail to load (then exit 1)",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="machine-readable output, with each channel's schema (loads every plugin)",
+)
+def plugins(check: bool, as_json: bool) -> None:
+    """List the channel types installed (entry-point group dbnotify.channels).
+
+    The list comes from the installed distributions' metadata: no plugin is imported, so
+    a plugin that is listed may still fail to load. --check loads each one, as a
+    configuration that uses it would, and reports every failure (exit 1).
+    """
+    from dbnotify.plugins import default_registry
+
+    registry = default_registry()
+    if as_json:
+        _plugins_json(registry, check)
+        return
+    if check:
+        loaded = registry.all()
+        rows = [(p.type, p.distribution, p.version, p.info.description) for p in loaded]
+    else:
+        rows = [
+            (p.type, p.distribution, p.version, p.summary)
+            for p in registry.installed()
+            if p.allowed
+        ]
+    skipped = registry.skipped()
+    if rows:
+        for line in _table(rows):
+            click.echo(line)
+    elif not registry.failures and not skipped:
+        click.echo("no channel types installed; plugins such as dbnotify-email provide them")
+    for f in registry.failures:
+        click.echo(
+            f"{click.style('failed', fg='red')} {f.name} ({f.distribution} {f.version}): {f.error}"
+        )
+    for name, why in skipped.items():
+        click.echo(f"skipped {name}: {why}")
+    if check:
+        count = len(rows) + len(registry.failures)
+        click.echo(
+            f"checked {count} plugin{'s' if count != 1 else ''}: {len(rows)} loaded, "
+            f"{len(registry.failures)} failed"
+        )
+        sys.exit(EXIT_FAILED if registry.failures else EXIT_OK)
+
+
+def _plugins_json(registry: PluginRegistry, check: bool) -> None:
+    """``plugins --json``: every plugin loaded, for its schema; failures and skips too."""
+    import json
+
+    from dbnotify.schema import channel_schema
+
+    found: list[dict[str, Any]] = [
+        {
+            "type": p.type,
+            "distribution": p.distribution,
+            "version": p.version,
+            "description": p.info.description,
+            "user_delivery": p.info.user_delivery,
+            "schema": channel_schema(p.type, p.info),
+        }
+        for p in registry.all()
+    ]
+    failed: list[dict[str, Any]] = [
+        {"type": f.name, "distribution": f.distribution, "version": f.version, "error": f.error}
+        for f in registry.failures
+    ]
+    skipped: list[dict[str, Any]] = [
+        {"type": name, "reason": why} for name, why in registry.skipped().items()
+    ]
+    click.echo(json.dumps({"channels": found, "failed": failed, "skipped": skipped}, indent=2))
+    if check and failed:
+        sys.exit(EXIT_FAILED)
+
+
+@click.command()
+@click.argument("channel_type", metavar="TYPE")
+def schema(channel_type: str) -> None:
+    """Print the JSON Schema of a channel type's configuration (for host forms)."""
+    import json
+
+    from dbnotify.plugins import default_registry
+    from dbnotify.schema import channel_schema
+
+    registry = default_registry()
+    plugin = registry.get(channel_type)
+    if plugin is None:
+        click.echo(f"error: {registry.explain_missing(channel_type)}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(
+        json.dumps(
+            channel_schema(plugin.type, plugin.info),
+            indent=2,
+        )
+    )
