@@ -493,6 +493,18 @@ async def test_demo_delivers_one_of_each_event(cli, write_config, tmp_path: Path
     assert "#dc2626" in failure
 
 
+async def test_demo_without_the_email_channel_says_so(cli, tmp_path: Path) -> None:
+    """The demo finds its email channel through the registry, like any configuration."""
+    env = {**os.environ, "DBNOTIFY_DISABLE_PLUGINS": "email"}
+    run = await cli("demo", "--out", str(tmp_path / "mail"), env=env)
+    assert run.code == 2
+    assert run.err == (
+        "error: the demo needs the email channel: channel type 'email' is disabled by "
+        "DBNOTIFY_DISABLE_PLUGINS\n"
+    )
+    assert not (tmp_path / "mail").exists()
+
+
 async def test_user_event_without_address_notifies_admins_and_records_the_skip(
     cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
 ) -> None:

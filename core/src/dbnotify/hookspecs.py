@@ -109,6 +109,15 @@ def shutdown() -> Awaitable[None]:
     """
 
 
+@hookspec
+def preview(config: Any, notification: Notification, renderer: Renderer) -> str:
+    """Optional: ``notification`` exactly as ``send`` would put it on the wire, as text.
+
+    For ``dbnotify render --format eml`` (the email channel returns the whole RFC 5322
+    message) and for people checking a channel's output without sending. Sends nothing.
+    """
+
+
 HOOK_NAMES: tuple[str, ...] = ("channel_info", "validate_config", "send", "test")
 """The hooks every channel plugin must implement."""
-OPTIONAL_HOOKS: tuple[str, ...] = ("shutdown",)
+OPTIONAL_HOOKS: tuple[str, ...] = ("shutdown", "preview")

@@ -127,6 +127,15 @@ class ChannelPlugin:
         if "shutdown" in self._impls:
             await self._call("shutdown")
 
+    def preview(self, config: Any, notification: Notification, renderer: Renderer) -> str | None:
+        """What ``send`` would put on the wire, or ``None`` when the plugin cannot say."""
+        if "preview" not in self._impls:
+            return None
+        text: str = self._call(
+            "preview", config=config, notification=notification, renderer=renderer
+        )
+        return text
+
     async def test(
         self, config: Any, notification: Notification, renderer: Renderer, send_message: bool
     ) -> TestReport:

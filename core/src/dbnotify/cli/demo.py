@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, usage
 
 
 @click.command()
@@ -20,13 +20,17 @@ from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 )
 def demo(out: Path) -> None:
     """Send one of each event through the real pipeline to an embedded SMTP server."""
+    from dbnotify.plugins import default_registry
+
+    registry = default_registry()
+    if registry.get("email") is None:
+        installed = "email" in registry.types() or "email" in registry.skipped()
+        usage(
+            "the demo needs the email channel: "
+            + (registry.explain_missing("email") if installed else "pip install dbnotify-email")
+        )
     try:
         from dbnotify.demo import run
     except ImportError as exc:
-        click.echo(
-            f"error: the demo needs the email channel and aiosmtpd ({exc}); "
-            "pip install 'dbnotify[demo]'",
-            err=True,
-        )
-        sys.exit(EXIT_USAGE)
+        usage(f"the demo needs aiosmtpd ({exc}); pip install 'dbnotify[demo]'")
     sys.exit(EXIT_OK if run(out) else EXIT_FAILED)

@@ -21,7 +21,8 @@ from dbnotify.events import Severity
 
 if TYPE_CHECKING:
     from dbnotify.config.model import Config
-    from dbnotify.events import Event
+    from dbnotify.events import Event, Notification
+    from dbnotify.rendering import Renderer
 
 
 def _parse_data(pairs: Sequence[str]) -> dict[str, str]:
@@ -193,27 +194,30 @@ def render(
     click.echo(output, nl=False)
 
 
-def _eml(notification: Any, renderer: Any, config: Config | None) -> str:
-    """The message the email channel would send: the file's first email channel's, or
-    one from dbackup@example.com to ops@example.com."""
-    try:
-        from dbnotify_email.plugin import outgoing, validate_config
-    except ImportError:
+EML_EXAMPLE = {
+    "host": "localhost",
+    "security": "none",
+    "from": "DBackup <dbackup@example.com>",
+    "to": "ops@example.com",
+}
+"""The email channel ``render --format eml`` shows when the file configures none."""
+
+
+def _eml(notification: Notification, renderer: Renderer, config: Config | None) -> str:
+    """The message the email channel would send (its ``preview`` hook): the file's first
+    email channel's, or one from dbackup@example.com to ops@example.com."""
+    from dbnotify.plugins import default_registry
+
+    plugin = default_registry().get("email")
+    if plugin is None:
         click.echo(
             "error: --format eml needs the email channel: pip install dbnotify-email", err=True
         )
         sys.exit(EXIT_USAGE)
     emails = [c.config for c in (config.channels.values() if config else ()) if c.type == "email"]
-    channel = (
-        emails[0]
-        if emails
-        else validate_config(
-            {
-                "host": "localhost",
-                "security": "none",
-                "from": "DBackup <dbackup@example.com>",
-                "to": "ops@example.com",
-            }
-        )
-    )
-    return outgoing(channel, notification, renderer)[0].data.decode("utf-8")
+    channel = emails[0] if emails else plugin.validate_config(EML_EXAMPLE)
+    text = plugin.preview(channel, notification, renderer)
+    if text is None:
+        click.echo(f"error: {plugin.distribution} cannot preview a message", err=True)
+        sys.exit(EXIT_USAGE)
+    return text

@@ -289,3 +289,9 @@ async def test(
 async def shutdown() -> None:
     """Close the connections kept open for reuse on this event loop."""
     await close_all()
+
+
+@hookimpl
+def preview(config: EmailConfig, notification: Notification, renderer: Renderer) -> str:
+    """The first message ``send`` would build, as an ``.eml`` (``dbnotify render``)."""
+    return outgoing(config, notification, renderer)[0].data.decode("utf-8")
