@@ -53,10 +53,11 @@ def tests(session: nox.Session, member: str) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting."""
-    session.install(*LINT_DEPS)
+    """ruff (lint and formatting), and the import layers (import-linter, pyproject.toml)."""
+    session.install(*LINT_DEPS, "./core", *(f"./{folder}" for folder in PLUGINS))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
 
 
 @nox.session(python="3.11")
