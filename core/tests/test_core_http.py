@@ -190,3 +190,36 @@ async def test_the_generic_reply_masks_before_it_cuts(httpserver: HTTPServer) ->
     httpserver.expect_request(f"/api/webhooks/1/{TOKEN}").respond_with_data(said, status=400)
     result = await deliver("hook", "POST", hook(httpserver))
     assert result.reply == "400 BAD REQUEST: " + "x" * 190 + " ******** "
+
+
+IMPORT_ONLY = """
+import logging
+import dbnotify.http
+print(len(logging.getLogger("httpx").filters))
+"""
+
+
+def test_importing_dbnotify_http_changes_no_logger() -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_ONLY], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "0"
+
+
+async def test_httpx_log_lines_show_the_host_only(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpserver.expect_request(f"/hooks/{TOKEN}").respond_with_data("ok")
+    url = httpserver.url_for(f"/hooks/{TOKEN}")
+    with caplog.at_level("INFO", logger="httpx"):
+        result = await deliver("webhook", "POST", Secret(url), json={"a": 1})
+    assert result.status is Status.DELIVERED
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert lines == [
+        f'HTTP Request: POST http://{httpserver.host}:{httpserver.port} "HTTP/1.0 200 OK"'
+    ]
+    assert TOKEN not in caplog.text

@@ -22,6 +22,7 @@ log lines either.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import re
 import time
@@ -54,7 +55,18 @@ class _HostOnly(logging.Filter):
         return True
 
 
-logging.getLogger("httpx").addFilter(_HostOnly())
+@functools.cache
+def _mask_httpx_log() -> None:
+    """Put the filter on httpx's logger, once, when this process first makes a request
+    (not on import: importing a module changes nothing global)."""
+    logging.getLogger("httpx").addFilter(_HostOnly())
+
+
+def client(*, timeout: float, verify: bool | str = True) -> httpx.AsyncClient:
+    """The HTTP client of every HTTP channel: no redirects followed (a redirect could
+    carry a token elsewhere), and httpx's log lines showing scheme and host only."""
+    _mask_httpx_log()
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=verify)
 
 
 def where(url: str) -> str:
@@ -197,10 +209,8 @@ async def deliver(
         secrets += tuple(_url_secrets(target))
     secrets = tuple(sorted(set(secrets) - {""}, key=len, reverse=True))  # longest first
     try:
-        async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, verify=verify
-        ) as client:
-            response = await client.request(
+        async with client(timeout=timeout, verify=verify) as http:
+            response = await http.request(
                 method,
                 target,
                 json=json,

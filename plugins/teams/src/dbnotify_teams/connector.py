@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import httpx
 
-from dbnotify.http import DEFAULT_TIMEOUT, result_of, where
+from dbnotify.http import DEFAULT_TIMEOUT, client, result_of, where
 from dbnotify.results import FailureKind, RecipientResult, Status
 from dbnotify.secrets import MASK, Secret
 
@@ -75,8 +75,8 @@ async def post(
     """POST ``body`` as JSON; never raises for a failure (like ``deliver``)."""
     target = url.reveal()
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            response = await client.post(target, json=body)
+        async with client(timeout=timeout) as http:
+            response = await http.post(target, json=body)
     except httpx.TimeoutException:
         return RecipientResult.failed(
             label,
