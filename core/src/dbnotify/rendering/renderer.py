@@ -122,7 +122,9 @@ class Renderer:
     def render(
         self, template: str, notification: Notification, *, html: bool = False, **extra: Any
     ) -> str:
-        """Render any named template (a channel's own, such as ``slack.json``)."""
+        """Render a template by file name: an operator's in ``rendering.templates_dir``,
+        else one of dbnotify's own. A template a plugin ships is not found by name: pass
+        its text to :meth:`render_string` or :meth:`render_json`."""
         env = self._html if html else self._text
         return env.get_template(template).render({**self.context(notification), **extra})
 
