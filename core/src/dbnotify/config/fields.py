@@ -7,6 +7,7 @@ layer (plugins, the renderer, the outbox) may declare settings without an import
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, NewType
@@ -100,6 +101,8 @@ def parse_duration(value: Any) -> float:
             f'must be seconds, or a duration such as "30s", "5m", "1h", "2d" '
             f"(got {describe_value(value)})"
         )
+    if not math.isfinite(seconds):  # TOML has nan and inf
+        raise ValueError(f"must be a finite number of seconds (got {describe_value(value)})")
     if seconds <= 0:
         raise ValueError(f"must be more than 0 seconds (got {describe_value(value)})")
     return seconds

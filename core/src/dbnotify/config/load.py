@@ -46,15 +46,37 @@ class FileLayout:
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The file's TOML; whatever stops that is a :class:`ConfigError` that says why."""
+    where = repr(str(path))
+
+    def refuse(message: str) -> ConfigError:
+        return ConfigError([ConfigIssue("", message)])
+
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read()
     except FileNotFoundError:
-        raise ConfigError(
-            [ConfigIssue("", f"configuration file {str(path)!r} not found")]
+        raise refuse(f"configuration file {where} not found") from None
+    except IsADirectoryError:
+        raise refuse(f"configuration file {where} is a folder; name the TOML file in it") from None
+    except PermissionError:
+        raise refuse(
+            f"configuration file {where} is not readable by this user; check its permissions"
         ) from None
+    except OSError as exc:
+        raise refuse(f"cannot read configuration file {where}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(
+            f"{path}: not valid TOML: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigIssue("", f"{path}: not valid TOML: {exc}")]) from None
+        raise refuse(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise refuse(f"{path}: not valid TOML: nested too deeply") from None
 
 
 def load_config(

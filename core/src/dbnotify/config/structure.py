@@ -13,6 +13,7 @@ and passes it to :func:`structure`. Nothing here is shared or changed by an impo
 from __future__ import annotations
 
 import enum
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -37,6 +38,8 @@ def _strict(kind: type, noun: str) -> Callable[[Any, type], Any]:
             return float(value)
         if not isinstance(value, kind):
             raise ValueError(f"must be {noun} (got {describe_value(value)})")
+        if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf
+            raise ValueError(f"must be a finite number (got {describe_value(value)})")
         return value
 
     return hook
