@@ -496,7 +496,8 @@ def test_explain_missing_disabled_and_not_allowed() -> None:
         "channel type 'email' is disabled by DBNOTIFY_DISABLE_PLUGINS"
     )
     assert load(**{ALLOW_ENV: "chat"}).explain_missing("email") == (
-        "channel type 'email' is not in DBNOTIFY_PLUGINS"
+        "channel type 'email' is not in DBNOTIFY_PLUGINS; DBNOTIFY_PLUGINS names 'chat', "
+        "which no installed plugin provides"
     )
 
 
@@ -598,3 +599,32 @@ def test_a_hook_argument_with_a_default_is_refused_at_load() -> None:
         ),
     ):
         registry.register("defaulted", Defaulted())
+
+
+def test_a_plugin_that_exits_at_import_is_a_failure_not_the_end(
+    install_dist: Callable[..., Dist],
+) -> None:
+    install_dist({"quits": "{module}"}, "import sys\nsys.exit(3)\n", dist="dbnotify-quits")
+    chat = install_dist({"chat": "{module}"})
+    registry = PluginRegistry(environ={})
+    assert registry.get("quits") is None
+    assert [(f.name, f.error) for f in registry.failures] == [
+        ("quits", "import failed: SystemExit: 3")
+    ]
+    assert registry.get("chat") is not None
+    assert chat.module in sys.modules
+
+
+def test_a_typo_in_the_environment_is_reported(install_dist: Callable[..., Dist]) -> None:
+    install_dist({"chat": "{module}"})
+    registry = PluginRegistry(environ={ALLOW_ENV: "emial,chat", BLOCK_ENV: "slak"})
+    typo = "DBNOTIFY_PLUGINS names 'emial', which no installed plugin provides"
+    assert registry.environment_problems() == [
+        typo + "; did you mean 'email'?",
+        "DBNOTIFY_DISABLE_PLUGINS names 'slak', which no installed plugin provides",
+    ]
+    assert registry.explain_missing("email") == (
+        "channel type 'email' is not in DBNOTIFY_PLUGINS; DBNOTIFY_PLUGINS names 'emial', "
+        "which no installed plugin provides; did you mean 'email'?; DBNOTIFY_DISABLE_PLUGINS "
+        "names 'slak', which no installed plugin provides"
+    )

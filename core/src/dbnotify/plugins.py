@@ -48,6 +48,10 @@ UNKNOWN_DISTRIBUTION = "(unknown)"
 
 log = logging.getLogger(__name__)
 
+PLUGIN_FAILURES = (Exception, SystemExit)
+"""What a plugin's import or hook may raise and still be a reported failure, not the end
+of the process: ``SystemExit`` too (a plugin that calls ``sys.exit`` at import)."""
+
 
 @attrs.frozen
 class LoadFailure:
@@ -78,7 +82,7 @@ class ChannelPlugin:
             result = self._call("validate_config", options=options)
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a plugin bug is reported, not a crash
+        except PLUGIN_FAILURES as exc:  # a plugin bug is reported, not a crash
             raise ConfigError(
                 [
                     ConfigIssue(
@@ -286,7 +290,7 @@ class PluginRegistry:
             dist, version, _summary = item.meta()
             try:
                 obj = item.entry_point.load()
-            except Exception as exc:  # noqa: BLE001 - reported, the others still load
+            except PLUGIN_FAILURES as exc:  # reported, the others still load
                 self._fail(name, dist, version, f"import failed: {type(exc).__name__}: {exc}")
                 continue
             self._add(name, obj, dist, version)
@@ -324,7 +328,7 @@ class PluginRegistry:
             info: object = impls["channel_info"].function()
             if not isinstance(info, ChannelInfo):
                 raise pluggy.PluginValidationError(obj, "channel_info must return ChannelInfo")
-        except Exception as exc:  # noqa: BLE001 - reported, the others still load
+        except PLUGIN_FAILURES as exc:  # reported, the others still load
             self._pm.unregister(obj)
             self._fail(name, dist, version, f"invalid plugin: {exc}")
             return None
@@ -404,6 +408,21 @@ class PluginRegistry:
             self._discover()
             return dict(self._skipped)
 
+    def environment_problems(self) -> list[str]:
+        """Names in ``DBNOTIFY_PLUGINS`` / ``DBNOTIFY_DISABLE_PLUGINS`` that no installed
+        plugin provides (a typo there would silently load nothing, or block nothing)."""
+        with self._lock:
+            found = {f.name for f in self._discover()}
+        problems = []
+        for variable, names in ((ALLOW_ENV, self._allow), (BLOCK_ENV, self._block)):
+            for name in sorted(names or ()):
+                if name not in found:
+                    problems.append(
+                        f"{variable} names {name!r}, which no installed plugin provides"
+                        + did_you_mean(name, found)
+                    )
+        return problems
+
     def explain_missing(self, channel_type: str) -> str:
         """Why ``channel_type`` is not available, in words an operator can act on."""
         with self._lock:
@@ -415,7 +434,12 @@ class PluginRegistry:
                         f"but failed to load: {failure.error}"
                     )
             if channel_type in self._skipped:
-                return f"channel type {channel_type!r} is {self._skipped[channel_type]}"
+                return "; ".join(
+                    [
+                        f"channel type {channel_type!r} is {self._skipped[channel_type]}",
+                        *self.environment_problems(),
+                    ]
+                )
             names = self.types()
         return (
             f"unknown channel type {channel_type!r}"

@@ -83,6 +83,8 @@ def plugins(check: bool, as_json: bool) -> None:
         )
     for name, why in skipped.items():
         click.echo(f"skipped {name}: {why}")
+    for problem in registry.environment_problems():
+        click.echo(f"{click.style('warning', fg='yellow')}: {problem}")
     if check:
         count = len(rows) + len(registry.failures)
         click.echo(
@@ -116,7 +118,13 @@ def _plugins_json(registry: PluginRegistry, check: bool) -> None:
     skipped: list[dict[str, Any]] = [
         {"type": name, "reason": why} for name, why in registry.skipped().items()
     ]
-    click.echo(json.dumps({"channels": found, "failed": failed, "skipped": skipped}, indent=2))
+    report = {
+        "channels": found,
+        "failed": failed,
+        "skipped": skipped,
+        "warnings": registry.environment_problems(),
+    }
+    click.echo(json.dumps(report, indent=2))
     if check and failed:
         sys.exit(EXIT_FAILED)
 
