@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import click
 import pytest
+from click.testing import CliRunner
 
 import dbnotify
 from dbnotify import cli
@@ -100,3 +105,72 @@ def test_python_dash_m_runs_the_command() -> None:
     assert run.returncode == 0, run.stderr
     assert "worker" in run.stdout
     assert "plugins" in run.stdout
+
+
+class Boom:
+    """A channel plugin whose send raises: a bug the CLI reports in one line."""
+
+    @staticmethod
+    def channel_info() -> Any:
+        from dbnotify.hookspecs import ChannelInfo
+
+        return ChannelInfo("boom", config_class=dict)
+
+    @staticmethod
+    def validate_config(options: Any) -> dict[str, Any]:
+        return dict(options)
+
+    @staticmethod
+    async def send() -> Any:
+        raise RuntimeError("kaput")
+
+    @staticmethod
+    async def test() -> Any:
+        raise RuntimeError("kaput")
+
+
+@pytest.fixture
+def boom_registry() -> Iterator[None]:
+    """The process-wide registry, with the ``boom`` plugin, put back afterwards (and the
+    root logger the CLI configures)."""
+    from dbnotify import hookspecs
+    from dbnotify.plugins import default_registry
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    default_registry.cache_clear()
+    plugin = type(
+        "BoomPlugin",
+        (),
+        {
+            n: hookspecs.hookimpl(getattr(Boom, n))
+            for n in ("channel_info", "validate_config", "send", "test")
+        },
+    )
+    default_registry().register("boom", plugin)
+    yield
+    default_registry.cache_clear()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("boom_registry")
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_plugin_bug_is_one_line_unless_verbose(tmp_path: Path, verbose: bool) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[channels.b]\ntype = "boom"\n[routing]\nchannels = ["b"]\n')
+    runner = CliRunner()
+    args = [*(["-v"] if verbose else []), "send", "test", "-c", str(config)]
+    run = runner.invoke(cli.main, args)
+    assert run.exit_code == 1
+    assert (
+        "b [channel] (channel): failed (permanent) - the boom plugin raised RuntimeError: kaput"
+        in run.stdout
+    )
+    if verbose:
+        assert "Traceback (most recent call last)" in run.stderr
+        assert "warning: event test" in run.stderr  # each outcome, a failure as a warning
+    else:
+        assert run.stderr == (
+            "error: channel 'b': plugin 'boom' raised (run with -v for the traceback)\n"
+        )

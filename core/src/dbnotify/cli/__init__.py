@@ -49,5 +49,14 @@ class _LazyCommands(click.Group):
 
 @click.group(cls=_LazyCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dbnotify")
-def main() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="more on stderr: -v each outcome and tracebacks, -vv debug (default: errors, one line)",
+)
+def main(verbose: int) -> None:
     """dbnotify: DBackup's notifications, routed and delivered, with a result for each."""
+    from dbnotify.cli._common import configure_logging
+
+    configure_logging(verbose)

@@ -6,6 +6,7 @@ that ``dbnotify plugins`` and ``--help`` stay light.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -84,3 +85,29 @@ def usage(message: str) -> NoReturn:
     """``error: MESSAGE`` on stderr, exit 2: the command line or the file is wrong."""
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+class _OneLine(logging.Formatter):
+    """``error: channel 'x': plugin 'y' raised ...``: no traceback unless asked (-v)."""
+
+    def __init__(self, tracebacks: bool) -> None:
+        super().__init__("%(levelname)s: %(message)s")
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        if self.tracebacks or not record.exc_info:
+            return super().format(record)
+        text = record.getMessage() + " (run with -v for the traceback)"
+        return f"{record.levelname}: {text}"
+
+
+def configure_logging(verbosity: int) -> None:
+    """What the command logs on stderr: errors in one line by default (the results are
+    printed already); ``-v`` adds each outcome and tracebacks; ``-vv`` debug."""
+    level = {0: logging.ERROR, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine(tracebacks=verbosity > 0))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
