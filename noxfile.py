@@ -8,7 +8,6 @@ from a wheel, fails here.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ nox.options.sessions = ["tests", "contract", "docs", "lint", "types", "postfix",
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
+NOX_DEPS = [d for d in nox.project.dependency_groups(PYPROJECT, "dev") if d.startswith("nox")]
 
 PLUGINS = sorted(p.parent for p in Path("plugins").glob("*/pyproject.toml"))
 """Every channel plugin of the workspace: each gets its own tests session."""
@@ -61,7 +61,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def types(session: nox.Session) -> None:
-    """mypy --strict on every member's sources."""
+    """mypy --strict on what ``[tool.mypy] files`` lists: every member's sources, bench, tools."""
     session.install(
         *LINT_DEPS, *TEST_DEPS, "./core[testing,http]", *(f"./{folder}" for folder in PLUGINS)
     )
@@ -239,104 +239,19 @@ def contract_external(session: nox.Session) -> None:
     _contract_on(session, target, pytest_args)
 
 
-_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^\"']*[\"'])?\s*\)")
-_REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$")
-_EXCERPT = re.compile(r"<!--\s*example:\s*(\S+)\s*-->")
-
-
-def _prose(text: str, *, inline_code: bool = False) -> list[tuple[int, str]]:
-    """The lines outside fenced code blocks, numbered; without inline code unless asked."""
-    lines: list[tuple[int, str]] = []
-    fence: str | None = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.lstrip()
-        if fence is None and stripped.startswith(("```", "~~~")):
-            fence = stripped[:3]
-        elif fence is not None and stripped.startswith(fence):
-            fence = None
-        elif fence is None:
-            lines.append((number, line if inline_code else re.sub(r"`[^`]*`", "", line)))
-    return lines
-
-
-def _anchors(page: Path) -> set[str]:
-    """GitHub's heading anchors of a Markdown page, and its explicit ``id``/``name``s."""
-    found: set[str] = set()
-    counts: dict[str, int] = {}
-    for _number, line in _prose(page.read_text(encoding="utf-8"), inline_code=True):
-        found.update(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", line))
-        heading = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
-        if heading is None:
-            continue
-        slug = re.sub(r"[^\w\- ]", "", heading[1].replace("`", "").lower()).replace(" ", "-")
-        counts[slug] = counts.get(slug, -1) + 1
-        found.add(slug if counts[slug] == 0 else f"{slug}-{counts[slug]}")
-    return found
-
-
-def _broken_links(root: Path) -> list[str]:
-    """Every relative link in the Markdown under ``root`` whose file or anchor is missing."""
-    problems = []
-    for page in sorted(root.rglob("*.md")):
-        text = page.read_text(encoding="utf-8")
-        for number, line in _prose(text):
-            targets = [m[1] for m in _LINK.finditer(line)]
-            reference = _REFERENCE.match(line)
-            if reference:
-                targets.append(reference[1])
-            for target in targets:
-                if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", target):  # https:, mailto: ...
-                    continue
-                path, _hash, anchor = target.partition("#")
-                resolved = (page.parent / path).resolve() if path else page.resolve()
-                where = f"{page}:{number}: {target}"
-                if not resolved.exists():
-                    problems.append(f"{where}: {path} does not exist")
-                elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
-                    problems.append(f"{where}: no heading #{anchor} in {resolved.name}")
-    return problems
-
-
-def _stale_excerpts(root: Path, example: Path) -> list[str]:
-    """Code blocks marked ``<!-- example: FILE -->`` that are not verbatim in that file."""
-    problems = []
-    for page in sorted(root.rglob("*.md")):
-        lines = page.read_text(encoding="utf-8").splitlines()
-        for index, line in enumerate(lines):
-            marker = _EXCERPT.search(line)
-            if marker is None:
-                continue
-            source = example / marker[1]
-            start = index + 1
-            if start >= len(lines) or not lines[start].startswith("```"):
-                problems.append(f"{page}:{index + 1}: no code block after the example marker")
-                continue
-            end = next((i for i in range(start + 1, len(lines)) if lines[i] == "```"), None)
-            if end is None:
-                problems.append(f"{page}:{start + 1}: code block never closed")
-                continue
-            block = "\n".join(lines[start + 1 : end])
-            if not source.is_file():
-                problems.append(f"{page}:{index + 1}: {source} does not exist")
-            elif block not in source.read_text(encoding="utf-8"):
-                problems.append(
-                    f"{page}:{start + 1}: this block is no longer in {source}; copy it again"
-                )
-    return problems
-
-
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
-    """The docs cannot rot: links resolve, and the tutorial's example plugin passes.
+    """The docs cannot rot: they tell the truth, and the tutorial's example plugin passes.
 
-    Every relative Markdown link under docs/ (file and heading anchor) resolves; every
-    code block marked ``<!-- example: FILE -->`` is verbatim in the example plugin
-    (docs/examples/dbnotify-example); that plugin passes the contract suite, as
-    ``contract_external`` runs it, and all its tests; its source passes mypy --strict.
+    ``tools/check_docs.py``: every relative Markdown link under docs/ (file and heading
+    anchor) resolves; every code block marked ``<!-- example: FILE -->`` is verbatim in
+    the example plugin (docs/examples/dbnotify-example); docs/development.md's layout and
+    table of sessions match the tree and this file. Then that plugin passes the contract
+    suite, as ``contract_external`` runs it, and all its tests; its source passes mypy
+    --strict.
     """
-    problems = _broken_links(Path("docs")) + _stale_excerpts(Path("docs"), EXAMPLE)
-    if problems:
-        session.error("the docs are out of date:\n  " + "\n  ".join(problems))
+    session.install(*NOX_DEPS)  # the checker lists the sessions with ``nox -l --json``
+    session.run("python", "tools/check_docs.py")
     _contract_on(session, str(EXAMPLE), session.posargs, every_test=True)
     session.install(*LINT_DEPS)
     session.run("mypy", "--strict", str(EXAMPLE / "src"))
