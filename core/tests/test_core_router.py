@@ -152,10 +152,9 @@ def test_event_own_channels_replace_the_global_ones(
     assert targets(route(config, Event("backup_success", SUCCESS), registry)) == [
         ("ops-mail", "channel", None)
     ]
-    # an empty list is "no channels", not "the global ones"
+    # an empty list is "no channels", not "the global ones": said as set, not as missing
     assert route(config, Event("restore_failure"), registry).reason == (
-        "no channels for event 'restore_failure'; set routing.channels, or "
-        "routing.events.restore_failure.channels"
+        "routing.events.restore_failure.channels is empty: this event is sent nowhere"
     )
 
 
@@ -192,6 +191,15 @@ def test_job_rule_from_config_chooses_channels(
     ]
     other = Event("backup_failure", {"job_name": "hourly-mysql"})
     assert targets(route(config, other, registry)) == [("ops-mail", "channel", None)]
+
+
+def test_a_job_with_no_channels_on_purpose_is_said_so(
+    make_config: Callable[..., Config], registry: PluginRegistry
+) -> None:
+    config = make_config(routing={"channels": ["ops-mail"]}, jobs={"scratch": {"channels": []}})
+    planned = route(config, Event("backup_failure", {"job_name": "scratch"}), registry)
+    assert planned.deliveries == ()
+    assert planned.reason == "jobs.scratch.channels is empty: this job's events are sent nowhere"
 
 
 def test_job_rule_without_channels_keeps_the_event_channels(

@@ -56,11 +56,22 @@ def plan(config: Config, event: Event, severity: Severity, user_channels: Collec
         )
 
     channels = list(rule.channels if rule.channels is not None else config.routing.channels)
+    nowhere = (
+        f"routing.events.{event.type}.channels is empty: this event is sent nowhere"
+        if rule.channels is not None
+        else (
+            f"no channels for event {event.type!r}; set routing.channels, or "
+            f"routing.events.{event.type}.channels"
+        )
+    )
     if spec is not None and spec.per_job and event.job_name:
         job = event.job or config.jobs.get(event.job_name)
         if job is not None:
             if job.channels is not None:
                 channels = list(job.channels)
+                nowhere = (
+                    f"jobs.{event.job_name}.channels is empty: this job's events are sent nowhere"
+                )
             if job.condition is Condition.SUCCESS_ONLY and severity is not Severity.SUCCESS:
                 return Plan((), reason=f"job {event.job_name!r} notifies on success only")
             if job.condition is Condition.FAILURE_ONLY and severity is not Severity.FAILURE:
@@ -82,13 +93,7 @@ def plan(config: Config, event: Event, severity: Severity, user_channels: Collec
         else:
             outcomes.append(user)
     if not deliveries and not outcomes:
-        return Plan(
-            (),
-            reason=(
-                f"no channels for event {event.type!r}; set routing.channels, or "
-                f"routing.events.{event.type}.channels"
-            ),
-        )
+        return Plan((), reason=nowhere)
     return Plan(tuple(deliveries), tuple(outcomes))
 
 
