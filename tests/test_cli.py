@@ -280,6 +280,28 @@ async def test_send_delivers_and_prints_per_recipient(
     assert "Backup job 'nightly-pg' failed. Error: disk full" in received.part("plain")
 
 
+async def test_send_delivers_bytes_that_are_not_utf8_with_a_visible_marker(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    """argv bytes that are not UTF-8 (a file name, say) do not stop the delivery."""
+    path = write_config(tmp_path / "c.toml", smtp.port)
+    run = await cli(
+        "send",
+        "backup_failure",
+        "-c",
+        str(path),
+        "--data",
+        "job_name=nightly",
+        "--data",
+        b"error=Empf\xe4nger unbekannt",
+    )
+    assert run.code == 0, run.out + run.err
+    assert "Traceback" not in run.err
+    [received] = smtp.messages
+    assert "Error: Empf\ufffdnger unbekannt" in received.part("plain")
+    assert "Empf\ufffdnger unbekannt" in received.part("html")
+
+
 async def test_send_exits_1_when_a_recipient_is_refused(
     cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
 ) -> None:

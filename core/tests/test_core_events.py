@@ -417,3 +417,38 @@ def test_unknown_severity_is_the_hosts_error() -> None:
     assert str(info.value) == (
         "severity must be one of success, failure, info, warning (got 'urgent')"
     )
+
+
+# --- bytes that are not text ---------------------------------------------------------
+
+
+def test_bytes_that_are_not_utf8_become_a_visible_marker() -> None:
+    """``os.fsdecode`` and argv keep such bytes as lone surrogates: the notification holds
+    U+FFFD in their place, so no channel or store meets a text it cannot encode."""
+    name = b"nightly-\xe4".decode("utf-8", "surrogateescape")
+    error = b"Empf\xe4nger unbekannt".decode("utf-8", "surrogateescape")
+    n = to_notification(Event("backup_failure", {"job_name": name, "error": error}))
+    assert n.job_name == "nightly-\ufffd"
+    assert "Empf\ufffdnger unbekannt" in n.message
+    assert ("Error", "Empf\ufffdnger unbekannt") in [(f.label, f.value) for f in n.fields]
+    for text in (n.title, n.message, *(f.value for f in n.fields)):
+        text.encode("utf-8")  # no UnicodeEncodeError anywhere
+
+
+def test_a_custom_event_gets_the_same_treatment() -> None:
+    odd = "\udcff"
+    n = to_notification(
+        Event("custom", title=f"t{odd}", message=f"m{odd}", fields={f"k{odd}": f"v{odd}"})
+    )
+    assert (n.title, n.message) == ("t\ufffd", "m\ufffd")
+    assert [(f.label, f.value) for f in n.fields] == [("k\ufffd", "v\ufffd")]
+
+
+def test_an_address_that_is_not_text_is_refused_naming_it() -> None:
+    address = b"alice\xe4@example.com".decode("utf-8", "surrogateescape")
+    with pytest.raises(EventError) as info:
+        to_notification(Event("user_login", {"user_name": "alice"}, user=User(email=address)))
+    assert str(info.value) == (
+        "the user's email address 'alice\ufffd@example.com' holds bytes that are not UTF-8 "
+        "text; pass the address as text"
+    )

@@ -143,24 +143,46 @@ class Event:
         return str(email) if email else None
 
 
+NOT_TEXT = "\ufffd"
+"""What stands in a notification for a byte that was not text (U+FFFD, shown as �)."""
+
+
+def as_text(value: str) -> str:
+    """``value`` as text every channel and store can encode: a lone surrogate (a byte
+    that was not UTF-8, from ``os.fsdecode`` or argv) becomes U+FFFD, visibly."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(NOT_TEXT if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    return value
+
+
+def _optional_text(value: str | None) -> str | None:
+    return None if value is None else as_text(value)
+
+
 @attrs.frozen
 class Field:
-    label: str
-    value: str
+    label: str = attrs.field(converter=as_text)
+    value: str = attrs.field(converter=as_text)
 
 
 @attrs.frozen
 class Notification:
-    """What every channel renders. Built once per event, shared by all its targets."""
+    """What every channel renders. Built once per event, shared by all its targets.
+
+    Every text in it can be encoded: the one boundary where bytes that were not UTF-8
+    become U+FFFD, so that no channel, template or store meets a lone surrogate.
+    """
 
     id: str
     event_type: str
     severity: Severity
-    title: str
-    message: str
+    title: str = attrs.field(converter=as_text)
+    message: str = attrs.field(converter=as_text)
     fields: tuple[Field, ...]
     timestamp: dt.datetime
-    job_name: str | None = None
+    job_name: str | None = attrs.field(default=None, converter=_optional_text)
 
 
 # --- the catalogue -------------------------------------------------------------------
@@ -377,6 +399,12 @@ def _fields(
 
 def to_notification(event: Event) -> Notification:
     """Turn an event into what channels render. Raises :class:`EventError` for bad input."""
+    address = event.user_email
+    if address is not None and as_text(address) != address:
+        raise EventError(
+            f"the user's email address {as_text(address)!r} holds bytes that are not UTF-8 "
+            "text; pass the address as text"
+        )
     spec = CATALOGUE.get(event.type)
     nid = uuid.uuid4().hex
     if spec is None:
