@@ -7,6 +7,10 @@ made on purpose: here, in docs/plugins.md and in the changelog (httpx's
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import attrs
 
 import dbnotify.channel
@@ -88,3 +92,87 @@ def test_a_field_schema_hint_replaces_what_its_type_would_give() -> None:
         },
     }
     assert hint == {"type": "string", "format": "email"}  # a copy was extended, not the hint
+
+
+# --- no process-global state for plugins to change -------------------------------------
+
+IMPORT_EVERY_PLUGIN = r"""
+import importlib, json, pkgutil, sys, types
+from importlib.metadata import entry_points
+
+import cattrs
+
+import dbnotify.channel, dbnotify.config.load, dbnotify.http, dbnotify.plugins, dbnotify.schema
+
+def core_modules():
+    return {n: m for n, m in sys.modules.items() if n == "dbnotify" or n.startswith("dbnotify.")}
+
+def snapshot():
+    return {
+        f"{name}.{attr}": repr(value)
+        for name, module in core_modules().items()
+        for attr, value in vars(module).items()
+        if isinstance(value, dict | list | set | types.MappingProxyType)
+        and not attr.startswith("__")
+    }
+
+converters = {
+    id(value): f"{name}.{attr}"
+    for name, module in core_modules().items()
+    for attr, value in vars(module).items()
+    if isinstance(value, cattrs.BaseConverter)
+}
+registered = []
+for method in [m for m in vars(cattrs.BaseConverter) if m.startswith("register_")]:
+    def spy(self, *args, _original=getattr(cattrs.BaseConverter, method), _method=method, **kw):
+        if id(self) in converters:
+            registered.append(f"{converters[id(self)]}.{_method}")
+        return _original(self, *args, **kw)
+    setattr(cattrs.BaseConverter, method, spy)
+
+before = snapshot()
+imported = []
+for ep in entry_points(group="dbnotify.channels"):
+    top = ep.value.partition(":")[0].split(".")[0]
+    package = importlib.import_module(top)
+    imported.append(top)
+    for info in pkgutil.walk_packages(package.__path__, top + "."):
+        importlib.import_module(info.name)
+        imported.append(info.name)
+after = snapshot()
+changed = sorted(key for key in before if after[key] != before[key])
+seen = list(registered)
+dbnotify.config.structure._DEFAULT.register_structure_hook(complex, lambda v, _t: v)
+canary = registered[len(seen):]
+print(json.dumps({"imported": imported, "converters": sorted(converters.values()),
+                  "registered": seen, "changed": changed, "canary": canary}))
+"""
+
+
+def test_importing_every_plugin_changes_no_state_of_the_core() -> None:
+    """Each plugin owns its converter and puts schema hints on its fields: importing
+    plugins, in any order, registers nothing anywhere in the core (a fresh process, so
+    that no plugin is imported yet)."""
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERY_PLUGIN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert "dbnotify_email.settings" in found["imported"]
+    assert found["converters"] == ["dbnotify.config.structure._DEFAULT"]
+    assert found["canary"] == ["dbnotify.config.structure._DEFAULT.register_structure_hook"]
+    assert found["registered"] == []
+    assert found["changed"] == []
+
+
+def test_there_is_no_shared_registry_to_write_to() -> None:
+    import dbnotify.config.structure
+    import dbnotify.schema
+
+    assert not hasattr(dbnotify.config.structure, "CONVERTER")
+    assert not hasattr(dbnotify.schema, "register_schema")
+    assert "_DEFAULT" not in dbnotify.channel.__all__

@@ -265,8 +265,7 @@ def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str |
 @click.option("--older-than", help='e.g. "30d" (default: the outbox\'s retention)')
 def purge(config_path: Path, older_than: str | None) -> None:
     """Forget finished notifications older than a duration (pending ones are kept)."""
-    from dbnotify.config.fields import Duration
-    from dbnotify.config.structure import CONVERTER
+    from dbnotify.config.fields import parse_duration
     from dbnotify.errors import OutboxError
 
     notifier = durable_notifier(config_path)
@@ -274,7 +273,7 @@ def purge(config_path: Path, older_than: str | None) -> None:
     assert notifier.config.outbox is not None
     try:
         seconds = (
-            CONVERTER.structure(older_than, Duration)
+            parse_duration(older_than)
             if older_than is not None
             else notifier.config.outbox.retention
         )

@@ -56,12 +56,6 @@ _CORE_TYPES: Mapping[Any, dict[str, Any]] = types.MappingProxyType(
     }
 )
 """The core's own types that cannot be derived from a Python type; read-only."""
-_REGISTERED: dict[Any, dict[str, Any]] = {}  # transitional: plugins move to setting(schema=)
-
-
-def register_schema(tp: Any, schema: dict[str, Any]) -> None:
-    """Say how a type of your config is written in the file (e.g. an address string)."""
-    _REGISTERED[tp] = schema
 
 
 def _json_default(value: Any) -> Any:
@@ -79,8 +73,6 @@ def _json_default(value: Any) -> Any:
 def _type_schema(tp: Any) -> dict[str, Any]:
     if tp in _CORE_TYPES:
         return copy.deepcopy(_CORE_TYPES[tp])
-    if tp in _REGISTERED:
-        return dict(_REGISTERED[tp])
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):

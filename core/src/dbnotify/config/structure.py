@@ -236,7 +236,6 @@ def make_converter() -> cattrs.Converter:
 
 _DEFAULT = make_converter()
 """For callers without hooks of their own; private, so that nobody registers on it."""
-CONVERTER = _DEFAULT  # transitional: the plugins move to converters of their own next
 
 
 def structure(cl: type[T], raw: Any, *, converter: cattrs.Converter | None = None) -> T:

@@ -21,7 +21,7 @@ from dbnotify_email.addresses import Mailbox
 from dbnotify_email.errors import Stage, past_deadline
 from dbnotify_email.pool import close_all, pool_for
 from dbnotify_email.session import StageFailed, StageLog, open_session
-from dbnotify_email.settings import EmailConfig
+from dbnotify_email.settings import CONVERTER, EmailConfig
 from dbnotify_email.transaction import NothingSent, Outgoing
 
 
@@ -52,7 +52,7 @@ def validate_config(options: Mapping[str, Any]) -> EmailConfig:
         filled = presets.apply(options)
     except ConfigError:
         raise
-    return structure(EmailConfig, filled)
+    return structure(EmailConfig, filled, converter=CONVERTER)
 
 
 def _user_addresses(

@@ -22,7 +22,7 @@ from dbnotify.http import deliver, json_answer, scrub, where
 from dbnotify.rendering import Renderer
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
 from dbnotify.secrets import MASK, Secret
-from dbnotify_telegram.settings import TelegramConfig
+from dbnotify_telegram.settings import CONVERTER, TelegramConfig
 from dbnotify_telegram.text import message_text
 
 # --- hooks ----------------------------------------------------------------------------
@@ -39,7 +39,7 @@ def channel_info() -> ChannelInfo:
 
 @hookimpl
 def validate_config(options: Mapping[str, Any]) -> TelegramConfig:
-    return structure(TelegramConfig, options)
+    return structure(TelegramConfig, options, converter=CONVERTER)
 
 
 def payload(

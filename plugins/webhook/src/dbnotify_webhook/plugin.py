@@ -15,7 +15,7 @@ from dbnotify.rendering import Renderer
 from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage
 from dbnotify_webhook import payload
 from dbnotify_webhook.payload import PayloadError
-from dbnotify_webhook.settings import WebhookConfig, is_json
+from dbnotify_webhook.settings import CONVERTER, WebhookConfig, is_json
 
 LABEL = "webhook"
 """The one recipient of a webhook channel, as results and the outbox name it."""
@@ -34,7 +34,7 @@ def channel_info() -> ChannelInfo:
 @hookimpl
 def validate_config(options: Mapping[str, Any]) -> WebhookConfig:
     try:
-        return structure(WebhookConfig, options)
+        return structure(WebhookConfig, options, converter=CONVERTER)
     except ConfigError as exc:
         # The payload is checked once every field is valid (it depends on content_type):
         # report its problem now too, so that one pass lists every mistake.
