@@ -7,9 +7,11 @@ made on purpose: here, in docs/plugins.md and in the changelog (httpx's
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import attrs
 
@@ -176,3 +178,52 @@ def test_there_is_no_shared_registry_to_write_to() -> None:
     assert not hasattr(dbnotify.config.structure, "CONVERTER")
     assert not hasattr(dbnotify.schema, "register_schema")
     assert "_DEFAULT" not in dbnotify.channel.__all__
+
+
+# --- the built-in plugins use the public API alone ------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC_FOR_PLUGINS = ("dbnotify.channel", "dbnotify.http", "dbnotify.testing")
+
+
+def _internal_imports(source: Path, root: Path = ROOT) -> list[str]:
+    """``file:line: import`` for each import of a dbnotify module that is not public."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"), str(source))):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+        else:
+            continue
+        for module in modules:
+            ours = module == "dbnotify" or module.startswith("dbnotify.")
+            public = any(module == p or module.startswith(p + ".") for p in PUBLIC_FOR_PLUGINS)
+            if ours and not public:
+                where = source.relative_to(root)
+                found.append((node.lineno, f"{where}:{node.lineno}: {ast.unparse(node)}"))
+    return [line for _number, line in sorted(found)]
+
+
+def test_the_plugins_import_only_the_public_api() -> None:
+    """As a third party would: dbnotify.channel, dbnotify.http, dbnotify.testing."""
+    sources = sorted(ROOT.glob("plugins/*/src/**/*.py"))
+    assert len({s.relative_to(ROOT).parts[1] for s in sources}) >= 10  # every plugin
+    assert [line for source in sources for line in _internal_imports(source)] == []
+
+
+def test_the_import_check_names_file_line_and_import(tmp_path: Path) -> None:
+    module = tmp_path / "plugin.py"
+    module.write_text(
+        "from dbnotify.channel import hookimpl\n"
+        "import dbnotify.http\n"
+        "def later():\n"
+        "    from dbnotify.config.structure import structure\n"
+        "from dbnotify import Notifier\n"
+        "import dbnotify_email.settings\n",
+        encoding="utf-8",
+    )
+    assert _internal_imports(module, tmp_path) == [
+        "plugin.py:4: from dbnotify.config.structure import structure",
+        "plugin.py:5: from dbnotify import Notifier",
+    ]

@@ -6,13 +6,20 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dbnotify.config.structure import structure
-from dbnotify.errors import ConfigError, ConfigIssue
-from dbnotify.events import Notification
-from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.channel import (
+    ChannelInfo,
+    ConfigError,
+    ConfigIssue,
+    FailureKind,
+    Notification,
+    RecipientResult,
+    Renderer,
+    TestReport,
+    TestStage,
+    hookimpl,
+    structure,
+)
 from dbnotify.http import config_stage, deliver, request_stage
-from dbnotify.rendering import Renderer
-from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage
 from dbnotify_webhook import payload
 from dbnotify_webhook.payload import PayloadError
 from dbnotify_webhook.settings import CONVERTER, WebhookConfig, is_json
