@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,31 @@ def test_the_import_check_names_file_line_and_import(tmp_path: Path) -> None:
         "plugin.py:4: from dbnotify.config.structure import structure",
         "plugin.py:5: from dbnotify import Notifier",
     ]
+
+
+# --- what the docs promise ------------------------------------------------------------
+
+PLUGIN_DOCS = [ROOT / "docs" / "plugins.md", ROOT / "docs" / "plugin-tutorial.md"]
+
+
+def _names_the_docs_use(text: str) -> set[str]:
+    """``dbnotify.channel.X`` and the names of ``from dbnotify.channel import ...``."""
+    names = set(re.findall(r"\bdbnotify\.channel\.(\w+)", text))
+    for group in re.findall(r"^from dbnotify\.channel import (\([^)]*\)|.*)$", text, re.M):
+        names.update(n for n in re.split(r"[\s(),]+", group) if n)
+    return names
+
+
+def test_every_name_the_docs_present_exists() -> None:
+    for page in PLUGIN_DOCS:
+        used = _names_the_docs_use(page.read_text(encoding="utf-8"))
+        assert used, page
+        assert used <= set(EXPORTED), f"{page.name}: {sorted(used - set(EXPORTED))}"
+
+
+def test_the_docs_table_lists_exactly_the_exports() -> None:
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = text.split("## What to import: `dbnotify.channel`", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (`.+?`) \|", section, re.M)
+    listed = [name for row in rows for name in re.findall(r"`(\w+)`", row)]
+    assert sorted(listed) == sorted(EXPORTED)
