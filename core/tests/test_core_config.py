@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NewType
 
+import attrs
 import pytest
 
+from dbnotify.channel import make_converter, setting, structure
 from dbnotify.config.load import load_config
 from dbnotify.config.model import Config, DispatchSettings, RenderingSettings
 from dbnotify.errors import ConfigError, ConfigIssue
@@ -656,4 +658,34 @@ def test_a_typo_in_an_outbox_retry_event_type_is_reported(tmp_path: Path) -> Non
     assert [str(i) for i in caught.value.issues] == [
         "outbox.retry.user_logn: unknown event type; did you mean 'user_login'? (custom event "
         "types are allowed, but this one looks like a typo)"
+    ]
+
+
+# --- structuring with a converter of one's own ----------------------------------------
+
+Upper = NewType("Upper", str)
+
+
+@attrs.frozen
+class Shouted:
+    word: Upper = setting(description="a word")
+
+
+def _upper(value: Any, _cl: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a word (got {value!r})")
+    return value.upper()
+
+
+def test_a_hook_on_a_converter_of_ones_own_is_seen_there_alone() -> None:
+    mine = make_converter()
+    mine.register_structure_hook(Upper, _upper)
+    assert structure(Shouted, {"word": "hi"}, converter=mine) == Shouted(Upper("HI"))
+    assert structure(Shouted, {"word": "hi"}) == Shouted(Upper("hi"))
+    assert structure(Shouted, {"word": "hi"}, converter=make_converter()) == Shouted(Upper("hi"))
+    with pytest.raises(ConfigError) as caught:
+        structure(Shouted, {"word": 3, "wrod": "x"}, converter=mine)
+    assert [str(i) for i in caught.value.issues] == [
+        "wrod: unknown key; did you mean 'word'?",
+        "word: must be a word (got 3)",
     ]

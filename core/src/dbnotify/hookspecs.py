@@ -56,10 +56,10 @@ def validate_config(options: Mapping[str, Any]) -> Any:
     """Turn the channel's block of the configuration into a validated config object.
 
     ``options`` is the block without its ``type`` key. Raise
-    :class:`dbnotify.config.ConfigError` listing every problem with a path relative to
+    :class:`dbnotify.channel.ConfigError` listing every problem with a path relative to
     the block (``port``, ``to[1]``); the core prefixes ``channels.<name>.``. Use
-    :func:`dbnotify.config.structure` to get unknown-key, type and validator errors for
-    free. Secrets belong in :class:`dbnotify.secrets.Secret` fields.
+    :func:`dbnotify.channel.structure` to get unknown-key, type and validator errors for
+    free. Secrets belong in :class:`dbnotify.channel.Secret` fields.
     """
 
 
@@ -79,7 +79,7 @@ def send(
     still need this notification: deliver to those alone, with the message unchanged
     (same headers, same Message-ID). Plugins with a single endpoint may ignore it.
     Render every text through ``renderer``. Never raise for a delivery failure: return a
-    failed :class:`~dbnotify.results.RecipientResult` with its kind (transient or
+    failed :class:`~dbnotify.channel.RecipientResult` with its kind (transient or
     permanent), the server's reply and a hint; set ``parks_channel`` when the failure is
     the channel's own (bad credentials), so that its queue waits for a fix instead of
     hammering the server. The core applies a deadline.
@@ -95,7 +95,7 @@ def test(
 ) -> Awaitable[TestReport]:
     """Check the channel stage by stage and, if ``send_message``, deliver ``notification``.
 
-    Return a :class:`~dbnotify.results.TestReport` whose stages name what was checked
+    Return a :class:`~dbnotify.channel.TestReport` whose stages name what was checked
     (connect, TLS, AUTH ...), how long each took and, on failure, the reply and a hint.
     """
 

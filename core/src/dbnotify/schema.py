@@ -2,15 +2,18 @@
 
 Built from the attrs config class: types, defaults, required keys, choices,
 descriptions, and which fields are secret (``"writeOnly": true, "x-secret": true``).
-A plugin whose config uses a type of its own registers its schema with
-:func:`register_schema`, as it registers a cattrs hook for structuring it.
+A field whose type is the plugin's own (an email address, a table of headers) carries
+its schema in the class: ``setting(..., schema={...})``. There is no registry, so what
+this module prints depends on the config class alone, never on what was imported.
 """
 
 from __future__ import annotations
 
+import copy
 import enum
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -41,20 +44,18 @@ _SECRET: dict[str, Any] = {
     "x-secret": True,
 }
 
-_REGISTERED: dict[Any, dict[str, Any]] = {
-    Secret: _SECRET,
-    Duration: {
-        "oneOf": [
-            {"type": "number", "exclusiveMinimum": 0},
-            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhd]\s*$"},
-        ]
-    },
-}
-
-
-def register_schema(tp: Any, schema: dict[str, Any]) -> None:
-    """Say how a type of your config is written in the file (e.g. an address string)."""
-    _REGISTERED[tp] = schema
+_CORE_TYPES: Mapping[Any, dict[str, Any]] = types.MappingProxyType(
+    {
+        Secret: _SECRET,
+        Duration: {
+            "oneOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhd]\s*$"},
+            ]
+        },
+    }
+)
+"""The core's own types that cannot be derived from a Python type; read-only."""
 
 
 def _json_default(value: Any) -> Any:
@@ -70,8 +71,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _type_schema(tp: Any) -> dict[str, Any]:
-    if tp in _REGISTERED:
-        return dict(_REGISTERED[tp])
+    if tp in _CORE_TYPES:
+        return copy.deepcopy(_CORE_TYPES[tp])
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -110,7 +111,8 @@ def object_schema(cls: type) -> dict[str, Any]:
         if not field.init:
             continue
         key = file_key(field)
-        schema = _type_schema(field.type)
+        given = field.metadata.get("schema")
+        schema = copy.deepcopy(dict(given)) if given is not None else _type_schema(field.type)
         if field.metadata.get("description"):
             schema["description"] = field.metadata["description"]
         if field.default is attrs.NOTHING:

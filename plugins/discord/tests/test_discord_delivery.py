@@ -6,8 +6,8 @@ import datetime as dt
 from typing import Any
 
 from dbnotify import Event, FailureKind, Notifier, RecipientResult, Status
+from dbnotify.channel import Renderer
 from dbnotify.events import to_notification
-from dbnotify.rendering import Renderer
 from dbnotify_discord.plugin import send, validate_config
 
 WHEN = dt.datetime(2025, 3, 4, 5, 6, 7, tzinfo=dt.UTC)

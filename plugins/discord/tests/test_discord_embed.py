@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dbnotify.events import Field, Notification, Severity
-from dbnotify.rendering import Renderer
+from dbnotify.channel import Field, Notification, Renderer, Severity
 from dbnotify_discord import embed
 from dbnotify_discord.embed import ELLIPSIS, escape, fit, units
 

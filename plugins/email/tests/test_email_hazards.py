@@ -23,8 +23,15 @@ from typing import Any
 import pytest
 import trustme
 
-from dbnotify import ConfigError, DispatchResult, Event, FailureKind, Notifier, Status
-from dbnotify.results import RecipientResult
+from dbnotify import (
+    ConfigError,
+    DispatchResult,
+    Event,
+    FailureKind,
+    Notifier,
+    RecipientResult,
+    Status,
+)
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 EVENT = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from dbnotify import Event, Severity, Status
-from dbnotify.errors import EventError
+from dbnotify import Event, EventError, Severity, Status
 
 WHEN = dt.datetime(2025, 3, 14, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"

@@ -236,7 +236,7 @@ async def test_local_hostname_is_the_ehlo_name(scripted: Any, make_notifier: Any
 
 
 def test_local_hostname_is_checked_when_the_config_loads(make_notifier: Any) -> None:
-    from dbnotify.errors import ConfigError
+    from dbnotify import ConfigError
 
     with pytest.raises(ConfigError) as caught:
         make_notifier(2525, local_hostname="bad host\r\nMAIL FROM:<x@y>")

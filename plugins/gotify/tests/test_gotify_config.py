@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from dbnotify import ConfigError, load_config
+from dbnotify import ConfigError, Secret, load_config
 from dbnotify.plugins import default_registry
-from dbnotify.secrets import Secret
 from dbnotify_gotify.settings import GotifyConfig
 
 TOKEN = "AgotifyAppTokenXyz"

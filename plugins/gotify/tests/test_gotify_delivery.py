@@ -11,9 +11,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dbnotify import Event, FailureKind, Notifier, Status
+from dbnotify.channel import Renderer
 from dbnotify.events import to_notification
 from dbnotify.plugins import default_registry
-from dbnotify.rendering import Renderer
 from dbnotify_gotify.settings import GotifyConfig
 
 TOKEN = "AgotifyAppTokenXyz"

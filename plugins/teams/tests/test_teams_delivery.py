@@ -12,8 +12,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from dbnotify import Event, FailureKind, Notifier, RecipientResult, Status
+from dbnotify.channel import Renderer
 from dbnotify.events import to_notification
-from dbnotify.rendering import Renderer
 from dbnotify_teams import card, connector
 from dbnotify_teams.card import escape
 from dbnotify_teams.plugin import send, validate_config

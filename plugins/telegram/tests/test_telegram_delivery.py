@@ -12,9 +12,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dbnotify import Event, FailureKind, Notifier, Status
+from dbnotify.channel import Renderer
 from dbnotify.events import to_notification
 from dbnotify.plugins import default_registry
-from dbnotify.rendering import Renderer
 from dbnotify_telegram.settings import ParseMode
 from dbnotify_telegram.text import LIMIT, message_text, units
 

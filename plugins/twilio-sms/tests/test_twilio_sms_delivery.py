@@ -17,9 +17,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from dbnotify import Event, FailureKind, Notifier, Status
+from dbnotify.channel import Renderer
 from dbnotify.events import to_notification
 from dbnotify.plugins import default_registry
-from dbnotify.rendering import Renderer
 from dbnotify_twilio_sms.plugin import sms_body
 
 SID = "AC" + "0123456789abcdef" * 2

@@ -10,8 +10,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dbnotify import Event, FailureKind, Notifier, RecipientResult, Severity, Status
+from dbnotify.channel import Renderer
 from dbnotify.events import to_notification
-from dbnotify.rendering import Renderer
 from dbnotify_webhook.plugin import send, validate_config
 
 WHEN = dt.datetime(2025, 3, 4, 5, 6, 7, tzinfo=dt.UTC)

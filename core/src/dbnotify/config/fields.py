@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NewType
 
 import attrs
@@ -46,13 +46,16 @@ def setting(
     factory: Callable[[], Any] | None = None,
     converter: Callable[[Any], Any] | None = None,
     example: str | None = None,
+    schema: Mapping[str, Any] | None = None,
 ) -> Any:
     """An attrs field with the metadata our errors and docs use.
 
     ``key`` is the name in the file when it differs from the attribute (``from`` ->
-    ``from_``); ``example`` is shown when a required key is missing.
+    ``from_``); ``example`` is shown when a required key is missing. ``schema`` is the
+    JSON Schema of the value, for a type of the plugin's own that ``dbnotify schema``
+    cannot derive: it is part of the class, so no import can change it.
     """
-    metadata = {"description": description, "key": key, "example": example}
+    metadata = {"description": description, "key": key, "example": example, "schema": schema}
     if factory is not None:
         return attrs.field(
             factory=factory, validator=validator, metadata=metadata, converter=converter

@@ -208,6 +208,15 @@ def _attrs_hook(converter: cattrs.Converter) -> Callable[[type], Callable[[Any, 
 
 
 def make_converter() -> cattrs.Converter:
+    """A fresh converter with the core's hooks, for a plugin to add hooks of its own to.
+
+    Strict scalars (``"25"`` is not a port), ``Secret`` from a literal, ``{ env }`` or
+    ``{ file }``, ``Duration``, enums with their choices, tuples and tables with each
+    item located, and attrs classes with every issue collected. Register a hook with
+    ``register_structure_hook(YourType, hook)``; the hook raises ``ValueError("must
+    ...")`` (or a :class:`ConfigError` for issues inside the value), and pass the
+    converter to :func:`structure`.
+    """
     converter = cattrs.Converter()
     converter.register_structure_hook(str, _strict(str, "a string"))
     converter.register_structure_hook(int, _strict(int, "an integer"))
@@ -230,7 +239,6 @@ def make_converter() -> cattrs.Converter:
 
 _DEFAULT = make_converter()
 """For callers without hooks of their own; private, so that nobody registers on it."""
-CONVERTER = _DEFAULT  # transitional: the plugins move to converters of their own next
 
 
 def structure(cl: type[T], raw: Any, *, converter: cattrs.Converter | None = None) -> T:

@@ -17,11 +17,19 @@ from typing import Any
 
 import apprise
 
-from dbnotify.config.structure import structure
-from dbnotify.events import Notification, Severity
-from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.rendering import Renderer
-from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
+from dbnotify.channel import (
+    ChannelInfo,
+    FailureKind,
+    Notification,
+    RecipientResult,
+    Renderer,
+    Severity,
+    Status,
+    TestReport,
+    TestStage,
+    hookimpl,
+    structure,
+)
 from dbnotify_apprise import redact
 from dbnotify_apprise.settings import AppriseConfig, load
 

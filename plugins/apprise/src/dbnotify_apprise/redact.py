@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from dbnotify.secrets import MASK
+from dbnotify.channel import MASK
 
 LOGGERS = ("apprise", "urllib3.connectionpool")
 MIN_LENGTH = 6

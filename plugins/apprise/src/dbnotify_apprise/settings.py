@@ -11,9 +11,7 @@ from typing import Any
 import apprise
 import attrs
 
-from dbnotify.config.fields import non_empty, setting
-from dbnotify.errors import ConfigError, ConfigIssue
-from dbnotify.secrets import Secret
+from dbnotify.channel import ConfigError, ConfigIssue, Secret, non_empty, setting
 from dbnotify_apprise import redact
 
 SERVICES = "https://github.com/caronc/apprise/wiki"

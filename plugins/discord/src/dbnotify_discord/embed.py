@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dbnotify.events import Notification
-from dbnotify.rendering import Renderer
+from dbnotify.channel import Notification, Renderer
 
 TITLE_MAX = 256
 DESCRIPTION_MAX = 4096

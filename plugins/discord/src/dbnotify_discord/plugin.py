@@ -6,12 +6,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dbnotify.config.structure import structure
-from dbnotify.events import Notification
-from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.channel import (
+    ChannelInfo,
+    Notification,
+    RecipientResult,
+    Renderer,
+    TestReport,
+    hookimpl,
+    structure,
+)
 from dbnotify.http import config_stage, deliver, request_stage
-from dbnotify.rendering import Renderer
-from dbnotify.results import RecipientResult, TestReport
 from dbnotify_discord import embed
 from dbnotify_discord.settings import DiscordConfig
 

@@ -6,9 +6,8 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.fields import describe_value, setting
+from dbnotify.channel import Secret, describe_value, setting
 from dbnotify.http import check_url, where
-from dbnotify.secrets import Secret
 
 USERNAME_MAX = 80
 _REFUSED_IN_NAMES = ("discord", "clyde")

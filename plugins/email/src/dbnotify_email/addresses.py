@@ -14,10 +14,7 @@ from typing import Any, NewType
 import attrs
 import email_validator
 
-from dbnotify.config.fields import describe_value
-from dbnotify.config.structure import CONVERTER
-from dbnotify.errors import ConfigError, ConfigIssue
-from dbnotify.schema import register_schema
+from dbnotify.channel import ConfigError, ConfigIssue, describe_value
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SPECIALS = frozenset('()<>[]:;@\\,"')
@@ -107,7 +104,8 @@ AddressList = NewType("AddressList", tuple[Mailbox, ...])
 """One or more addresses: a list, or one string split on commas and semicolons."""
 
 
-def _mailbox(value: Any, _cl: Any) -> Mailbox:
+def structure_mailbox(value: Any, _cl: Any) -> Mailbox:
+    """The converter's hook for :class:`Mailbox`: one address string."""
     if isinstance(value, Mailbox):
         return value
     if not isinstance(value, str):
@@ -136,7 +134,8 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
-def _address_list(value: Any, _cl: Any) -> tuple[Mailbox, ...]:
+def structure_address_list(value: Any, _cl: Any) -> tuple[Mailbox, ...]:
+    """The converter's hook for :data:`AddressList`: each bad address at its index."""
     if isinstance(value, str):
         items: list[Any] = _split(value)
     elif isinstance(value, list | tuple):
@@ -152,7 +151,7 @@ def _address_list(value: Any, _cl: Any) -> tuple[Mailbox, ...]:
     found: list[Mailbox] = []
     for index, item in enumerate(items):
         try:
-            found.append(_mailbox(item, Mailbox))
+            found.append(structure_mailbox(item, Mailbox))
         except ValueError as exc:
             issues.append(ConfigIssue(f"[{index}]", str(exc)))
     if issues:
@@ -160,15 +159,12 @@ def _address_list(value: Any, _cl: Any) -> tuple[Mailbox, ...]:
     return tuple(found)
 
 
-CONVERTER.register_structure_hook(Mailbox, _mailbox)
-CONVERTER.register_structure_hook(AddressList, _address_list)
-register_schema(Mailbox, {"type": "string", "format": "email"})
-register_schema(
-    AddressList,
-    {
-        "oneOf": [
-            {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1},
-            {"type": "string", "description": "addresses separated by commas or semicolons"},
-        ]
-    },
-)
+MAILBOX_SCHEMA = {"type": "string", "format": "email"}
+"""How a :class:`Mailbox` is written, for ``dbnotify schema``."""
+ADDRESS_LIST_SCHEMA = {
+    "oneOf": [
+        {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1},
+        {"type": "string", "description": "addresses separated by commas or semicolons"},
+    ]
+}
+"""How an :data:`AddressList` is written, for ``dbnotify schema``."""

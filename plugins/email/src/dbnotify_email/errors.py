@@ -13,7 +13,7 @@ from typing import Literal
 import aiosmtplib
 import attrs
 
-from dbnotify.results import FailureKind, RecipientResult
+from dbnotify.channel import FailureKind, RecipientResult
 from dbnotify_email.settings import EmailConfig, Security
 
 HINT_REFUSED = (

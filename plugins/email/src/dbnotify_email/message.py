@@ -13,8 +13,7 @@ from email.policy import SMTP, SMTPUTF8
 
 import attrs
 
-from dbnotify.events import Notification
-from dbnotify.rendering import Renderer
+from dbnotify.channel import Notification, Renderer
 from dbnotify_email.addresses import Mailbox
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")

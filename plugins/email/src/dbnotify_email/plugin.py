@@ -10,18 +10,24 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.structure import structure
-from dbnotify.errors import ConfigError
-from dbnotify.events import Notification
-from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.rendering import Renderer
-from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
+from dbnotify.channel import (
+    ChannelInfo,
+    FailureKind,
+    Notification,
+    RecipientResult,
+    Renderer,
+    Status,
+    TestReport,
+    TestStage,
+    hookimpl,
+    structure,
+)
 from dbnotify_email import message, presets, transaction
 from dbnotify_email.addresses import Mailbox
 from dbnotify_email.errors import Stage, past_deadline
 from dbnotify_email.pool import close_all, pool_for
 from dbnotify_email.session import StageFailed, StageLog, open_session
-from dbnotify_email.settings import EmailConfig
+from dbnotify_email.settings import CONVERTER, EmailConfig
 from dbnotify_email.transaction import NothingSent, Outgoing
 
 
@@ -48,11 +54,7 @@ def channel_info() -> ChannelInfo:
 
 @hookimpl
 def validate_config(options: Mapping[str, Any]) -> EmailConfig:
-    try:
-        filled = presets.apply(options)
-    except ConfigError:
-        raise
-    return structure(EmailConfig, filled)
+    return structure(EmailConfig, presets.apply(options), converter=CONVERTER)
 
 
 def _user_addresses(

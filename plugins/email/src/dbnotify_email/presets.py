@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dbnotify.config.fields import did_you_mean
-from dbnotify.errors import ConfigError, ConfigIssue
+from dbnotify.channel import ConfigError, ConfigIssue, did_you_mean
 
 PRESETS: dict[str, dict[str, Any]] = {
     "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls"},

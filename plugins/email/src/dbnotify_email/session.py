@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import aiosmtplib
 import attrs
 
-from dbnotify.results import FailureKind, TestStage
+from dbnotify.channel import FailureKind, TestStage
 from dbnotify_email.errors import Failure, classify
 from dbnotify_email.settings import AuthMethod, EmailConfig, Security, verifying_context
 from dbnotify_email.tokens import TokenError

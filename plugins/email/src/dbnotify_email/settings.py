@@ -9,12 +9,25 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.fields import describe_value, did_you_mean, in_range, positive, setting
-from dbnotify.config.structure import CONVERTER
-from dbnotify.errors import InvalidField
-from dbnotify.secrets import Secret
-from dbnotify_email.addresses import AddressList, Mailbox
-from dbnotify_email.tokens import TokenSource
+from dbnotify.channel import (
+    InvalidField,
+    Secret,
+    describe_value,
+    did_you_mean,
+    in_range,
+    make_converter,
+    positive,
+    setting,
+)
+from dbnotify_email.addresses import (
+    ADDRESS_LIST_SCHEMA,
+    MAILBOX_SCHEMA,
+    AddressList,
+    Mailbox,
+    structure_address_list,
+    structure_mailbox,
+)
+from dbnotify_email.tokens import TOKEN_SOURCE_SCHEMA, TokenSource, structure_token_source
 
 
 class Security(enum.Enum):
@@ -65,7 +78,12 @@ def _security(value: Any, _cl: Any) -> Security:
     raise ValueError(f"must be one of {', '.join(choices)} (got {describe_value(value)})" + hint)
 
 
+CONVERTER = make_converter()
+"""This channel's own converter: the core's hooks, and these for its own types."""
 CONVERTER.register_structure_hook(Security, _security)
+CONVERTER.register_structure_hook(Mailbox, structure_mailbox)
+CONVERTER.register_structure_hook(AddressList, structure_address_list)
+CONVERTER.register_structure_hook(TokenSource, structure_token_source)
 
 
 def verifying_context(path: str | None) -> ssl.SSLContext:
@@ -119,17 +137,27 @@ class EmailConfig:
         key="from",
         description="sender address, optionally with a name",
         example='"DBackup <dbackup@example.com>"',
+        schema=MAILBOX_SCHEMA,
     )
     to: AddressList = setting(
         description="recipient address(es): a list, or one string "
         "separated by commas or semicolons",
         example='["ops@example.com"]',
+        schema=ADDRESS_LIST_SCHEMA,
     )
-    cc: AddressList | None = setting(default=None, description="copy recipients (in the Cc header)")
+    cc: AddressList | None = setting(
+        default=None,
+        description="copy recipients (in the Cc header)",
+        schema=ADDRESS_LIST_SCHEMA,
+    )
     bcc: AddressList | None = setting(
-        default=None, description="blind copy recipients (envelope only, never in a header)"
+        default=None,
+        description="blind copy recipients (envelope only, never in a header)",
+        schema=ADDRESS_LIST_SCHEMA,
     )
-    reply_to: AddressList | None = setting(default=None, description="Reply-To address(es)")
+    reply_to: AddressList | None = setting(
+        default=None, description="Reply-To address(es)", schema=ADDRESS_LIST_SCHEMA
+    )
     port: int | None = setting(
         default=None,
         validator=in_range(1, 65535),
@@ -147,6 +175,7 @@ class EmailConfig:
         default=None,
         description="XOAUTH2 access token: { env = NAME }, { file = PATH } or "
         "{ command = [...] }, read at every connection (tokens expire)",
+        schema=TOKEN_SOURCE_SCHEMA,
     )
     allow_plaintext_auth: bool = setting(
         default=False, description="allow AUTH with security = none (sends the password in clear)"

@@ -16,10 +16,7 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.fields import describe_value
-from dbnotify.config.structure import CONVERTER
-from dbnotify.schema import register_schema
-from dbnotify.secrets import Secret
+from dbnotify.channel import Secret, describe_value
 
 COMMAND_TIMEOUT = 30.0
 
@@ -97,7 +94,9 @@ def _read_text(path: str) -> str:
     return Path(path).expanduser().read_text()
 
 
-def _token_source(value: Any, _cl: Any) -> TokenSource:
+def structure_token_source(value: Any, _cl: Any) -> TokenSource:
+    """The converter's hook for :class:`TokenSource`: ``{ env }``, ``{ file }`` or
+    ``{ command }``."""
     if isinstance(value, TokenSource):
         return value
     if isinstance(value, Mapping) and len(value) == 1:
@@ -124,20 +123,17 @@ def _token_source(value: Any, _cl: Any) -> TokenSource:
     )
 
 
-CONVERTER.register_structure_hook(TokenSource, _token_source)
-register_schema(
-    TokenSource,
-    {
-        "oneOf": [
-            {"type": "object", "properties": {"env": {"type": "string"}}, "required": ["env"]},
-            {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
-            {
-                "type": "object",
-                "properties": {"command": {"type": "array", "items": {"type": "string"}}},
-                "required": ["command"],
-            },
-        ],
-        "writeOnly": True,
-        "x-secret": True,
-    },
-)
+TOKEN_SOURCE_SCHEMA = {
+    "oneOf": [
+        {"type": "object", "properties": {"env": {"type": "string"}}, "required": ["env"]},
+        {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
+        {
+            "type": "object",
+            "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+            "required": ["command"],
+        },
+    ],
+    "writeOnly": True,
+    "x-secret": True,
+}
+"""How a :class:`TokenSource` is written, for ``dbnotify schema``: a secret."""

@@ -16,7 +16,7 @@ import aiosmtplib
 import attrs
 from aiosmtplib import SMTPResponse
 
-from dbnotify.results import FailureKind, RecipientResult
+from dbnotify.channel import FailureKind, RecipientResult
 from dbnotify_email import wire
 from dbnotify_email.addresses import Mailbox
 from dbnotify_email.errors import Failure, classify, kind_of, reply_text

@@ -12,12 +12,19 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.structure import structure
-from dbnotify.events import Notification, Severity
-from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.channel import (
+    ChannelInfo,
+    Notification,
+    RecipientResult,
+    Renderer,
+    Severity,
+    Status,
+    TestReport,
+    TestStage,
+    hookimpl,
+    structure,
+)
 from dbnotify.http import deliver, request_stage, where
-from dbnotify.rendering import Renderer
-from dbnotify.results import RecipientResult, Status, TestReport, TestStage
 from dbnotify_gotify.settings import GotifyConfig
 
 

@@ -7,9 +7,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dbnotify.config.fields import describe_value, in_range, positive, setting
-from dbnotify.errors import InvalidField
-from dbnotify.secrets import Secret
+from dbnotify.channel import InvalidField, Secret, describe_value, in_range, positive, setting
 
 
 def http_url(_inst: Any, _attr: Any, value: str) -> None:

@@ -15,13 +15,21 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.structure import structure
-from dbnotify.events import Notification, Severity
-from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.channel import (
+    MASK,
+    ChannelInfo,
+    Notification,
+    RecipientResult,
+    Renderer,
+    Secret,
+    Severity,
+    Status,
+    TestReport,
+    TestStage,
+    hookimpl,
+    structure,
+)
 from dbnotify.http import deliver, request_stage, where
-from dbnotify.rendering import Renderer
-from dbnotify.results import RecipientResult, Status, TestReport, TestStage
-from dbnotify.secrets import MASK, Secret
 from dbnotify_ntfy.settings import NtfyConfig
 
 MESSAGE_LIMIT = 4096

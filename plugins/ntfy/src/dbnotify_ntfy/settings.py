@@ -8,9 +8,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dbnotify.config.fields import describe_value, in_range, positive, setting
-from dbnotify.errors import InvalidField
-from dbnotify.secrets import Secret
+from dbnotify.channel import InvalidField, Secret, describe_value, in_range, positive, setting
 
 DEFAULT_SERVER = "https://ntfy.sh"
 TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")

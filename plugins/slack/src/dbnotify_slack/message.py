@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbnotify.events import Notification
-from dbnotify.rendering import Renderer
+from dbnotify.channel import Notification, Renderer
 
 SHORT_FIELD = 40
 """A field shown half-width (``short``) when its value is one line of at most this many

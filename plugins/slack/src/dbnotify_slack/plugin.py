@@ -9,12 +9,17 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.structure import structure
-from dbnotify.events import Notification
-from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.channel import (
+    ChannelInfo,
+    Notification,
+    RecipientResult,
+    Renderer,
+    Status,
+    TestReport,
+    hookimpl,
+    structure,
+)
 from dbnotify.http import config_stage, deliver, request_stage
-from dbnotify.rendering import Renderer
-from dbnotify.results import RecipientResult, Status, TestReport
 from dbnotify_slack import message
 from dbnotify_slack.settings import SlackConfig
 

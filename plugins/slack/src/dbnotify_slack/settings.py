@@ -7,9 +7,8 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.fields import describe_value, setting
+from dbnotify.channel import Secret, describe_value, setting
 from dbnotify.http import check_url, where
-from dbnotify.secrets import Secret
 
 _EMOJI = re.compile(r":[a-z0-9_+'-]+(?:::skin-tone-[2-6])?:")
 _BARE_EMOJI = re.compile(r"[a-z0-9_+'-]+")

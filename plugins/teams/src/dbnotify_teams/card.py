@@ -14,8 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dbnotify.events import Notification
-from dbnotify.rendering import Renderer
+from dbnotify.channel import Notification, Renderer
 
 _MARKDOWN = re.compile(r"([\\`*_~#\[\]])")
 

@@ -17,9 +17,8 @@ from typing import Any
 import attrs
 import httpx
 
+from dbnotify.channel import MASK, FailureKind, RecipientResult, Secret, Status
 from dbnotify.http import DEFAULT_TIMEOUT, client, result_of, where
-from dbnotify.results import FailureKind, RecipientResult, Status
-from dbnotify.secrets import MASK, Secret
 
 _EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
 

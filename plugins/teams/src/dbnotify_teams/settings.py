@@ -7,9 +7,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dbnotify.config.fields import setting
+from dbnotify.channel import Secret, setting
 from dbnotify.http import check_url, where
-from dbnotify.secrets import Secret
 
 WORKFLOWS_HOSTS = ("logic.azure.com", "powerplatform.com", "powerautomate.com")
 """Where Power Automate (Workflows) webhook URLs live: they take Adaptive Cards only."""

@@ -2,7 +2,7 @@
 
 The bot token is part of every Bot API URL (``/bot<token>/sendMessage``), so it is
 handled as a secret all the way: the URL is given to :func:`dbnotify.http.deliver` as a
-:class:`~dbnotify.secrets.Secret` (its messages, and httpx's own request log lines, show
+:class:`~dbnotify.channel.Secret` (its messages, and httpx's own request log lines, show
 only the scheme and host), and every text of a result has the token masked.
 """
 
@@ -15,14 +15,22 @@ from typing import Any
 import attrs
 import httpx
 
-from dbnotify.config.structure import structure
-from dbnotify.events import Notification
-from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.channel import (
+    MASK,
+    ChannelInfo,
+    FailureKind,
+    Notification,
+    RecipientResult,
+    Renderer,
+    Secret,
+    Status,
+    TestReport,
+    TestStage,
+    hookimpl,
+    structure,
+)
 from dbnotify.http import deliver, json_answer, scrub, where
-from dbnotify.rendering import Renderer
-from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
-from dbnotify.secrets import MASK, Secret
-from dbnotify_telegram.settings import TelegramConfig
+from dbnotify_telegram.settings import CONVERTER, TelegramConfig
 from dbnotify_telegram.text import message_text
 
 # --- hooks ----------------------------------------------------------------------------
@@ -39,7 +47,7 @@ def channel_info() -> ChannelInfo:
 
 @hookimpl
 def validate_config(options: Mapping[str, Any]) -> TelegramConfig:
-    return structure(TelegramConfig, options)
+    return structure(TelegramConfig, options, converter=CONVERTER)
 
 
 def payload(

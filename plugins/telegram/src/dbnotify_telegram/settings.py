@@ -9,10 +9,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dbnotify.config.fields import describe_value, positive, setting
-from dbnotify.config.structure import CONVERTER
+from dbnotify.channel import Secret, describe_value, make_converter, positive, setting
 from dbnotify.http import api_url
-from dbnotify.secrets import Secret
 
 DEFAULT_API = "https://api.telegram.org"
 
@@ -44,9 +42,6 @@ def _parse_mode(value: Any, _cl: Any) -> ParseMode:
     raise ValueError(f"must be one of {', '.join(choices)} (got {describe_value(value)})" + hint)
 
 
-CONVERTER.register_structure_hook(ParseMode, _parse_mode)
-
-
 ChatId = NewType("ChatId", str)
 """A chat's numeric id (``-1001234567890``, as text) or a public ``@username``."""
 
@@ -76,6 +71,9 @@ def _chat_id(value: Any, _cl: Any) -> ChatId:
     raise ValueError(f"{_CHAT_PROBLEM} (got {describe_value(value)})")
 
 
+CONVERTER = make_converter()
+"""This channel's own converter: the core's hooks, and these for its own types."""
+CONVERTER.register_structure_hook(ParseMode, _parse_mode)
 CONVERTER.register_structure_hook(ChatId, _chat_id)
 
 

@@ -12,8 +12,7 @@ import html
 import re
 from collections.abc import Callable, Sequence
 
-from dbnotify.events import Notification
-from dbnotify.rendering import Renderer
+from dbnotify.channel import Notification, Renderer
 from dbnotify_telegram.settings import ParseMode
 
 LIMIT = 4096

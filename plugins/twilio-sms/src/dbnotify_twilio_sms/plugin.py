@@ -17,13 +17,21 @@ from typing import Any
 import attrs
 import httpx
 
-from dbnotify.config.structure import structure
-from dbnotify.events import Notification
-from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.channel import (
+    ChannelInfo,
+    FailureKind,
+    Notification,
+    RecipientResult,
+    Renderer,
+    Status,
+    TestReport,
+    TestStage,
+    hookimpl,
+    one_line,
+    structure,
+)
 from dbnotify.http import deliver, json_answer, where
-from dbnotify.rendering import Renderer, one_line
-from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
-from dbnotify_twilio_sms.settings import TwilioSmsConfig
+from dbnotify_twilio_sms.settings import CONVERTER, TwilioSmsConfig
 
 LIMIT = 320
 CUT = "..."
@@ -58,7 +66,7 @@ def channel_info() -> ChannelInfo:
 
 @hookimpl
 def validate_config(options: Mapping[str, Any]) -> TwilioSmsConfig:
-    return structure(TwilioSmsConfig, options)
+    return structure(TwilioSmsConfig, options, converter=CONVERTER)
 
 
 def sms_body(notification: Notification, renderer: Renderer, limit: int = LIMIT) -> str:

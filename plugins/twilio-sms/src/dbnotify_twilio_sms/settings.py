@@ -7,11 +7,16 @@ from typing import Any, NewType
 
 import attrs
 
-from dbnotify.config.fields import describe_value, positive, setting
-from dbnotify.config.structure import CONVERTER
-from dbnotify.errors import ConfigError, ConfigIssue
+from dbnotify.channel import (
+    ConfigError,
+    ConfigIssue,
+    Secret,
+    describe_value,
+    make_converter,
+    positive,
+    setting,
+)
 from dbnotify.http import api_url
-from dbnotify.secrets import Secret
 
 DEFAULT_API = "https://api.twilio.com"
 
@@ -86,6 +91,8 @@ def _sender(value: Any, _cl: Any) -> Sender:
         ) from None
 
 
+CONVERTER = make_converter()
+"""This channel's own converter: the core's hooks, and these for its own types."""
 CONVERTER.register_structure_hook(Numbers, _numbers)
 CONVERTER.register_structure_hook(Sender, _sender)
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import jinja2
 
-from dbnotify.events import Field, Notification, Severity
-from dbnotify.rendering import Renderer
+from dbnotify.channel import Field, Notification, Renderer, Severity
 
 EXTRA_VARIABLES = ("notification_id", "subject", "text")
 """Variables a payload template sees besides the renderer's context."""

@@ -6,16 +6,23 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dbnotify.config.structure import structure
-from dbnotify.errors import ConfigError, ConfigIssue
-from dbnotify.events import Notification
-from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.channel import (
+    ChannelInfo,
+    ConfigError,
+    ConfigIssue,
+    FailureKind,
+    Notification,
+    RecipientResult,
+    Renderer,
+    TestReport,
+    TestStage,
+    hookimpl,
+    structure,
+)
 from dbnotify.http import config_stage, deliver, request_stage
-from dbnotify.rendering import Renderer
-from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage
 from dbnotify_webhook import payload
 from dbnotify_webhook.payload import PayloadError
-from dbnotify_webhook.settings import WebhookConfig, is_json
+from dbnotify_webhook.settings import CONVERTER, WebhookConfig, is_json
 
 LABEL = "webhook"
 """The one recipient of a webhook channel, as results and the outbox name it."""
@@ -34,7 +41,7 @@ def channel_info() -> ChannelInfo:
 @hookimpl
 def validate_config(options: Mapping[str, Any]) -> WebhookConfig:
     try:
-        return structure(WebhookConfig, options)
+        return structure(WebhookConfig, options, converter=CONVERTER)
     except ConfigError as exc:
         # The payload is checked once every field is valid (it depends on content_type):
         # report its problem now too, so that one pass lists every mistake.

@@ -9,12 +9,16 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.fields import describe_value, setting
-from dbnotify.config.structure import CONVERTER
-from dbnotify.errors import ConfigError, ConfigIssue, InvalidField
+from dbnotify.channel import (
+    ConfigError,
+    ConfigIssue,
+    InvalidField,
+    Secret,
+    describe_value,
+    make_converter,
+    setting,
+)
 from dbnotify.http import check_url, where
-from dbnotify.schema import register_schema
-from dbnotify.secrets import Secret
 from dbnotify_webhook import payload
 
 
@@ -39,9 +43,6 @@ def _method(value: Any, _cl: Any) -> Method:
                 f"travels in the request's body, and a {word} request has none"
             )
     raise ValueError(f"must be one of {choices} (got {describe_value(value)})")
-
-
-CONVERTER.register_structure_hook(Method, _method)
 
 
 # --- headers --------------------------------------------------------------------------
@@ -143,31 +144,33 @@ def _headers(value: Any, _cl: Any) -> Headers:
     return Headers(tuple(items))
 
 
-CONVERTER.register_structure_hook(Headers, _headers)
-register_schema(
-    Headers,
-    {
-        "type": "object",
-        "propertyNames": {"pattern": "^" + _TOKEN.pattern + "$"},
-        "additionalProperties": {
-            "oneOf": [
-                {"type": "string", "pattern": "^" + _VALUE.pattern + "$"},
-                {
-                    "type": "object",
-                    "properties": {"env": {"type": "string"}},
-                    "required": ["env"],
-                    "additionalProperties": False,
-                },
-                {
-                    "type": "object",
-                    "properties": {"file": {"type": "string"}},
-                    "required": ["file"],
-                    "additionalProperties": False,
-                },
-            ]
-        },
+HEADERS_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"pattern": "^" + _TOKEN.pattern + "$"},
+    "additionalProperties": {
+        "oneOf": [
+            {"type": "string", "pattern": "^" + _VALUE.pattern + "$"},
+            {
+                "type": "object",
+                "properties": {"env": {"type": "string"}},
+                "required": ["env"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"file": {"type": "string"}},
+                "required": ["file"],
+                "additionalProperties": False,
+            },
+        ]
     },
-)
+}
+"""How :class:`Headers` are written, for ``dbnotify schema``."""
+
+CONVERTER = make_converter()
+"""This channel's own converter: the core's hooks, and these for its own types."""
+CONVERTER.register_structure_hook(Method, _method)
+CONVERTER.register_structure_hook(Headers, _headers)
 
 
 # --- content type ---------------------------------------------------------------------
@@ -225,7 +228,9 @@ class WebhookConfig:
         description='the Authorization header, e.g. "Bearer <token>" (secret)',
     )
     headers: Headers = setting(
-        factory=Headers, description="extra request headers (values may be secrets)"
+        factory=Headers,
+        description="extra request headers (values may be secrets)",
+        schema=HEADERS_SCHEMA,
     )
     payload: str | None = setting(
         default=None,

@@ -17,13 +17,21 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.fields import non_empty, setting
-from dbnotify.config.structure import structure
-from dbnotify.events import Notification
-from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.rendering import Renderer
-from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
-from dbnotify.secrets import Secret
+from dbnotify.channel import (
+    ChannelInfo,
+    FailureKind,
+    Notification,
+    RecipientResult,
+    Renderer,
+    Secret,
+    Status,
+    TestReport,
+    TestStage,
+    hookimpl,
+    non_empty,
+    setting,
+    structure,
+)
 
 
 @attrs.frozen(repr=False)
