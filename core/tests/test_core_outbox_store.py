@@ -1,9 +1,9 @@
 """The outbox store: durable enqueue, leases, outcomes, limits, parking, history.
 
 Written against the :class:`OutboxStore` protocol: every test that takes the ``store``
-fixture runs on each backend (a new backend adds itself to ``BACKENDS``). What only
-SQLite has (the file, WAL, fsync, locking, a full disk) is at the end, on
-``SQLiteStore`` alone. Time is passed in (``now=``) wherever the store takes
+fixture runs on each backend (SQLite and memory; a new backend adds itself to
+``BACKENDS``). What only SQLite has (the file, WAL, fsync, locking, a full disk) is at
+the end, on ``SQLiteStore`` alone. Time is passed in (``now=``) wherever the store takes
 it, so every schedule is exact.
 """
 
@@ -26,6 +26,7 @@ from dbnotify.config.model import OutboxSettings
 from dbnotify.errors import OutboxError
 from dbnotify.events import Notification, to_notification
 from dbnotify.outbox import OutboxStore, RetryPolicy, open_store, policy_for
+from dbnotify.outbox.memory import MemoryStore
 from dbnotify.outbox.model import Attempt, Claimed, DeliveryState, Enqueue, RecipientState
 from dbnotify.outbox.sqlite import SQLiteStore
 from dbnotify.results import (
@@ -45,6 +46,7 @@ PENDING, DONE = DeliveryState.PENDING, DeliveryState.DONE
 
 BACKENDS: dict[str, Callable[[Path], OutboxStore]] = {
     "sqlite": lambda folder: SQLiteStore(folder / "outbox.sqlite"),
+    "memory": lambda _folder: MemoryStore(),
 }
 """Each backend, made fresh in a test's folder."""
 

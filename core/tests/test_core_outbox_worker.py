@@ -24,6 +24,7 @@ from dbnotify import Event, Notifier, Status, load_config
 from dbnotify.config.structure import structure
 from dbnotify.errors import OutboxError
 from dbnotify.hookspecs import ChannelInfo, hookimpl
+from dbnotify.outbox.memory import MemoryStore
 from dbnotify.outbox.model import Claimed
 from dbnotify.outbox.sqlite import SQLiteStore
 from dbnotify.outbox.worker import Worker
@@ -220,6 +221,26 @@ async def test_notify_in_a_host_without_worker_only_queues(setup: Setup) -> None
     assert sorted(c.notification_id for c in setup.plugin.calls) == sorted(
         r.notification_id for r in results
     )
+
+
+async def test_any_store_will_do_a_notifier_on_memory_queues_and_its_worker_delivers(
+    setup: Setup,
+) -> None:
+    """The Notifier and the worker speak only the store interface: no file at all."""
+    config = attrs.evolve(setup.notifier().config, outbox=None)
+    store = MemoryStore()
+    notifier = Notifier(config, plugins=setup.registry, outbox=store)
+    result = await notifier.notify(FAILURE)
+    assert [r.status for r in result.recipients] == [Status.QUEUED]
+    notifier.start()
+    try:
+        await until(lambda: len(setup.plugin.calls) == 1)
+        await until(lambda: no_pending(notifier))
+    finally:
+        await notifier.aclose()
+    (row,) = await notifier.history(delivery_ids=result.delivery_ids)
+    assert (row.status, row.attempts) == ("delivered", 1)
+    assert not setup.path.exists()
 
 
 def test_a_worker_needs_at_least_one_attempt_in_flight(setup: Setup) -> None:

@@ -127,8 +127,9 @@ class Notifier:
         plan: router.Plan,
     ) -> DispatchResult:
         assert self.outbox is not None
-        assert self.config.outbox is not None
-        policy = policy_for(event.type, self.config.outbox.retry)
+        # a store given without [outbox] (a test's MemoryStore): the built-in limits
+        overrides = self.config.outbox.retry if self.config.outbox is not None else {}
+        policy = policy_for(event.type, overrides)
         loop = asyncio.get_running_loop()
         group = self._enqueues.get(loop)
         if group is None:  # notifications committed together share a transaction

@@ -2,10 +2,11 @@
 
 A store keeps notifications until each delivery is final, and their history. It decides
 nothing itself: what an attempt means comes from :mod:`dbnotify.outbox.decide`, so that
-every backend retries, gives up and parks alike. Backend:
-:class:`~dbnotify.outbox.sqlite.SQLiteStore` (one file, several processes);
-:func:`open_store` picks the one ``[outbox]`` names. A new backend implements this
-protocol and joins ``core/tests/test_core_outbox_store.py``; nothing else changes.
+every backend retries, gives up and parks alike. Backends:
+:class:`~dbnotify.outbox.sqlite.SQLiteStore` (one file, several processes) and
+:class:`~dbnotify.outbox.memory.MemoryStore` (tests); :func:`open_store` picks the one
+``[outbox]`` names. A new backend implements this protocol and joins
+``core/tests/test_core_outbox_store.py``; nothing else changes.
 
 Every method is a coroutine; a backend that blocks (sqlite3) runs its work in a thread.
 Failures to store or read are :class:`~dbnotify.errors.OutboxError`, worded by
