@@ -86,7 +86,7 @@ async def _progress(notifier: Notifier) -> dict[str, int]:
     """pending (deliveries), delivered and dead (recipients), from the outbox."""
     assert notifier.outbox is not None
     try:
-        counts = await asyncio.to_thread(notifier.outbox.counts)
+        counts = await notifier.outbox.counts()
         return {k: int(counts[k]) for k in ("pending", "delivered", "dead")}
     except (AttributeError, KeyError, TypeError):  # the outbox changed: the public API
         limit = 10**7

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,11 @@ class Store:
 
     def __init__(self) -> None:
         self.transactions: list[list[str]] = []
-        self.gate = threading.Event()
+        self.gate = asyncio.Event()
 
-    def write_many(self, items: Sequence[str]) -> list[str]:
-        self.gate.wait(5)  # the first transaction waits, so that the others gather
+    async def write_many(self, items: Sequence[str]) -> list[str]:
+        # the first transaction waits, so that the others gather
+        await asyncio.wait_for(self.gate.wait(), 5)
         if "bad" in items:
             raise OutboxError(f"cannot store {len(items)} item(s): one is bad")
         self.transactions.append(list(items))
@@ -76,13 +76,14 @@ async def test_concurrent_notify_calls_are_each_committed_and_delivered(
 
     assert {r.status for result in results for r in result.recipients} == {Status.QUEUED}
     assert len({i for result in results for i in result.delivery_ids}) == 40
-    assert notifier.outbox.counts()["pending"] == 40
+    assert (await notifier.outbox.counts())["pending"] == 40
     notifier.start()
     for _ in range(200):
-        if notifier.outbox.counts()["pending"] == 0:
+        if (await notifier.outbox.counts())["pending"] == 0:
             break
         await asyncio.sleep(0.05)
     await notifier.aclose()
-    assert notifier.outbox.counts()["pending"] == notifier.outbox.counts()["dead"] == 0
+    counts = await notifier.outbox.counts()
+    assert counts["pending"] == counts["dead"] == 0
     subjects = sorted(m.message["Subject"] for m in smtp.messages)
     assert subjects == sorted(f"[DBackup] Backup Successful: job-{i}" for i in range(40))

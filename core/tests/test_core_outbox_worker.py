@@ -9,10 +9,11 @@ end-to-end retry (same Message-ID) runs against a real local SMTP server.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from dbnotify import Event, Notifier, Status, load_config
 from dbnotify.config.structure import structure
 from dbnotify.errors import OutboxError
 from dbnotify.hookspecs import ChannelInfo, hookimpl
-from dbnotify.outbox import Outbox
+from dbnotify.outbox.memory import MemoryStore
+from dbnotify.outbox.model import Claimed
+from dbnotify.outbox.sqlite import SQLiteStore
 from dbnotify.outbox.worker import Worker
 from dbnotify.plugins import PluginRegistry
 from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage
@@ -106,9 +109,15 @@ def _result(room: str, outcome: str) -> RecipientResult:
     )
 
 
-async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+async def until(condition: Callable[[], bool | Awaitable[bool]], within: float = 5.0) -> None:
+    """Wait until ``condition()`` (a bool, or an awaitable of one, to ask a store) holds."""
     end = time.monotonic() + within
-    while not condition():
+    while True:
+        met = condition()
+        if inspect.isawaitable(met):
+            met = await met
+        if met:
+            return
         assert time.monotonic() < end, "condition not met in time"
         await asyncio.sleep(0.01)
 
@@ -118,6 +127,8 @@ class Setup:
     path: Path
     plugin: Rooms
     registry: PluginRegistry
+    store: SQLiteStore
+    """The outbox, as another process (a CLI command) sees it."""
 
     def notifier(self, *, retry: dict[str, Any] | None = None, **rooms: Any) -> Notifier:
         retry = retry or {"default": {"first_delay": 0.1, "max_delay": 0.4, "attempts": 10}}
@@ -135,16 +146,29 @@ class Setup:
         )
         return Notifier(config, plugins=self.registry)
 
-    def outbox(self) -> Outbox:
-        return Outbox(self.path)
+    async def counts(self, **expected: int) -> bool:
+        """Whether the outbox's counts are these (``pending=0``), as seen from outside."""
+        counts = await self.store.counts()
+        return all(counts[key] == value for key, value in expected.items())
+
+    async def parked(self, channel: str) -> bool:
+        return channel in await self.store.parked()
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Setup:
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     plugin = Rooms()
     registry = PluginRegistry(entry_points=False, environ={})
     registry.register("rooms", plugin, distribution="acme-rooms", version="1.0")
-    return Setup(tmp_path / "outbox.sqlite", plugin, registry)
+    path = tmp_path / "outbox.sqlite"
+    made = Setup(path, plugin, registry, SQLiteStore(path))
+    yield made
+    await made.store.aclose()
+
+
+async def no_pending(notifier: Notifier) -> bool:
+    assert notifier.outbox is not None
+    return (await notifier.outbox.counts())["pending"] == 0
 
 
 def statuses(rows: Any) -> dict[str, tuple[str, int]]:
@@ -171,7 +195,7 @@ async def test_notify_commits_returns_queued_and_the_worker_delivers(setup: Setu
     task = notifier.start()
     try:
         await until(lambda: len(setup.plugin.calls) == 1)
-        await until(lambda: setup.outbox().counts()["pending"] == 0)
+        await until(lambda: setup.counts(pending=0))
         rows = await notifier.history(delivery_ids=[ident])
         assert statuses(rows) == {"room-1": ("delivered", 1), "room-2": ("delivered", 1)}
         assert (await notifier.last_deliveries())["rooms"].delivery_id == ident
@@ -190,20 +214,40 @@ async def test_notify_in_a_host_without_worker_only_queues(setup: Setup) -> None
     results = [await notifier.notify(FAILURE) for _ in range(3)]
     await asyncio.sleep(0.3)
     assert setup.plugin.calls == []
-    assert setup.outbox().counts()["pending"] == 3
+    assert (await setup.store.counts())["pending"] == 3
     # a worker elsewhere (here: another Notifier on the same file) delivers them
     other = setup.notifier()
-    await Worker(other.deliverer, other.outbox).run(drain=True)
+    await Worker(other.outbox, other.deliverer).run(drain=True)
     assert sorted(c.notification_id for c in setup.plugin.calls) == sorted(
         r.notification_id for r in results
     )
+
+
+async def test_any_store_will_do_a_notifier_on_memory_queues_and_its_worker_delivers(
+    setup: Setup,
+) -> None:
+    """The Notifier and the worker speak only the store interface: no file at all."""
+    config = attrs.evolve(setup.notifier().config, outbox=None)
+    store = MemoryStore()
+    notifier = Notifier(config, plugins=setup.registry, outbox=store)
+    result = await notifier.notify(FAILURE)
+    assert [r.status for r in result.recipients] == [Status.QUEUED]
+    notifier.start()
+    try:
+        await until(lambda: len(setup.plugin.calls) == 1)
+        await until(lambda: no_pending(notifier))
+    finally:
+        await notifier.aclose()
+    (row,) = await notifier.history(delivery_ids=result.delivery_ids)
+    assert (row.status, row.attempts) == ("delivered", 1)
+    assert not setup.path.exists()
 
 
 def test_a_worker_needs_at_least_one_attempt_in_flight(setup: Setup) -> None:
     notifier = setup.notifier()
     assert notifier.outbox is not None
     with pytest.raises(ValueError, match="'concurrency' must be >= 1: 0"):
-        Worker(notifier.deliverer, notifier.outbox, concurrency=0)
+        Worker(notifier.outbox, notifier.deliverer, concurrency=0)
 
 
 async def test_notify_raises_when_the_outbox_is_locked(setup: Setup) -> None:
@@ -223,7 +267,7 @@ async def test_notify_raises_when_the_outbox_is_locked(setup: Setup) -> None:
             await notifier.notify(FAILURE)
     finally:
         holder.close()
-    assert setup.outbox().counts()["pending"] == 1  # the second one was never queued
+    assert (await setup.store.counts())["pending"] == 1  # the second one was never queued
 
 
 # --- retries ----------------------------------------------------------------------------
@@ -235,7 +279,7 @@ async def test_transient_failures_follow_exponential_backoff_then_deliver(setup:
     result = await notifier.notify(FAILURE)
     notifier.start()
     try:
-        await until(lambda: setup.outbox().counts()["delivered"] == 1)
+        await until(lambda: setup.counts(delivered=1))
     finally:
         await notifier.aclose()
     calls = setup.plugin.calls_for(result.notification_id)
@@ -263,7 +307,7 @@ async def test_permanent_failure_is_dead_after_one_attempt(setup: Setup) -> None
     result = await notifier.notify(FAILURE)
     notifier.start()
     try:
-        await until(lambda: setup.outbox().counts()["dead"] == 1)
+        await until(lambda: setup.counts(dead=1))
         await asyncio.sleep(1.0)  # several backoff periods: no retry comes
     finally:
         await notifier.aclose()
@@ -284,7 +328,7 @@ async def test_per_recipient_only_the_transient_ones_are_retried(setup: Setup) -
     result = await notifier.notify(FAILURE)
     notifier.start()
     try:
-        await until(lambda: setup.outbox().counts()["pending"] == 0)
+        await until(lambda: setup.counts(pending=0))
     finally:
         await notifier.aclose()
     calls = setup.plugin.calls
@@ -306,7 +350,7 @@ async def test_attempts_are_bounded(setup: Setup) -> None:
     result = await notifier.notify(FAILURE)
     notifier.start()
     try:
-        await until(lambda: setup.outbox().counts()["dead"] == 1)
+        await until(lambda: setup.counts(dead=1))
         await asyncio.sleep(0.5)
     finally:
         await notifier.aclose()
@@ -328,14 +372,15 @@ async def test_max_age_per_event_type(setup: Setup) -> None:
     started = time.monotonic()
     notifier.start()
     try:
-        await until(lambda: bool(setup.outbox().counts()["dead"]), within=5)
+        await until(lambda: setup.counts(dead=1), within=5)
         waited = time.monotonic() - started
         (dead,) = await notifier.history(delivery_ids=login.delivery_ids)
-        # the backup failure goes on being tried after the login alert gave up
-        store = setup.outbox()
-        await until(
-            lambda: store.history(delivery_ids=backup.delivery_ids)[0].attempts > dead.attempts
-        )
+
+        async def tried_more() -> bool:  # than the login alert, which gave up
+            (row,) = await setup.store.history(delivery_ids=backup.delivery_ids)
+            return row.attempts > dead.attempts
+
+        await until(tried_more)
         (alive,) = await notifier.history(delivery_ids=backup.delivery_ids)
     finally:
         await notifier.aclose()
@@ -361,7 +406,7 @@ async def test_bad_credentials_park_the_channel_until_the_configuration_changes(
     notifier.start()
     try:
         await until(lambda: len(setup.plugin.calls) == 1)
-        await until(lambda: "rooms" in setup.outbox().parked())
+        await until(lambda: setup.parked("rooms"))
         more = [await notifier.notify(FAILURE) for _ in range(3)]
         await asyncio.sleep(1.5)  # well past the backoff: nothing is attempted
         assert len(setup.plugin.calls) == 1
@@ -380,10 +425,10 @@ async def test_bad_credentials_park_the_channel_until_the_configuration_changes(
     fixed = setup.notifier(token="right")
     fixed.start()
     try:
-        await until(lambda: setup.outbox().counts()["delivered"] == 4)
+        await until(lambda: setup.counts(delivered=4))
     finally:
         await fixed.aclose()
-    assert setup.outbox().parked() == {}
+    assert await setup.store.parked() == {}
     assert sorted(c.notification_id for c in setup.plugin.calls) == sorted(
         [first.notification_id, first.notification_id, *(m.notification_id for m in more)]
     )
@@ -395,11 +440,11 @@ async def test_operator_retry_unparks_the_channel(setup: Setup) -> None:
     await notifier.notify(FAILURE)
     notifier.start()
     try:
-        await until(lambda: "rooms" in setup.outbox().parked())
+        await until(lambda: setup.parked("rooms"))
         await asyncio.sleep(0.5)
         assert len(setup.plugin.calls) == 1
-        assert setup.outbox().retry(channel="rooms") == 1  # what `dbnotify retry --channel` does
-        await until(lambda: setup.outbox().counts()["delivered"] == 1, within=3)
+        assert await setup.store.retry(channel="rooms") == 1  # what `dbnotify retry --channel` does
+        await until(lambda: setup.counts(delivered=1), within=3)
     finally:
         await notifier.aclose()
     assert len(setup.plugin.calls) == 2
@@ -412,7 +457,7 @@ async def test_a_channel_removed_from_the_configuration_ends_dead_with_the_reaso
     result = await notifier.notify(FAILURE)
     config = attrs.evolve(notifier.config, channels={})
     without = Notifier(config, plugins=setup.registry)
-    await Worker(without.deliverer, without.outbox).run(drain=True)
+    await Worker(without.outbox, without.deliverer).run(drain=True)
     (row,) = await without.history(delivery_ids=result.delivery_ids)
     assert (row.status, row.reason) == ("dead", "channel 'rooms' is no longer configured")
     assert setup.plugin.calls == []
@@ -428,7 +473,7 @@ async def test_run_only_returns_after_one_attempt_of_those(setup: Setup) -> None
     await notifier.notify(FAILURE)
     seen: list[tuple[int, str]] = []
     await asyncio.wait_for(
-        Worker(notifier.deliverer, notifier.outbox).run(
+        Worker(notifier.outbox, notifier.deliverer).run(
             only=mine.delivery_ids, on_attempt=lambda c, s: seen.append((c.id, s))
         ),
         timeout=5,
@@ -442,7 +487,7 @@ async def test_two_workers_on_one_file_send_nothing_twice(setup: Setup) -> None:
     notifier = setup.notifier()
     results = [await notifier.notify(FAILURE) for _ in range(120)]
     first, second = setup.notifier(), setup.notifier()  # two connections to the file
-    workers = [Worker(first.deliverer, first.outbox), Worker(second.deliverer, second.outbox)]
+    workers = [Worker(first.outbox, first.deliverer), Worker(second.outbox, second.deliverer)]
     await asyncio.wait_for(asyncio.gather(*(w.run(drain=True) for w in workers)), timeout=30)
     sent = [c.notification_id for c in setup.plugin.calls]
     print(f"two workers: {workers[0].attempted} + {workers[1].attempted} attempts, 120 queued")
@@ -454,11 +499,11 @@ async def test_drain_ends_while_a_channel_is_parked(setup: Setup) -> None:
     setup.plugin.script["room-1"] = ["park"]
     notifier = setup.notifier()
     await notifier.notify(FAILURE)
-    await asyncio.wait_for(Worker(notifier.deliverer, notifier.outbox).run(drain=True), timeout=3)
-    assert "rooms" in setup.outbox().parked()
+    await asyncio.wait_for(Worker(notifier.outbox, notifier.deliverer).run(drain=True), timeout=3)
+    assert await setup.parked("rooms")
     await asyncio.sleep(0.3)  # its retry is due now, but the channel is parked
     # e.g. `dbnotify worker --drain` from cron, while the password is still wrong
-    await asyncio.wait_for(Worker(notifier.deliverer, notifier.outbox).run(drain=True), timeout=2)
+    await asyncio.wait_for(Worker(notifier.outbox, notifier.deliverer).run(drain=True), timeout=2)
     assert len(setup.plugin.calls) == 1
 
 
@@ -469,22 +514,23 @@ async def test_an_idle_worker_sleeps_while_another_holds_the_due_delivery(
     is not due for this one: it looks once a second, it does not spin on claim()."""
     notifier = setup.notifier()
     await notifier.notify(FAILURE)
-    assert len(setup.outbox().claim("another-worker", limit=1, lease=60)) == 1
-    counting = setup.outbox()
+    assert len(await setup.store.claim("another-worker", limit=1, lease=60)) == 1
+    counting = SQLiteStore(setup.path)
     claims = 0
     real_claim = counting.claim
 
-    def claim(*args: Any, **kwargs: Any) -> Any:
+    async def claim(*args: Any, **kwargs: Any) -> list[Claimed]:
         nonlocal claims
         claims += 1
-        return real_claim(*args, **kwargs)
+        return await real_claim(*args, **kwargs)
 
     counting.claim = claim  # type: ignore[method-assign]
-    task = asyncio.create_task(Worker(notifier, counting).run())
+    task = asyncio.create_task(Worker(counting, notifier.deliverer).run())
     await asyncio.sleep(2.0)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     print(f"claims in 2 s while another worker holds the lease: {claims}")
+    await counting.aclose()
     assert claims <= 4  # one look a second (POLL), not a busy loop
     assert setup.plugin.calls == []
 
@@ -513,7 +559,7 @@ async def test_email_retry_keeps_the_message_id_and_sends_to_the_4xx_one_only(
         await until(lambda: len(smtp.messages) == 1)
         del smtp.rcpt_replies["b@x.org"]  # the mailbox is free again
         await until(lambda: len(smtp.messages) == 2)
-        await until(lambda: notifier.outbox.counts()["pending"] == 0)  # type: ignore[union-attr]
+        await until(lambda: no_pending(notifier))
     finally:
         await notifier.aclose()
     first, second = smtp.messages

@@ -9,6 +9,7 @@ the test waits. Helpers are fixtures: test modules (importlib mode) cannot impor
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import attrs
 import pytest
 import trustme
 
-from dbnotify.outbox import Outbox
+from dbnotify.outbox.sqlite import SQLiteStore
 from dbnotify.testing.scripted import ScriptedSMTPServer
 from dbnotify.testing.smtpd import LocalSMTPServer
 
@@ -43,16 +44,24 @@ def message_id(data: bytes) -> str:
 # --- waiting and measuring ----------------------------------------------------------------
 
 
-async def _until(condition: Callable[[], bool], within: float = 10.0, step: float = 0.02) -> None:
+async def _until(
+    condition: Callable[[], bool | Awaitable[bool]], within: float = 10.0, step: float = 0.02
+) -> None:
     end = time.monotonic() + within
-    while not condition():
+    while True:
+        met = condition()
+        if inspect.isawaitable(met):
+            met = await met
+        if met:
+            return
         assert time.monotonic() < end, f"condition not met within {within}s"
         await asyncio.sleep(step)
 
 
 @pytest.fixture
 def until() -> Callable[..., Awaitable[None]]:
-    """``await until(lambda: ..., within=10)``: poll without blocking the loop."""
+    """``await until(lambda: ..., within=10)``: poll without blocking the loop; the
+    condition may be a coroutine (``lambda: files.counts(pending=0)``)."""
     return _until
 
 
@@ -77,6 +86,7 @@ class Files:
 
     folder: Path
     outbox: Path = attrs.field()
+    opened: dict[Path, SQLiteStore] = attrs.field(factory=dict)
 
     @outbox.default
     def _outbox(self) -> Path:
@@ -135,13 +145,28 @@ attempts = {attempts}
         )
         return path
 
-    def store(self) -> Outbox:
-        return Outbox(self.outbox)
+    def store(self) -> SQLiteStore:
+        """The outbox, opened as another process would: one connection per file, closed
+        at the test's end."""
+        if self.outbox not in self.opened:
+            self.opened[self.outbox] = SQLiteStore(self.outbox)
+        return self.opened[self.outbox]
+
+    async def counts(self, **expected: int) -> bool:
+        """Whether the outbox's counts are these, e.g. ``pending=0``."""
+        counts = await self.store().counts()
+        return all(counts[key] == value for key, value in expected.items())
+
+    async def parked(self, channel: str) -> bool:
+        return channel in await self.store().parked()
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> Files:
-    return Files(tmp_path)
+def files(tmp_path: Path) -> Iterator[Files]:
+    made = Files(tmp_path)
+    yield made
+    for store in made.opened.values():
+        store.database.close()
 
 
 # --- processes ----------------------------------------------------------------------------

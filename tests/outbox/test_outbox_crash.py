@@ -17,7 +17,8 @@ import time
 from typing import Any
 
 from dbnotify import Event, Notifier
-from dbnotify.outbox.worker import CONCURRENCY  # deliveries claimed (leased) at once
+from dbnotify.outbox.defaults import CONCURRENCY  # deliveries claimed (leased) at once
+from dbnotify.outbox.model import RecipientState
 
 BURST = 1000
 
@@ -35,7 +36,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_duplicates_at_most_the_in_fli
     await notifier.aclose()
     enqueued = time.monotonic() - started
     store = files.store()
-    assert store.counts()["pending"] == BURST
+    assert (await store.counts())["pending"] == BURST
 
     first = await start_worker(config)
     await until(lambda: len(server.messages) >= BURST // 3, within=60, step=0.001)
@@ -43,7 +44,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_duplicates_at_most_the_in_fli
     arrived_at_kill = len(server.messages)
     assert await asyncio.wait_for(first.proc.wait(), 10) == -signal.SIGKILL
     in_flight = (
-        store._connect()
+        store.database.connect()
         .execute(
             "SELECT count(*) FROM delivery WHERE state = 'pending' AND lease_owner IS NOT NULL"
         )
@@ -55,7 +56,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_duplicates_at_most_the_in_fli
     await until(lambda: len(set(server.message_ids())) >= BURST, within=90, step=0.05)
     all_arrived = time.monotonic() - killed_at
     cpu_before = cpu_seconds(second.pid)
-    await until(lambda: store.counts()["pending"] == 0, within=60, step=0.1)
+    await until(lambda: files.counts(pending=0), within=60, step=0.1)
     all_recorded = time.monotonic() - killed_at
     # only the dead worker's leased deliveries were left: the new worker had nothing to do
     waiting_cpu = cpu_seconds(second.pid) - cpu_before
@@ -76,7 +77,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_duplicates_at_most_the_in_fli
     assert len(copies) == BURST
     assert duplicates <= in_flight <= CONCURRENCY
     assert max(copies.values()) <= 2
-    assert store.counts() == {"pending": 0, "due": 0, "dead": 0, "delivered": BURST}
+    assert await store.counts() == {"pending": 0, "due": 0, "dead": 0, "delivered": BURST}
     # the history names every one as delivered, once per notification
-    rows = store.history(status="delivered", limit=10_000)
+    rows = await store.history(status=RecipientState.DELIVERED, limit=10_000)
     assert len({r.notification_id for r in rows}) == BURST

@@ -25,6 +25,7 @@ import pytest
 
 from dbnotify import Event, Notifier
 from dbnotify.errors import OutboxError
+from dbnotify.outbox.sqlite import SQLiteStore
 
 FAILURE = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
 SEND = ("send", "backup_failure", "--data", "job_name=nightly-pg", "--data", "error=x")
@@ -75,7 +76,7 @@ async def test_locked_by_another_process(files: Any, free_port: int, dbnotify: A
         await asyncio.wait_for(holder.wait(), 10)
     # the lock gone, the same notifier queues again; the failed ones were never queued
     await notifier.notify(FAILURE)
-    assert files.store().counts()["pending"] == 2
+    assert (await files.store().counts())["pending"] == 2
     print(f"\nlocked: OutboxError after {waited:.2f}s (busy_timeout 0.5s)")
 
 
@@ -121,8 +122,8 @@ async def test_disk_full(files: Any, free_port: int, tmp_path: Path, dbnotify: A
             filler = fill(files.outbox.parent)
         else:  # no mount here: SQLite's own page limit on the outbox's connection
             how = "PRAGMA max_page_count on the outbox's connection (tmpfs not mountable)"
-            assert notifier.outbox is not None
-            db = notifier.outbox._connect()
+            assert isinstance(notifier.outbox, SQLiteStore)
+            db = notifier.outbox.database.connect()
             db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
         print(f"\ndisk full: simulated with {how}")
         big = Event("backup_failure", {"job_name": "nightly-pg", "error": "x" * 50_000})
@@ -138,12 +139,12 @@ async def test_disk_full(files: Any, free_port: int, tmp_path: Path, dbnotify: A
             assert run.code == 1
             assert f"error: not sent: {expected}" in run.err
             filler.unlink()
-        assert store.counts()["pending"] == 1  # only the first, nothing half-written
+        assert (await store.counts())["pending"] == 1  # only the first, nothing half-written
         await notifier.notify(big)  # space again: it goes
-        assert store.counts()["pending"] == 2
-        store.close()
+        assert (await store.counts())["pending"] == 2
+        await store.aclose()
         assert notifier.outbox is not None
-        notifier.outbox.close()
+        await notifier.outbox.aclose()
 
 
 AS_NOBODY = textwrap.dedent(
@@ -188,7 +189,7 @@ async def test_unwritable_outbox_file(
     warm = files.config(free_port, name="warm.toml")
     files.outbox = shared_folder / "outbox.sqlite"  # nobody may reach it, not write it
     target = files.config(free_port)
-    Notifier.from_config(target).outbox.counts()  # type: ignore[union-attr]  # root creates it
+    await Notifier.from_config(target).outbox.counts()  # type: ignore[union-attr]  # root creates it
     files.outbox.chmod(0o644)
     run = await python(AS_NOBODY, str(warm), str(target))
     assert run.code == 1, run.err
@@ -196,7 +197,7 @@ async def test_unwritable_outbox_file(
         f"OutboxError: the outbox {files.outbox} is not writable by this process; check "
         "its permissions"
     )
-    assert files.store().counts()["pending"] == 0
+    assert (await files.store().counts())["pending"] == 0
 
 
 async def test_read_only_file_system(
@@ -208,7 +209,7 @@ async def test_read_only_file_system(
     files.outbox = writable / "outbox.sqlite"
     other = Notifier.from_config(files.config(free_port, name="rw.toml")).outbox
     assert other is not None
-    other.counts()  # another process has the outbox open (its -wal and -shm exist)
+    await other.counts()  # another process has the outbox open (its -wal and -shm exist)
     files.outbox = read_only / "outbox.sqlite"
     config = files.config(free_port)
     assert sh("mount", "--bind", writable, read_only) == 0
@@ -224,7 +225,7 @@ async def test_read_only_file_system(
         assert run.code == 1
         assert f"error: not sent: {expected}" in run.err
         # nobody has it open: SQLite cannot even create its -shm beside it
-        other.close()
+        await other.aclose()
         with pytest.raises(OutboxError) as info:
             await Notifier.from_config(config).notify(FAILURE)
         assert str(info.value) == (

@@ -32,6 +32,7 @@ import pytest
 import trustme
 
 from dbnotify import Event, Notifier
+from dbnotify.outbox.model import RecipientState
 
 FAILURE = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
 EHLO_STARTTLS = "250-raw.test\r\n250-STARTTLS\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN"
@@ -68,16 +69,16 @@ async def through_the_worker(
     notifier.start()
     try:
         end = time.monotonic() + 15
-        while store.counts()["pending"]:
-            assert time.monotonic() < end, store.history()
-            if heal and not server.healed and store.failures_since(0):
+        while (await store.counts())["pending"]:
+            assert time.monotonic() < end, await store.history()
+            if heal and not server.healed and await store.failures_since(0):
                 server.heal()
             await asyncio.sleep(0.01)
         await asyncio.sleep(settle)  # time for a retry storm, if there were one
     finally:
         await notifier.aclose()
-    rows = store.history(delivery_ids=result.delivery_ids)
-    failures = sorted(store.failures_since(0), key=lambda r: r.at)
+    rows = await store.history(delivery_ids=result.delivery_ids)
+    failures = sorted(await store.failures_since(0), key=lambda r: r.at)
     return Outcome(
         {r.recipient: (r.status, r.attempts) for r in rows},
         {r.recipient: r.reason for r in rows},
@@ -392,7 +393,7 @@ async def test_17_535_parks_the_channel_until_the_password_changes_or_an_operato
     worker = await start_worker(config)
     run = await dbnotify(*send, "-c", str(config))
     assert run.code == 0, run.err
-    await until(lambda: "ops-mail" in store.parked(), within=15)
+    await until(lambda: files.parked("ops-mail"), within=15)
     assert server.connections == 1
     # more notifications for the parked channel: queued, not attempted (no hammering)
     for _ in range(2):
@@ -400,7 +401,7 @@ async def test_17_535_parks_the_channel_until_the_password_changes_or_an_operato
     await asyncio.sleep(1.5)  # several times first_delay
     assert server.connections == 1
     assert sum(c.upper().startswith("AUTH") for c in server.commands) == 1  # one try
-    assert [r.status for r in store.history()] == ["pending"] * 3
+    assert [r.status for r in await store.history()] == ["pending"] * 3
     shown = await dbnotify("outbox", "-c", str(config))
     assert shown.out.startswith("channel ops-mail is PARKED since "), shown.out
     assert "Invalid login credentials; fix its configuration, or run: dbnotify retry " in shown.out
@@ -418,8 +419,8 @@ async def test_17_535_parks_the_channel_until_the_password_changes_or_an_operato
     server.heal()
     config = files.config(server.port, channel=PLAIN_AUTH.replace("s3cret", "n3w-s3cret"))
     worker = await start_worker(config)
-    await until(lambda: store.counts()["delivered"] == 3, within=15)
-    assert store.parked() == {}
+    await until(lambda: files.counts(delivered=3), within=15)
+    assert await store.parked() == {}
     assert len(set(server.message_ids())) == 3
     assert len(server.data) == 3
 
@@ -436,15 +437,15 @@ async def test_17_operator_retry_of_the_parked_channel_unparks_it(
     store = files.store()
     worker = await start_worker(config)
     assert (await dbnotify(*SEND, "-c", str(config))).code == 0
-    await until(lambda: "ops-mail" in store.parked(), within=15)
+    await until(lambda: files.parked("ops-mail"), within=15)
     await asyncio.sleep(1.0)
     assert server.connections == 1
     server.heal()
     retried = await dbnotify("retry", "-c", str(config), "--channel", "ops-mail")
     assert retried.code == 0, retried.err
     assert retried.out.strip() == "1 deliveries due again now; a running worker sends them"
-    await until(lambda: store.counts()["delivered"] == 1, within=5)
-    assert store.parked() == {}
+    await until(lambda: files.counts(delivered=1), within=5)
+    assert await store.parked() == {}
     assert server.connections == 2
     assert len(server.data) == 1
     assert await worker.stop() == 0
@@ -460,18 +461,18 @@ async def test_17_operator_retry_of_a_channel_leaves_its_delivered_notifications
     worker = await start_worker(config)
     for _ in range(3):
         assert (await dbnotify(*SEND, "-c", str(config))).code == 0
-    await until(lambda: store.counts()["delivered"] == 3, within=15)
+    await until(lambda: files.counts(delivered=3), within=15)
     assert await worker.stop() == 0
     server.healed = False  # the account locked on the server's side
     worker = await start_worker(config)  # a new process: a new connection, AUTH again
     assert (await dbnotify(*SEND, "-c", str(config))).code == 0
-    await until(lambda: "ops-mail" in store.parked(), within=15)
+    await until(lambda: files.parked("ops-mail"), within=15)
     server.heal()
     retried = await dbnotify("retry", "-c", str(config), "--channel", "ops-mail")
-    await until(lambda: store.counts()["pending"] == 0, within=5)
+    await until(lambda: files.counts(pending=0), within=5)
     await asyncio.sleep(0.5)
     assert await worker.stop() == 0
-    assert store.counts()["delivered"] == 4
+    assert (await store.counts())["delivered"] == 4
     assert len(server.data) == 4
-    assert store.history(status="dead") == []
+    assert await store.history(status=RecipientState.DEAD) == []
     assert retried.out.strip() == "1 deliveries due again now; a running worker sends them"

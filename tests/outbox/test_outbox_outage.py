@@ -49,31 +49,35 @@ async def test_outage_then_recovery_backoff_and_idle_cpu(
         ids += result.delivery_ids
     await notifier.aclose()
     store = files.store()
-    await until(lambda: len(store.failures_since(0)) >= QUEUED, within=5)
+
+    async def all_failed_once() -> bool:
+        return len(await store.failures_since(0)) >= QUEUED
+
+    await until(all_failed_once, within=5)
     await asyncio.sleep(1.5)  # the backoff reaches max_delay
 
     # the server is down: the worker waits between retries
     before = cpu_seconds(worker.pid)
     await asyncio.sleep(IDLE_SECONDS)
     waiting_cpu = cpu_seconds(worker.pid) - before
-    assert store.counts()["delivered"] == 0
+    assert (await store.counts())["delivered"] == 0
 
     server = await smtp_on(free_port)  # back, on the same port
     back = time.monotonic()
     await until(lambda: len(server.messages) >= QUEUED, within=10)
     recovered = time.monotonic() - back
-    await until(lambda: store.counts()["pending"] == 0, within=5)
+    await until(lambda: files.counts(pending=0), within=5)
     assert await worker.stop() == 0
 
     # every one arrived, once
     assert sorted(server.message_ids()) == sorted(set(server.message_ids()))
     assert len(server.messages) == QUEUED
-    assert store.counts()["delivered"] == QUEUED
-    assert store.counts()["dead"] == 0
+    assert await files.counts(delivered=QUEUED, dead=0)
 
     # the attempts, per delivery, from the outbox's own log
     times: dict[int, list[float]] = defaultdict(list)
-    for delivery, at in store._connect().execute("SELECT delivery_id, at FROM attempt ORDER BY at"):
+    db = store.database.connect()
+    for delivery, at in db.execute("SELECT delivery_id, at FROM attempt ORDER BY at"):
         times[delivery].append(at)
     assert sorted(times) == sorted(ids)
     gaps_by_attempt: dict[int, list[float]] = defaultdict(list)

@@ -23,9 +23,10 @@ from dbnotify.config.load import load_config
 from dbnotify.config.model import Config
 from dbnotify.delivery import Deliverer
 from dbnotify.events import Event, Notification, to_notification, to_user_notification
-from dbnotify.outbox import Outbox, policy_for
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.store import Enqueue, HistoryRow
+from dbnotify.outbox.model import Enqueue, HistoryRow
+from dbnotify.outbox.policy import policy_for
+from dbnotify.outbox.store import OutboxStore, open_store
 from dbnotify.outbox.worker import Worker
 from dbnotify.plugins import PluginRegistry, default_registry
 from dbnotify.rendering import Renderer
@@ -62,15 +63,16 @@ class Notifier:
         *,
         plugins: PluginRegistry | None = None,
         renderer: Renderer | None = None,
-        outbox: Outbox | None = None,
+        outbox: OutboxStore | None = None,
     ) -> None:
         self.config = config
         self.plugins = plugins or default_registry()
         self.renderer = renderer or Renderer(config.rendering)
         if outbox is None and config.outbox is not None:
-            outbox = Outbox(config.outbox.path, busy_timeout=config.outbox.busy_timeout)
+            outbox = open_store(config.outbox)
         self.outbox = outbox
-        """Durable mode when set: :meth:`notify` commits, a worker delivers."""
+        """Durable mode when set: :meth:`notify` commits, a worker delivers. Left open by
+        :meth:`aclose`: ``notify_sync`` would otherwise reopen the file for every call."""
         self.deliverer = Deliverer(config, self.plugins, self.renderer)
         """What delivers one target now: shared with the outbox's worker."""
         self._user_channels: frozenset[str] | None = None
@@ -95,7 +97,7 @@ class Notifier:
         """Route and deliver (direct mode), or route and commit to the outbox (durable).
 
         Durable mode returns once every target is committed, with status ``queued``; it
-        raises :class:`~dbnotify.outbox.OutboxError` when the outbox cannot take it
+        raises :class:`~dbnotify.errors.OutboxError` when the outbox cannot take it
         (locked, full, unwritable): the host hears of it, nothing is silently dropped.
         """
         notification = to_notification(event)
@@ -125,8 +127,9 @@ class Notifier:
         plan: router.Plan,
     ) -> DispatchResult:
         assert self.outbox is not None
-        assert self.config.outbox is not None
-        policy = policy_for(event.type, self.config.outbox.retry)
+        # a store given without [outbox] (a test's MemoryStore): the built-in limits
+        overrides = self.config.outbox.retry if self.config.outbox is not None else {}
+        policy = policy_for(event.type, overrides)
         loop = asyncio.get_running_loop()
         group = self._enqueues.get(loop)
         if group is None:  # notifications committed together share a transaction
@@ -137,7 +140,7 @@ class Notifier:
                 for_user if any(d.target is Target.USER for d in plan.deliveries) else None,
                 plan.deliveries,
                 policy,
-                [(c.channel, c.target, c.recipients) for c in plan.outcomes],
+                plan.outcomes,
             )
         )
         queued = tuple(
@@ -168,23 +171,23 @@ class Notifier:
         if self.outbox is None:
             raise RuntimeError("start() needs an [outbox] in the configuration")
         if self._worker_task is None or self._worker_task.done():
-            self._worker = Worker(self.deliverer, self.outbox)
+            self._worker = Worker(self.outbox, self.deliverer)
             self._worker_task = asyncio.get_running_loop().create_task(self._worker.run())
         return self._worker_task
 
     async def history(self, **filters: Any) -> list[HistoryRow]:
-        """Recipients' latest outcomes, newest first (see :meth:`Outbox.history`)."""
-        return await asyncio.to_thread(self._require_outbox().history, **filters)
+        """Recipients' latest outcomes, newest first (see :meth:`OutboxStore.history`)."""
+        return await self._require_outbox().history(**filters)
 
     async def last_deliveries(self) -> dict[str, HistoryRow]:
         """Per channel, its most recent successful delivery."""
-        return await asyncio.to_thread(self._require_outbox().last_delivery)
+        return await self._require_outbox().last_delivery()
 
     async def failures_since(self, since: dt.datetime) -> list[HistoryRow]:
         """Every failed attempt since ``since``, transient ones included."""
-        return await asyncio.to_thread(self._require_outbox().failures_since, since.timestamp())
+        return await self._require_outbox().failures_since(since.timestamp())
 
-    def _require_outbox(self) -> Outbox:
+    def _require_outbox(self) -> OutboxStore:
         if self.outbox is None:
             raise RuntimeError("history needs an [outbox] in the configuration")
         return self.outbox

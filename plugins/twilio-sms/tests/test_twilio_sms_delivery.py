@@ -308,7 +308,7 @@ async def test_the_outbox_retries_only_the_number_that_failed(
     notifier.start()
     try:
         end = time.monotonic() + 10
-        while answered.get(SECOND, 0) < 2 or outbox.counts()["pending"]:
+        while answered.get(SECOND, 0) < 2 or (await outbox.counts())["pending"]:
             assert time.monotonic() < end, answered
             await asyncio.sleep(0.02)
     finally:

@@ -10,29 +10,28 @@ import contextlib
 import datetime as dt
 import json
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_option
+from dbnotify.outbox.defaults import CONCURRENCY
 
 # As in every command module: what a command needs (asyncio, the configuration, the store) is
 # imported when it runs, so that ``dbnotify --help`` stays light.
 if TYPE_CHECKING:
     from dbnotify.notifier import Notifier
-    from dbnotify.outbox.store import HistoryRow
+    from dbnotify.outbox.model import HistoryRow
+    from dbnotify.outbox.store import OutboxStore
+
+T = TypeVar("T")
 
 
 def _usage(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_USAGE)
-
-
-def _worker_concurrency() -> int:
-    from dbnotify.outbox.worker import CONCURRENCY  # imported when the worker runs
-
-    return CONCURRENCY
 
 
 def durable_notifier(path: Path) -> Notifier:
@@ -77,6 +76,19 @@ def describe_row(row: HistoryRow) -> str:
     return line
 
 
+def ask(store: OutboxStore, coro: Coroutine[Any, Any, T]) -> T:
+    """Run store operations on an event loop of their own; close the store after."""
+    import asyncio
+
+    async def body() -> T:
+        try:
+            return await coro
+        finally:
+            await store.aclose()
+
+    return asyncio.run(body())
+
+
 def run_and_close(notifier: Notifier, coro: Any) -> Any:
     import asyncio
 
@@ -101,8 +113,8 @@ def run_and_close(notifier: Notifier, coro: Any) -> Any:
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=lambda: _worker_concurrency(),
-    show_default="32",  # the worker's CONCURRENCY; a test keeps them equal
+    default=CONCURRENCY,
+    show_default=True,
     help="attempts in flight at once",
 )
 def worker(config_path: Path, drain: bool, concurrency: int) -> None:
@@ -114,7 +126,7 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
-    runner = Worker(notifier.deliverer, notifier.outbox, concurrency=concurrency)
+    runner = Worker(notifier.outbox, notifier.deliverer, concurrency=concurrency)
 
     async def body() -> None:
         task = asyncio.current_task()
@@ -122,7 +134,7 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
-        counts = await asyncio.to_thread(notifier.outbox.counts)  # type: ignore[union-attr]
+        counts = await runner.store.counts()
         total = counts["due"]
         click.echo(f"worker {runner.owner}: {counts['pending']} pending, {total} due now", err=True)
         if total > 50 and sys.stderr.isatty():
@@ -145,14 +157,21 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
 def outbox_command(config_path: Path, as_json: bool) -> None:
     """What is waiting (pending) and what gave up (dead), with reasons; parked channels."""
     from dbnotify.errors import OutboxError
+    from dbnotify.outbox.model import Parked, RecipientState
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
     store = notifier.outbox
+
+    async def query() -> tuple[list[HistoryRow], list[HistoryRow], dict[str, Parked]]:
+        return (
+            await store.history(status=RecipientState.PENDING, limit=10_000),
+            await store.history(status=RecipientState.DEAD, limit=10_000),
+            await store.parked(),
+        )
+
     try:
-        pending = store.history(status="pending", limit=10_000)
-        dead = store.history(status="dead", limit=10_000)
-        parked = store.parked()
+        pending, dead, parked = ask(store, query())
     except OutboxError as exc:
         _usage(str(exc))
     if as_json:
@@ -216,18 +235,22 @@ def history(
 ) -> None:
     """Each recipient's latest outcome, newest first."""
     from dbnotify.errors import OutboxError
+    from dbnotify.outbox.model import RecipientState
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
     try:
-        rows = notifier.outbox.history(
-            event_type=event_type,
-            channel=channel,
-            recipient=recipient,
-            status=status,
-            since=_parse_time(since, "--since"),
-            until=_parse_time(until, "--until"),
-            limit=limit,
+        rows = ask(
+            notifier.outbox,
+            notifier.outbox.history(
+                event_type=event_type,
+                channel=channel,
+                recipient=recipient,
+                status=RecipientState(status) if status is not None else None,
+                since=_parse_time(since, "--since"),
+                until=_parse_time(until, "--until"),
+                limit=limit,
+            ),
         )
     except OutboxError as exc:
         _usage(str(exc))
@@ -252,7 +275,10 @@ def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str |
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
     try:
-        count = notifier.outbox.retry(delivery_id=delivery_id, dead=dead, channel=channel)
+        count = ask(
+            notifier.outbox,
+            notifier.outbox.retry(delivery_id=delivery_id, dead=dead, channel=channel),
+        )
     except OutboxError as exc:
         _usage(str(exc))
     click.echo(f"{count} deliveries due again now; a running worker sends them")
@@ -279,7 +305,7 @@ def purge(config_path: Path, older_than: str | None) -> None:
     except ValueError as exc:
         _usage(f"--older-than {exc}")
     try:
-        count = notifier.outbox.purge(seconds)
+        count = ask(notifier.outbox, notifier.outbox.purge(seconds))
     except OutboxError as exc:
         _usage(str(exc))
     click.echo(f"purged {count} notifications older than {seconds:g}s")

@@ -137,14 +137,19 @@ def send(
 def _first_attempts(notifier: Any, ids: tuple[int, ...]) -> int:
     """Durable send: one attempt for each queued delivery, then say where each stands."""
     from dbnotify.cli.outbox import describe_row, run_and_close
+    from dbnotify.outbox.model import RecipientState
     from dbnotify.outbox.worker import Worker
 
-    run_and_close(notifier, Worker(notifier.deliverer, notifier.outbox).run(only=ids))
-    rows = notifier.outbox.history(delivery_ids=list(ids))
+    async def attempt() -> Any:
+        await Worker(notifier.outbox, notifier.deliverer).run(only=ids)
+        return await notifier.outbox.history(delivery_ids=list(ids))
+
+    rows = run_and_close(notifier, attempt())
     click.echo("first attempts:")
     for row in rows:
         click.echo("  " + describe_row(row))
-    return EXIT_OK if all(r.status in ("delivered", "skipped") for r in rows) else EXIT_FAILED
+    final = (RecipientState.DELIVERED, RecipientState.SKIPPED)
+    return EXIT_OK if all(r.status in final for r in rows) else EXIT_FAILED
 
 
 @click.command()

@@ -1,6 +1,6 @@
-"""Durable delivery: a SQLite outbox, retries that follow the rules, readable history."""
+"""Durable delivery: an outbox store, retries that follow the rules, readable history.
 
-from dbnotify.outbox.policy import RetryPolicy, policy_for
-from dbnotify.outbox.store import Outbox
-
-__all__ = ["Outbox", "RetryPolicy", "policy_for"]
+The package imports nothing itself, so that the CLI can read the worker's defaults
+(:mod:`dbnotify.outbox.defaults`) without loading the store or the delivery path. The
+interface is in :mod:`dbnotify.outbox.store`; the errors in :mod:`dbnotify.errors`.
+"""

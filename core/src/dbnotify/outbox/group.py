@@ -11,7 +11,7 @@ stored fails alone and with its own reason.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -19,12 +19,15 @@ R = TypeVar("R")
 
 
 class GroupCommit(Generic[T, R]):
-    """Runs ``write_many(items)`` (synchronous, in a thread) for everything submitted.
+    """Awaits ``write_many(items)`` (a store's ``enqueue_many``, ``record_many``) for
+    everything submitted: one call at a time, with all that arrived meanwhile.
 
     Bound to the event loop of its first :meth:`submit`; make one per loop.
     """
 
-    def __init__(self, write_many: Callable[[Sequence[T]], Sequence[R]], *, limit: int = 500):
+    def __init__(
+        self, write_many: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, limit: int = 500
+    ) -> None:
         self._write_many = write_many
         self._limit = limit
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
@@ -42,14 +45,14 @@ class GroupCommit(Generic[T, R]):
         while self._waiting:
             group, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
             try:
-                results = await asyncio.to_thread(self._write_many, [item for item, _ in group])
+                results = await self._write_many([item for item, _ in group])
             except Exception as exc:  # noqa: BLE001 - handed to each waiting caller
                 if len(group) == 1:
                     _settle(group[0][1], exc=exc)
                     continue
                 for item, future in group:  # alone, each fails (or not) for its own reason
                     try:
-                        (result,) = await asyncio.to_thread(self._write_many, [item])
+                        (result,) = await self._write_many([item])
                     except Exception as one:  # noqa: BLE001 - handed to its caller
                         _settle(future, exc=one)
                     else:

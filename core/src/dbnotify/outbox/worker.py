@@ -25,21 +25,14 @@ import attrs
 from dbnotify.config.model import ChannelSettings
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError
+from dbnotify.outbox.defaults import CONCURRENCY, POLL
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.store import Attempt, Claimed, Outbox
-from dbnotify.results import Delivery, FailureKind, RecipientResult
+from dbnotify.outbox.model import Attempt, Claimed, DeliveryState
+from dbnotify.outbox.store import OutboxStore
+from dbnotify.results import FailureKind, RecipientResult
 from dbnotify.secrets import Secret
 
 log = logging.getLogger(__name__)
-
-POLL = 1.0
-"""Seconds between looks for new work when idle."""
-
-CONCURRENCY = 32
-"""Attempts in flight at once, by default: each from its claim until its record is
-committed. 32, not 16: an attempt holds its slot while its record waits for the group
-commit, and with 16 the event loop sat idle for about a fifth of a burst (measured in
-docs/performance.md). It also bounds what a crash can duplicate: sent, not recorded."""
 
 
 def fingerprint(settings: ChannelSettings) -> str:
@@ -64,17 +57,20 @@ def fingerprint(settings: ChannelSettings) -> str:
 
 @attrs.define
 class Worker:
-    """Delivers what ``outbox`` holds through ``deliverer`` (the Notifier's own, in a host)."""
+    """Delivers what ``store`` holds through ``deliverer`` (the Notifier's own, in a host).
 
+    It speaks only the :class:`OutboxStore` protocol: any backend will do.
+    """
+
+    store: OutboxStore
     deliverer: Deliverer
-    outbox: Outbox
     concurrency: int = attrs.field(default=CONCURRENCY, validator=attrs.validators.ge(1))
     owner: str = attrs.field(
         factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
     wake: asyncio.Event = attrs.field(factory=asyncio.Event)
     attempted: int = 0
-    _records: GroupCommit[Attempt, str] | None = None
+    _records: GroupCommit[Attempt, DeliveryState] | None = None
     """Attempts that end together are recorded in one transaction."""
 
     @property
@@ -86,7 +82,7 @@ class Worker:
         *,
         drain: bool = False,
         only: Sequence[int] | None = None,
-        on_attempt: Callable[[Claimed, str], None] | None = None,
+        on_attempt: Callable[[Claimed, DeliveryState], None] | None = None,
     ) -> None:
         """Deliver until cancelled; with ``drain``, until nothing is due; with ``only``,
         until each of those deliveries has had one attempt."""
@@ -97,22 +93,19 @@ class Worker:
         unparked = False
         # a pipeline: attempts run while more are claimed, and each attempt's record is
         # committed with the others that end with it; at most ``concurrency`` in flight
-        in_flight: dict[asyncio.Task[str], Claimed] = {}
+        in_flight: dict[asyncio.Task[DeliveryState], Claimed] = {}
         try:
             while True:
                 if len(in_flight) <= self.concurrency // 2:  # refill in batches, not one by one
                     try:
                         if not unparked:  # in the loop: a busy file at start-up is retried too
-                            for channel in await asyncio.to_thread(
-                                self.outbox.unpark_changed, fingerprints
-                            ):
+                            for channel in await self.store.unpark_changed(fingerprints):
                                 log.info(
                                     "channel %s: configuration changed, its queue goes again",
                                     channel,
                                 )
                             unparked = True
-                        batch = await asyncio.to_thread(
-                            self.outbox.claim,
+                        batch = await self.store.claim(
                             self.owner,
                             limit=self.concurrency - len(in_flight),
                             lease=self.lease,
@@ -138,7 +131,7 @@ class Worker:
                     continue
                 if remaining is not None and not remaining:
                     return
-                if drain and (await asyncio.to_thread(self.outbox.counts))["due"] == 0:
+                if drain and (await self.store.counts())["due"] == 0:
                     return
                 if remaining is not None:
                     # the rest is leased by another worker, or parked: nothing more to do here
@@ -150,21 +143,21 @@ class Worker:
             await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _idle(self) -> None:
-        next_due = await asyncio.to_thread(self.outbox.next_due)
+        next_due = await self.store.next_due()
         wait = POLL if next_due is None else min(POLL, max(0.0, next_due - time.time()))
         self.wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=wait)
 
-    async def _attempt(self, claimed: Claimed, fingerprints: dict[str, str]) -> str:
+    async def _attempt(self, claimed: Claimed, fingerprints: dict[str, str]) -> DeliveryState:
         self.attempted += 1
-        delivery = Delivery(claimed.channel, claimed.target, claimed.recipients)
-        if claimed.channel not in self.deliverer.config.channels:
+        delivery = claimed.delivery
+        if delivery.channel not in self.deliverer.config.channels:
             results: Sequence[RecipientResult] = [
                 RecipientResult.failed(
                     label,
                     FailureKind.PERMANENT,
-                    f"channel {claimed.channel!r} is no longer configured",
+                    f"channel {delivery.channel!r} is no longer configured",
                     hint="add it back, or let the notification go",
                 )
                 for label in delivery.labels(claimed.retry_only)
@@ -177,12 +170,12 @@ class Worker:
             )
             results = outcome.recipients
         if self._records is None:
-            self._records = GroupCommit(self.outbox.record_many)
+            self._records = GroupCommit(self.store.record_many)
         try:
             return await self._records.submit(
-                Attempt(claimed, results, fingerprints.get(claimed.channel, ""))
+                Attempt(claimed, results, fingerprints.get(delivery.channel, ""))
             )
         except OutboxError as exc:
             # the lease runs out and another attempt follows: a duplicate, never a loss
             log.error("delivery %s: could not record the attempt: %s", claimed.id, exc)
-            return "pending"
+            return DeliveryState.PENDING

@@ -1,0 +1,10 @@
+"""The worker's defaults, in a module light enough for ``dbnotify worker --help``."""
+
+POLL = 1.0
+"""Seconds between looks for new work when idle."""
+
+CONCURRENCY = 32
+"""Attempts in flight at once, by default: each from its claim until its record is
+committed. 32, not 16: an attempt holds its slot while its record waits for the group
+commit, and with 16 the event loop sat idle for about a fifth of a burst (measured in
+docs/performance.md). It also bounds what a crash can duplicate: sent, not recorded."""

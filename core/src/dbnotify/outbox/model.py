@@ -1,0 +1,134 @@
+"""What goes into an outbox and what comes out of it, whatever the backend.
+
+The store interface (:mod:`dbnotify.outbox.store`) speaks these types only, so that the
+worker, the Notifier and the CLI never see a row, a column or a backend's own literals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple, TypedDict
+
+import attrs
+
+from dbnotify.events import Notification
+from dbnotify.outbox.policy import RetryPolicy
+from dbnotify.results import ChannelResult, Delivery, RecipientResult
+
+
+class DeliveryState(enum.StrEnum):
+    """Where a delivery stands: waiting for an attempt (``pending``), or finished."""
+
+    PENDING = "pending"
+    DONE = "done"
+
+
+class RecipientState(enum.StrEnum):
+    """Where one recipient of a delivery stands: ``pending`` (to be retried), or final.
+
+    A ``str``, so that ``row.status == "dead"`` keeps working for hosts.
+    """
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+
+
+FAILED: Literal["failed"] = "failed"
+"""The status of a failed attempt in the attempt log (:meth:`failures_since`)."""
+
+
+@attrs.frozen
+class Enqueue:
+    """One notification to commit, with its deliveries and the outcomes decided without
+    sending (skipped users, unknown channels), which are kept for the history."""
+
+    notification: Notification
+    user_notification: Notification | None
+    """What a user's copy shows; ``None`` when the notification has no user's copy."""
+    deliveries: Sequence[Delivery]
+    policy: RetryPolicy
+    outcomes: Sequence[ChannelResult] = ()
+
+
+@attrs.frozen
+class Claimed:
+    """A delivery a worker holds the lease for: what to send, to whom, and its limits."""
+
+    id: int
+    notification: Notification
+    """The notification as committed: the same id (Message-ID) and text on every attempt."""
+    delivery: Delivery
+    retry_only: tuple[str, ...] | None
+    """After a first attempt, the recipients still pending; ``None``: everyone."""
+    attempts: int
+    """Attempts made so far."""
+    policy: RetryPolicy
+    """Attempts and backoff as committed; its ``max_age`` is what was left at the claim."""
+    expires_at: float
+    """No attempt is scheduled at or after this time (the event's max_age)."""
+
+
+@attrs.frozen
+class Attempt:
+    """One attempt's results to record, with the channel's configuration fingerprint
+    (kept when the attempt parks the channel, so that a change unparks it)."""
+
+    claimed: Claimed
+    results: Sequence[RecipientResult]
+    fingerprint: str = ""
+
+
+class Parked(NamedTuple):
+    """Why a channel's queue is held, and since when (a tuple: ``reason, since``)."""
+
+    reason: str
+    since: float
+
+
+class Counts(TypedDict):
+    """Deliveries pending and due now (parked channels left out); recipients dead and
+    delivered."""
+
+    pending: int
+    due: int
+    dead: int
+    delivered: int
+
+
+@attrs.frozen
+class HistoryRow:
+    """One recipient of one delivery, as it stands (or one attempt, in the attempt log).
+
+    ``target`` and ``kind`` are the plain values (``"user"``, ``"transient"``) hosts read.
+    """
+
+    delivery_id: int
+    notification_id: str
+    event_type: str
+    channel: str
+    target: str
+    recipient: str
+    status: RecipientState | Literal["failed"]
+    kind: str | None
+    reason: str | None
+    reply: str | None
+    hint: str | None
+    attempts: int
+    at: float
+    next_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["status"] = str(self.status)
+        data["at"] = iso(self.at)
+        data["next_at"] = iso(self.next_at) if self.next_at is not None else None
+        return data
+
+
+def iso(ts: float) -> str:
+    """``2026-11-24T05:49:54+00:00``: a stored time as the CLI and JSON show it."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
