@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +11,11 @@ import jinja2
 import pytest
 from jinja2.exceptions import SecurityError
 
-from dbnotify import Event, Notifier, load_config
+from dbnotify import Event, load_config
 from dbnotify.config.model import RenderingSettings
 from dbnotify.errors import ConfigError
 from dbnotify.events import Notification, Severity, to_notification
 from dbnotify.rendering import SEVERITY_COLORS, Renderer
-from dbnotify.testing.smtpd import LocalSMTPServer
 
 WHEN = dt.datetime(2024, 3, 1, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
@@ -79,29 +77,6 @@ def test_subject_is_always_one_line(hostile: str) -> None:
     assert renderer.subject(note(data={"job_name": "a\r\n\r\n  b"})) == (
         "[DBackup] Backup Failed: a b"
     )
-
-
-async def test_encoded_newline_in_job_name_never_becomes_a_header(
-    local_email_channel: Callable[..., dict[str, Any]],
-) -> None:
-    """CVE-2024-6923: the email package decodes =?...?= and may write the newline out."""
-    async with LocalSMTPServer() as smtp:
-        notifier = Notifier(
-            load_config(
-                {"channels": {"m": local_email_channel(smtp.port)}, "routing": {"channels": ["m"]}}
-            )
-        )
-        hostile = "=?UTF-8?Q?=0A?=Bcc: evil@attacker.example"
-        result = await notifier.notify(Event("backup_failure", {"job_name": hostile}))
-        assert result.ok, result
-    (received,) = smtp.messages
-    assert received.rcpt_tos == ("ops@example.com", "dba@example.com")
-    message = received.message
-    assert message["Bcc"] is None
-    assert [k for k, _ in message.items()].count("Subject") == 1
-    assert "\n" not in str(message["Subject"])
-    assert b"\r\nBcc:" not in received.data
-    assert "Bcc: evil@attacker.example" in str(message["Subject"])
 
 
 # --- HTML --------------------------------------------------------------------------------
@@ -372,33 +347,6 @@ def test_validate_reports_a_broken_override(tmp_path: Path) -> None:
     assert [str(i) for i in caught.value.issues] == [
         "rendering.templates_dir: template subject.txt line 1: unexpected '}'"
     ]
-
-
-async def test_a_template_failing_at_send_time_is_not_blamed_on_the_plugin(tmp_path: Path) -> None:
-    folder = tmp_path / "tpl"
-    folder.mkdir()
-    (folder / "subject.txt").write_text("{{ tittle }}", encoding="utf-8")
-    async with LocalSMTPServer() as server:
-        notifier = Notifier.from_config(
-            {
-                "channels": {
-                    "m": {
-                        "type": "email",
-                        "host": "127.0.0.1",
-                        "port": server.port,
-                        "security": "none",
-                        "from": "d@example.com",
-                        "to": "o@example.com",
-                    }
-                },
-                "routing": {"channels": ["m"]},
-                "rendering": {"templates_dir": str(folder)},
-            }
-        )
-        result = await notifier.notify(Event("test"))
-    (failed,) = result.failed
-    assert failed.reason == "rendering failed: template error: 'tittle' is undefined"
-    assert failed.hint == "check the templates in rendering.templates_dir"
 
 
 def test_unknown_variable_in_an_override_is_an_error(tmp_path: Path) -> None:

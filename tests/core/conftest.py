@@ -6,7 +6,7 @@ import sys
 import textwrap
 import tomllib
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ from dbnotify.config.structure import structure
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.plugins import PluginRegistry
 from dbnotify.results import RecipientResult, TestReport, TestStage
-from dbnotify.testing.smtpd import LocalSMTPServer
 
 ADMIN_TO = ("ops@example.com", "dba@example.com")
 
@@ -50,12 +49,6 @@ def local_email_channel() -> Callable[..., dict[str, Any]]:
         return email_block(host="127.0.0.1", port=port, security="none", **overrides)
 
     return make
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[LocalSMTPServer]:
-    async with LocalSMTPServer() as server:
-        yield server
 
 
 # --- an in-test channel plugin -------------------------------------------------------
