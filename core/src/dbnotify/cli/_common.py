@@ -6,16 +6,19 @@ that ``dbnotify plugins`` and ``--help`` stay light.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
     from dbnotify.config.model import Config
     from dbnotify.errors import ConfigError
+    from dbnotify.notifier import Notifier
+    from dbnotify.outbox.model import HistoryRow
     from dbnotify.results import DispatchResult, RecipientResult, TestReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -111,3 +114,55 @@ def configure_logging(verbosity: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def when(ts: float | None) -> str:
+    """A stored time as ISO 8601 in UTC, to the second; ``-`` for none."""
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def describe_row(row: HistoryRow) -> str:
+    """``#12 backup_failure ops-mail ops@example.com: dead (permanent) - reason``."""
+    from dbnotify.outbox.model import RecipientState
+    from dbnotify.results import Target
+
+    who = "user copy " if row.target == Target.USER.value else ""
+    delivered = row.status == RecipientState.DELIVERED
+    state = row.status + (f" ({row.kind})" if row.kind and not delivered else "")
+    parts = [state]
+    if row.reason and not delivered:
+        parts.append(row.reason)
+    if row.reply and not delivered:
+        parts.append(f"server said: {row.reply}")
+    if row.status == RecipientState.PENDING and row.next_at is not None:
+        parts.append(f"next attempt {when(row.next_at)}")
+    line = (
+        f"#{row.delivery_id} {row.event_type} {row.channel} {who}{row.recipient}: "
+        + " - ".join(parts)
+        + f" [attempts {row.attempts}, {when(row.at)}]"
+    )
+    if row.hint and row.status in (RecipientState.DEAD, RecipientState.PENDING):
+        line += f"\n      hint: {row.hint}"
+    return line
+
+
+def run_and_close(notifier: Notifier, coro: Any) -> Any:
+    """Run ``coro`` on an event loop of its own, then close the notifier; an outbox that
+    fails is ``error: ...`` and exit 1."""
+    import asyncio
+
+    from dbnotify.errors import OutboxError
+
+    async def body() -> Any:
+        try:
+            return await coro
+        finally:
+            await notifier.aclose()
+
+    try:
+        return asyncio.run(body())
+    except OutboxError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)

@@ -12,12 +12,22 @@ import json
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_option
+from dbnotify.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    config_option,
+    describe_row,
+    run_and_close,
+    usage,
+    when,
+)
 from dbnotify.outbox.defaults import CONCURRENCY
+from dbnotify.outbox.model import RecipientState
 
 # As in every command module: what a command needs (asyncio, the configuration, the store) is
 # imported when it runs, so that ``dbnotify --help`` stays light.
@@ -27,11 +37,6 @@ if TYPE_CHECKING:
     from dbnotify.outbox.store import OutboxStore
 
 T = TypeVar("T")
-
-
-def _usage(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
 
 
 def durable_notifier(path: Path) -> Notifier:
@@ -45,35 +50,8 @@ def durable_notifier(path: Path) -> Notifier:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_USAGE)
     if config.outbox is None:
-        _usage(f'{path} has no [outbox]; add one, e.g. [outbox] path = "/var/lib/dbnotify.sqlite"')
+        usage(f'{path} has no [outbox]; add one, e.g. [outbox] path = "/var/lib/dbnotify.sqlite"')
     return Notifier(config)
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
-
-
-def describe_row(row: HistoryRow) -> str:
-    """``#12 backup_failure ops-mail ops@example.com: dead (permanent) - reason``."""
-    who = "user copy " if row.target == "user" else ""
-    state = row.status + (f" ({row.kind})" if row.kind and row.status != "delivered" else "")
-    parts = [state]
-    if row.reason and row.status != "delivered":
-        parts.append(row.reason)
-    if row.reply and row.status != "delivered":
-        parts.append(f"server said: {row.reply}")
-    if row.status == "pending" and row.next_at is not None:
-        parts.append(f"next attempt {_when(row.next_at)}")
-    line = (
-        f"#{row.delivery_id} {row.event_type} {row.channel} {who}{row.recipient}: "
-        + " - ".join(parts)
-        + f" [attempts {row.attempts}, {_when(row.at)}]"
-    )
-    if row.hint and row.status in ("dead", "pending"):
-        line += f"\n      hint: {row.hint}"
-    return line
 
 
 def ask(store: OutboxStore, coro: Coroutine[Any, Any, T]) -> T:
@@ -87,24 +65,6 @@ def ask(store: OutboxStore, coro: Coroutine[Any, Any, T]) -> T:
             await store.aclose()
 
     return asyncio.run(body())
-
-
-def run_and_close(notifier: Notifier, coro: Any) -> Any:
-    import asyncio
-
-    from dbnotify.errors import OutboxError
-
-    async def body() -> Any:
-        try:
-            return await coro
-        finally:
-            await notifier.aclose()
-
-    try:
-        return asyncio.run(body())
-    except OutboxError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
 
 
 @click.command()
@@ -173,7 +133,7 @@ def outbox_command(config_path: Path, as_json: bool) -> None:
     try:
         pending, dead, parked = ask(store, query())
     except OutboxError as exc:
-        _usage(str(exc))
+        usage(str(exc))
     if as_json:
         click.echo(
             json.dumps(
@@ -181,7 +141,7 @@ def outbox_command(config_path: Path, as_json: bool) -> None:
                     "pending": [r.as_dict() for r in pending],
                     "dead": [r.as_dict() for r in dead],
                     "parked": {
-                        c: {"reason": why, "since": _when(at)} for c, (why, at) in parked.items()
+                        c: {"reason": why, "since": when(at)} for c, (why, at) in parked.items()
                     },
                 },
                 indent=2,
@@ -190,7 +150,7 @@ def outbox_command(config_path: Path, as_json: bool) -> None:
         return
     for channel, (why, at) in parked.items():
         click.echo(
-            f"channel {channel} is PARKED since {_when(at)}: {why}; fix its "
+            f"channel {channel} is PARKED since {when(at)}: {why}; fix its "
             f"configuration, or run: dbnotify retry --channel {channel}"
         )
     click.echo(f"{len(pending)} pending, {len(dead)} dead")
@@ -204,7 +164,7 @@ def _parse_time(value: str | None, name: str) -> float | None:
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError:
-        _usage(f"{name} must be ISO 8601, e.g. 2026-11-24T05:00:00Z (got {value!r})")
+        usage(f"{name} must be ISO 8601, e.g. 2026-11-24T05:00:00Z (got {value!r})")
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()
@@ -216,9 +176,7 @@ def _parse_time(value: str | None, name: str) -> float | None:
 @click.option("--event", "event_type", help="only this event type")
 @click.option("--channel", help="only this channel")
 @click.option("--recipient", help="only this recipient")
-@click.option(
-    "--status", type=click.Choice(["pending", "delivered", "skipped", "dead"]), help="only this"
-)
+@click.option("--status", type=click.Choice([s.value for s in RecipientState]), help="only this")
 @click.option("--since", help="from this time (ISO 8601; UTC if no zone)")
 @click.option("--until", help="before this time (ISO 8601)")
 @click.option("--limit", default=100, show_default=True)
@@ -253,7 +211,7 @@ def history(
             ),
         )
     except OutboxError as exc:
-        _usage(str(exc))
+        usage(str(exc))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
         return
@@ -271,7 +229,7 @@ def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str |
     from dbnotify.errors import OutboxError
 
     if delivery_id is None and not dead and channel is None:
-        _usage("name a delivery ID, or use --dead or --channel NAME")
+        usage("name a delivery ID, or use --dead or --channel NAME")
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
     try:
@@ -280,7 +238,7 @@ def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str |
             notifier.outbox.retry(delivery_id=delivery_id, dead=dead, channel=channel),
         )
     except OutboxError as exc:
-        _usage(str(exc))
+        usage(str(exc))
     click.echo(f"{count} deliveries due again now; a running worker sends them")
     sys.exit(EXIT_OK if count or channel else EXIT_FAILED)
 
@@ -303,9 +261,9 @@ def purge(config_path: Path, older_than: str | None) -> None:
             else notifier.config.outbox.retention
         )
     except ValueError as exc:
-        _usage(f"--older-than {exc}")
+        usage(f"--older-than {exc}")
     try:
         count = ask(notifier.outbox, notifier.outbox.purge(seconds))
     except OutboxError as exc:
-        _usage(str(exc))
+        usage(str(exc))
     click.echo(f"purged {count} notifications older than {seconds:g}s")

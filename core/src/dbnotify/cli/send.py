@@ -14,8 +14,10 @@ from dbnotify.cli._common import (
     EXIT_OK,
     EXIT_USAGE,
     config_option,
+    describe_row,
     load,
     print_result,
+    run_and_close,
 )
 from dbnotify.events import Severity
 
@@ -136,7 +138,6 @@ def send(
 
 def _first_attempts(notifier: Any, ids: tuple[int, ...]) -> int:
     """Durable send: one attempt for each queued delivery, then say where each stands."""
-    from dbnotify.cli.outbox import describe_row, run_and_close
     from dbnotify.outbox.model import RecipientState
     from dbnotify.outbox.worker import Worker
 
