@@ -18,6 +18,7 @@ import attrs
 
 from dbnotify import humanize
 from dbnotify.errors import EventError
+from dbnotify.text import as_optional_text, as_text
 
 
 class Severity(enum.Enum):
@@ -143,24 +144,6 @@ class Event:
         return str(email) if email else None
 
 
-NOT_TEXT = "\ufffd"
-"""What stands in a notification for a byte that was not text (U+FFFD, shown as �)."""
-
-
-def as_text(value: str) -> str:
-    """``value`` as text every channel and store can encode: a lone surrogate (a byte
-    that was not UTF-8, from ``os.fsdecode`` or argv) becomes U+FFFD, visibly."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join(NOT_TEXT if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
-    return value
-
-
-def _optional_text(value: str | None) -> str | None:
-    return None if value is None else as_text(value)
-
-
 @attrs.frozen
 class Field:
     label: str = attrs.field(converter=as_text)
@@ -182,7 +165,7 @@ class Notification:
     message: str = attrs.field(converter=as_text)
     fields: tuple[Field, ...]
     timestamp: dt.datetime
-    job_name: str | None = attrs.field(default=None, converter=_optional_text)
+    job_name: str | None = attrs.field(default=None, converter=as_optional_text)
 
 
 # --- the catalogue -------------------------------------------------------------------

@@ -10,6 +10,8 @@ import enum
 
 import attrs
 
+from dbnotify.text import as_optional_text, as_text
+
 
 class Status(enum.Enum):
     DELIVERED = "delivered"
@@ -30,14 +32,15 @@ class FailureKind(enum.Enum):
 class RecipientResult:
     """The outcome for one recipient (an address, a chat, a webhook URL's name)."""
 
-    recipient: str
+    recipient: str = attrs.field(converter=as_text)
     status: Status
     kind: FailureKind | None = None
-    reason: str | None = None
+    reason: str | None = attrs.field(default=None, converter=as_optional_text)
     """What went wrong, or why it was skipped, in plain words."""
-    reply: str | None = None
-    """The server's own reply, e.g. ``550 5.1.1 no such user``."""
-    hint: str | None = None
+    reply: str | None = attrs.field(default=None, converter=as_optional_text)
+    """The server's own reply, e.g. ``550 5.1.1 no such user``: bytes that were not
+    UTF-8 in it are U+FFFD (see :mod:`dbnotify.text`)."""
+    hint: str | None = attrs.field(default=None, converter=as_optional_text)
     """What the operator can do about it."""
     parks_channel: bool = False
     """The failure is the channel's own (bad credentials): hold its queue until fixed."""
@@ -156,9 +159,10 @@ class TestStage:
 
     name: str
     ok: bool
-    detail: str = ""
+    detail: str = attrs.field(default="", converter=as_text)
+    """What was checked, or what went wrong, with the server's reply (made text)."""
     duration: float = 0.0
-    hint: str | None = None
+    hint: str | None = attrs.field(default=None, converter=as_optional_text)
 
 
 @attrs.frozen

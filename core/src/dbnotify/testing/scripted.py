@@ -281,7 +281,7 @@ class ScriptedSMTPServer:
 
 
 async def _send(writer: asyncio.StreamWriter, reply: str) -> None:
-    writer.write(reply.encode() + b"\r\n")
+    writer.write(reply.encode("utf-8", "surrogateescape") + b"\r\n")  # "\udce4": byte 0xe4
     await writer.drain()
 
 
