@@ -386,24 +386,37 @@ async def test_no_attempt_is_scheduled_past_max_age(store: OutboxStore) -> None:
     )
 
 
-async def test_max_age_per_event_type_expires_with_a_reason_never_silently(
+async def test_max_age_never_kills_a_notification_before_its_first_attempt(
     store: OutboxStore,
 ) -> None:
+    """Nothing ran for two hours (no worker, or a worker whose clock runs ahead): a login
+    alert past its max_age still gets one attempt; max_age only stops its retries."""
     login = Event("user_login", {"user_name": "alice"})
     login_id = await put(store, event=login, policy=policy_for("user_login", {}))
     backup_id = await put(store, policy=policy_for("backup_failure", {}))
-    # nothing ran for two hours (no worker, or its channel parked)
-    (claimed,) = await take(store, T0 + 2 * 3600)
-    assert claimed.id == backup_id  # still worth sending: max_age 2 days
+    claimed = {c.id: c for c in await take(store, T0 + 2 * 3600)}
+    assert set(claimed) == {login_id, backup_id}
+    now = T0 + 2 * 3600
+    await record(store, claimed[login_id], [later(CHANNEL_LABEL)], now=now, delay=15)
     (row,) = await store.history(event_type="user_login")
-    assert (row.delivery_id, row.status, row.kind, row.recipient) == (
+    assert (row.delivery_id, row.status, row.kind, row.attempts) == (
         login_id,
         "dead",
         "transient",
-        CHANNEL_LABEL,
+        1,
     )
-    assert row.reason == "expired: older than this event's max_age before it could be delivered"
+    assert row.reason == (
+        "gave up: the next attempt would be past this event's max_age: "
+        "the server refused this recipient"
+    )
     assert (await store.counts())["dead"] == 1
+
+
+async def test_a_clock_days_ahead_does_not_expire_fresh_work(store: OutboxStore) -> None:
+    ids = [await put(store) for _ in range(20)]
+    taken = await take(store, T0 + 3 * 86400, limit=50)
+    assert sorted(c.id for c in taken) == sorted(ids)
+    assert (await store.counts())["dead"] == 0
 
 
 async def test_expiry_keeps_what_was_already_delivered(store: OutboxStore) -> None:

@@ -217,9 +217,12 @@ class MemoryStore:
         return claimed
 
     def _expire(self, now: float) -> None:
-        """Deliveries past their max_age: dead, with the reason, never silently gone."""
+        """Deliveries past their max_age: dead, with the reason, never silently gone;
+        only after a first attempt (as in the SQLite store)."""
         for d in self._deliveries.values():
             if d.state is not DeliveryState.PENDING or d.expires_at > now or d.leased(now):
+                continue
+            if d.attempts == 0:
                 continue
             pending = [r for r in d.recipients.values() if r.status is RecipientState.PENDING]
             for r in pending:

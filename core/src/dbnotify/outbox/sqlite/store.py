@@ -205,10 +205,13 @@ class SQLiteStore:
 
     @staticmethod
     def _expire(db: sqlite3.Connection, now: float) -> None:
-        """Deliveries past their max_age: dead, with the reason, never silently gone."""
+        """Deliveries past their max_age: dead, with the reason, never silently gone.
+
+        Only after a first attempt: a worker whose clock runs ahead (or one started late)
+        must not kill a notification nobody has tried to send."""
         for row in db.execute(
-            "SELECT id FROM delivery WHERE state = ? AND expires_at <= ? AND "
-            "(lease_until IS NULL OR lease_until < ?)",
+            "SELECT id FROM delivery WHERE state = ? AND attempts > 0 AND expires_at <= ? "
+            "AND (lease_until IS NULL OR lease_until < ?)",
             (PENDING, now, now),
         ).fetchall():
             found = db.execute(
