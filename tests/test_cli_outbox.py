@@ -50,7 +50,9 @@ async def test_retry_of_a_dead_recipient_sends_to_that_one_only_with_the_same_me
     del smtp.rcpt_replies["gone@example.com"]  # the mailbox was created meanwhile
     again = await cli("retry", "-c", str(path), "--dead")
     assert again.code == 0
-    assert again.out.strip() == "1 deliveries due again now; a running worker sends them"
+    assert again.out.strip() == (
+        f"1 delivery due again now; a running worker sends it (dbnotify worker -c {path})"
+    )
     worked = await cli("worker", "-c", str(path), "--drain")
     assert worked.code == 0, worked.err
     assert [m.rcpt_tos for m in smtp.messages] == [("ops@example.com",), ("gone@example.com",)]
@@ -89,7 +91,7 @@ async def test_no_wait_only_enqueues_and_purge_keeps_pending(
     await cli("worker", "-c", str(path), "--drain")
     assert len(smtp.messages) == 1
     purged = await cli("purge", "-c", str(path), "--older-than", "0.001s")
-    assert purged.out.strip() == "purged 1 notifications older than 0.001s"
+    assert purged.out.strip() == "purged 1 notification older than 0.001s"
 
 
 async def test_worker_concurrency_shows_the_workers_default_and_refuses_zero(
@@ -103,3 +105,35 @@ async def test_worker_concurrency_shows_the_workers_default_and_refuses_zero(
     refused = await cli("worker", "-c", str(path), "--concurrency", "0")
     assert refused.code == 2
     assert "Invalid value for '--concurrency': 0 is not in the range x>=1." in refused.err
+
+
+async def test_retry_refuses_an_unknown_delivery_or_channel(
+    cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    path = write_config(
+        tmp_path / "c.toml", smtp.port, extra=OUTBOX.format(path=tmp_path / "o.sqlite")
+    )
+    assert (await cli("send", "test", "-c", str(path), "--no-wait")).code == 0
+    unknown = await cli("retry", "-c", str(path), "999")
+    assert (unknown.code, unknown.out, unknown.err) == (
+        2,
+        "",
+        "error: no delivery #999 in the outbox; `dbnotify outbox` lists them\n",
+    )
+    nosuch = await cli("retry", "-c", str(path), "--channel", "nosuch")
+    assert (nosuch.code, nosuch.err) == (
+        2,
+        f"error: no channel named 'nosuch' in {path} or in the outbox (configured: ops-mail)\n",
+    )
+    pending = await cli("retry", "-c", str(path), "1")
+    assert pending.code == 0
+    assert pending.out == (
+        f"1 delivery due again now; a running worker sends it (dbnotify worker -c {path})\n"
+    )
+    worked = await cli("worker", "-c", str(path), "--drain")
+    assert worked.err.splitlines()[-1] == "worker stopped after 1 attempt"
+    done = await cli("retry", "-c", str(path), "1")
+    assert (done.code, done.out) == (
+        1,
+        f"0 deliveries due again now; a running worker sends them (dbnotify worker -c {path})\n",
+    )

@@ -347,7 +347,7 @@ async def test_a_0_1_0_outbox_is_upgraded_in_place_and_its_work_goes_on(
         code, output = await dbnotify("retry", "-c", str(config), "--dead")
         assert (code, output.strip()) == (
             0,
-            "1 deliveries due again now; a running worker sends them",
+            f"1 delivery due again now; a running worker sends it (dbnotify worker -c {config})",
         )
         code, output = await dbnotify("worker", "-c", str(config), "--drain")
         assert code == 0, output

@@ -443,7 +443,10 @@ async def test_17_operator_retry_of_the_parked_channel_unparks_it(
     server.heal()
     retried = await dbnotify("retry", "-c", str(config), "--channel", "ops-mail")
     assert retried.code == 0, retried.err
-    assert retried.out.strip() == "1 deliveries due again now; a running worker sends them"
+    assert retried.out.strip() == (
+        f"1 delivery due again now; a running worker sends it (dbnotify worker -c {config}); "
+        "channel ops-mail is no longer parked"
+    )
     await until(lambda: files.counts(delivered=1), within=5)
     assert await store.parked() == {}
     assert server.connections == 2
@@ -475,4 +478,7 @@ async def test_17_operator_retry_of_a_channel_leaves_its_delivered_notifications
     assert (await store.counts())["delivered"] == 4
     assert len(server.data) == 4
     assert await store.history(status=RecipientState.DEAD) == []
-    assert retried.out.strip() == "1 deliveries due again now; a running worker sends them"
+    assert retried.out.strip() == (
+        f"1 delivery due again now; a running worker sends it (dbnotify worker -c {config}); "
+        "channel ops-mail is no longer parked"
+    )

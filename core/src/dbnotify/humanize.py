@@ -1,4 +1,4 @@
-"""Human units for sizes and durations (DBackup showed raw seconds and bytes)."""
+"""Human units for sizes, durations and counts (DBackup showed raw seconds and bytes)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,10 @@ def duration(milliseconds: float) -> str:
     if seconds or not parts:
         parts.append(f"{seconds}s")
     return " ".join(parts)
+
+
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 delivery``, ``2 deliveries``: the noun agrees with the number."""
+    if number == 1:
+        return f"1 {noun}"
+    return f"{number} {plural or noun + 's'}"

@@ -26,6 +26,7 @@ from dbnotify.cli._common import (
     usage,
     when,
 )
+from dbnotify.humanize import count
 from dbnotify.outbox.defaults import CONCURRENCY
 from dbnotify.outbox.model import RecipientState
 
@@ -108,7 +109,7 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
 
     with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
         run_and_close(notifier, body())
-    click.echo(f"worker stopped after {runner.attempted} attempts", err=True)
+    click.echo(f"worker stopped after {count(runner.attempted, 'attempt')}", err=True)
 
 
 @click.command("outbox")
@@ -225,22 +226,38 @@ def history(
 @click.option("--dead", is_flag=True, help="every delivery with a dead recipient")
 @click.option("--channel", help="every delivery of this channel; unparks it")
 def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str | None) -> None:
-    """Send again now: one delivery (ID), every dead one, or a (parked) channel's."""
+    """Make deliveries due again now, for a running worker to send: one delivery (ID),
+    every one with a dead recipient, or a (parked) channel's, which it unparks."""
     from dbnotify.errors import OutboxError
 
     if delivery_id is None and not dead and channel is None:
         usage("name a delivery ID, or use --dead or --channel NAME")
     notifier = durable_notifier(config_path)
-    assert notifier.outbox is not None
+    store = notifier.outbox
+    assert store is not None
+
+    async def body() -> int:
+        if delivery_id is not None and not await store.history(delivery_ids=[delivery_id]):
+            usage(f"no delivery #{delivery_id} in the outbox; `dbnotify outbox` lists them")
+        known = channel is None or channel in notifier.config.channels
+        if not known and not await store.history(channel=channel, limit=1):
+            usage(
+                f"no channel named {channel!r} in {config_path} or in the outbox (configured: "
+                f"{', '.join(notifier.config.channels) or 'none'})"
+            )
+        return await store.retry(delivery_id=delivery_id, dead=dead, channel=channel)
+
     try:
-        count = ask(
-            notifier.outbox,
-            notifier.outbox.retry(delivery_id=delivery_id, dead=dead, channel=channel),
-        )
+        made = ask(store, body())
     except OutboxError as exc:
         usage(str(exc))
-    click.echo(f"{count} deliveries due again now; a running worker sends them")
-    sys.exit(EXIT_OK if count or channel else EXIT_FAILED)
+    it = "it" if made == 1 else "them"
+    click.echo(
+        f"{count(made, 'delivery', 'deliveries')} due again now; a running worker sends {it} "
+        f"(dbnotify worker -c {config_path})"
+        + ("" if channel is None else f"; channel {channel} is no longer parked")
+    )
+    sys.exit(EXIT_OK if made or channel else EXIT_FAILED)
 
 
 @click.command()
@@ -263,7 +280,7 @@ def purge(config_path: Path, older_than: str | None) -> None:
     except ValueError as exc:
         usage(f"--older-than {exc}")
     try:
-        count = ask(notifier.outbox, notifier.outbox.purge(seconds))
+        purged = ask(notifier.outbox, notifier.outbox.purge(seconds))
     except OutboxError as exc:
         usage(str(exc))
-    click.echo(f"purged {count} notifications older than {seconds:g}s")
+    click.echo(f"purged {count(purged, 'notification')} older than {seconds:g}s")

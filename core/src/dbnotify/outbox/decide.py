@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from dbnotify import humanize
 from dbnotify.outbox.model import Claimed, DeliveryState, RecipientState
 from dbnotify.results import CHANNEL_LABEL, FailureKind, RecipientResult, Status
 
@@ -25,7 +26,7 @@ EXPIRED = "expired: older than this event's max_age before it could be delivered
 
 
 def gave_up_after(attempts: int, reason: str | None) -> str:
-    return f"gave up after {attempts} attempts: {reason}"
+    return f"gave up after {humanize.count(attempts, 'attempt')}: {reason}"
 
 
 def gave_up_at_max_age(reason: str | None) -> str:
