@@ -27,7 +27,7 @@ from dbnotify.cli._common import (
     when,
 )
 from dbnotify.humanize import count
-from dbnotify.outbox.defaults import CONCURRENCY
+from dbnotify.outbox.defaults import CONCURRENCY, STOP_GRACE
 from dbnotify.outbox.model import RecipientState
 
 # As in every command module: what a command needs (asyncio, the configuration, the store) is
@@ -78,8 +78,20 @@ def ask(store: OutboxStore, coro: Coroutine[Any, Any, T]) -> T:
     show_default=True,
     help="attempts in flight at once",
 )
-def worker(config_path: Path, drain: bool, concurrency: int) -> None:
-    """Deliver from the outbox until stopped (SIGTERM, Ctrl-C), or drained."""
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=STOP_GRACE,
+    show_default=True,
+    help="on SIGTERM, seconds the attempts in flight get to finish before their leases "
+    "go back to the outbox",
+)
+def worker(config_path: Path, drain: bool, concurrency: int, grace: float) -> None:
+    """Deliver from the outbox until stopped (SIGTERM, Ctrl-C), or drained.
+
+    On SIGTERM it claims nothing more, lets what is in flight finish within --grace
+    seconds, and gives back the leases of the rest, so another worker takes them at once.
+    """
     import asyncio
     import signal
 
@@ -87,14 +99,26 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
-    runner = Worker(notifier.outbox, notifier.deliverer, concurrency=concurrency)
+    runner = Worker(notifier.outbox, notifier.deliverer, concurrency=concurrency, grace=grace)
 
     async def body() -> None:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if runner.stopping:  # a second signal: stop now, leases run out
+                task.cancel()
+                return
+            click.echo(
+                f"worker {runner.owner}: stopping; attempts in flight get {runner.grace:g}s "
+                "to finish (signal again to stop at once)",
+                err=True,
+            )
+            runner.stop()
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, task.cancel)
+            loop.add_signal_handler(signum, on_signal)
         counts = await runner.store.counts()
         total = counts["due"]
         click.echo(f"worker {runner.owner}: {counts['pending']} pending, {total} due now", err=True)
@@ -109,7 +133,12 @@ def worker(config_path: Path, drain: bool, concurrency: int) -> None:
 
     with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
         run_and_close(notifier, body())
-    click.echo(f"worker stopped after {count(runner.attempted, 'attempt')}", err=True)
+    gave_back = (
+        f"; gave back {count(runner.released, 'delivery', 'deliveries')} not finished in time"
+        if runner.released
+        else ""
+    )
+    click.echo(f"worker stopped after {count(runner.attempted, 'attempt')}{gave_back}", err=True)
 
 
 @click.command("outbox")

@@ -8,3 +8,8 @@ CONCURRENCY = 32
 committed. 32, not 16: an attempt holds its slot while its record waits for the group
 commit, and with 16 the event loop sat idle for about a fifth of a burst (measured in
 docs/performance.md). It also bounds what a crash can duplicate: sent, not recorded."""
+
+STOP_GRACE = 10.0
+"""Seconds a stopping worker (SIGTERM) lets its attempts in flight finish before it gives
+their leases back: within the 10 s that ``docker stop`` waits by default before it
+kills."""

@@ -291,6 +291,15 @@ class MemoryStore:
 
     # -- operations -------------------------------------------------------------------
 
+    async def release(self, owner: str, ids: Sequence[int]) -> int:
+        given = 0
+        for ident in ids:
+            d = self._deliveries.get(ident)
+            if d is not None and d.state is DeliveryState.PENDING and d.lease_owner == owner:
+                d.lease_owner, d.lease_until = None, None
+                given += 1
+        return given
+
     async def unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:
         gone = [
             channel

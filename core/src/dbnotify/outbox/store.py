@@ -76,6 +76,12 @@ class OutboxStore(Protocol):
         gone (``done``)."""
         ...
 
+    async def release(self, owner: str, ids: Sequence[int]) -> int:
+        """Give back the leases ``owner`` holds on ``ids`` without an attempt (a worker
+        that stops with attempts unfinished), so that another worker takes them now
+        rather than when the lease runs out; returns how many were given back."""
+        ...
+
     async def unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:
         """Unpark the channels whose configuration fingerprint is not the one they were
         parked with (a channel no longer configured included); returns their names."""

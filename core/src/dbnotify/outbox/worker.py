@@ -22,10 +22,11 @@ from typing import Any
 
 import attrs
 
+from dbnotify import humanize
 from dbnotify.config.model import ChannelSettings
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError
-from dbnotify.outbox.defaults import CONCURRENCY, POLL
+from dbnotify.outbox.defaults import CONCURRENCY, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
 from dbnotify.outbox.model import Attempt, Claimed, DeliveryState
 from dbnotify.outbox.store import OutboxStore
@@ -69,13 +70,31 @@ class Worker:
         factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
     wake: asyncio.Event = attrs.field(factory=asyncio.Event)
+    grace: float = attrs.field(default=STOP_GRACE, validator=attrs.validators.ge(0))
+    """Seconds :meth:`stop` lets the attempts in flight finish before it gives their
+    leases back."""
     attempted: int = 0
+    released: int = 0
+    """Deliveries whose lease this worker gave back when it stopped (see :meth:`stop`)."""
+    _stopping: asyncio.Event = attrs.field(factory=asyncio.Event)
     _records: GroupCommit[Attempt, DeliveryState] | None = None
     """Attempts that end together are recorded in one transaction."""
 
     @property
     def lease(self) -> float:
         return self.deliverer.deadline + 30.0
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Stop claiming; let what is in flight finish within :attr:`grace` seconds and
+        give back the leases of what did not, so that another worker takes it at once
+        (SIGTERM). :meth:`run` returns when that is done."""
+        self._stopping.set()
+        self.wake.set()
 
     async def run(
         self,
@@ -84,8 +103,11 @@ class Worker:
         only: Sequence[int] | None = None,
         on_attempt: Callable[[Claimed, DeliveryState], None] | None = None,
     ) -> None:
-        """Deliver until cancelled; with ``drain``, until nothing is due; with ``only``,
-        until each of those deliveries has had one attempt."""
+        """Deliver until stopped (:meth:`stop`) or cancelled; with ``drain``, until
+        nothing is due; with ``only``, until each of those deliveries has had one
+        attempt. With ``drain`` or ``only``, an outbox that fails raises its
+        :class:`OutboxError` (nothing would ever be drained); otherwise the worker says
+        so and tries again."""
         fingerprints = {
             name: fingerprint(settings) for name, settings in self.deliverer.config.channels.items()
         }
@@ -94,8 +116,9 @@ class Worker:
         # a pipeline: attempts run while more are claimed, and each attempt's record is
         # committed with the others that end with it; at most ``concurrency`` in flight
         in_flight: dict[asyncio.Task[DeliveryState], Claimed] = {}
+        stopping = asyncio.get_running_loop().create_task(self._stopping.wait())
         try:
-            while True:
+            while not self._stopping.is_set():
                 if len(in_flight) <= self.concurrency // 2:  # refill in batches, not one by one
                     try:
                         if not unparked:  # in the loop: a busy file at start-up is retried too
@@ -112,6 +135,8 @@ class Worker:
                             only=sorted(remaining) if remaining is not None else None,
                         )
                     except OutboxError as exc:
+                        if drain or remaining is not None:
+                            raise
                         log.error("outbox worker: %s; trying again in %gs", exc, POLL)
                         await asyncio.sleep(POLL)
                         continue
@@ -119,11 +144,15 @@ class Worker:
                     for claimed in batch:
                         in_flight[loop.create_task(self._attempt(claimed, fingerprints))] = claimed
                 if in_flight:
-                    done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(
+                        [*in_flight, stopping], return_when=asyncio.FIRST_COMPLETED
+                    )
                     for task in done:
-                        claimed = in_flight.pop(task)
+                        if task is stopping:
+                            continue
+                        claimed = in_flight.pop(task)  # type: ignore[arg-type]
                         if on_attempt is not None:
-                            on_attempt(claimed, task.result())
+                            on_attempt(claimed, task.result())  # type: ignore[arg-type]
                         if remaining is not None:
                             remaining.discard(claimed.id)
                     if remaining is not None and not remaining:
@@ -137,10 +166,39 @@ class Worker:
                     # the rest is leased by another worker, or parked: nothing more to do here
                     return
                 await self._idle()
+            await self._finish(in_flight, on_attempt)
         finally:
-            for task in in_flight:  # stopped: what is in flight is abandoned; leases run out
+            stopping.cancel()
+            for task in in_flight:  # cancelled: what is in flight is abandoned; leases run out
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _finish(
+        self,
+        in_flight: dict[asyncio.Task[DeliveryState], Claimed],
+        on_attempt: Callable[[Claimed, DeliveryState], None] | None,
+    ) -> None:
+        """Stopped: the attempts in flight get :attr:`grace` seconds to end and be
+        recorded; the leases of the others go back to the outbox."""
+        if not in_flight:
+            return
+        done, late = await asyncio.wait(in_flight, timeout=self.grace)
+        for task in done:
+            claimed = in_flight.pop(task)
+            if on_attempt is not None and not task.cancelled() and task.exception() is None:
+                on_attempt(claimed, task.result())
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        ids = [in_flight.pop(task).id for task in late]
+        self.released = await self.store.release(self.owner, ids)
+        if self.released:
+            log.warning(
+                "worker %s: gave back %s not finished within %gs; another worker takes them",
+                self.owner,
+                humanize.count(self.released, "delivery", "deliveries"),
+                self.grace,
+            )
 
     async def _idle(self) -> None:
         next_due = await self.store.next_due()

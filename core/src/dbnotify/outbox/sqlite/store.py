@@ -331,6 +331,20 @@ class SQLiteStore:
 
     # -- operations -------------------------------------------------------------------
 
+    async def release(self, owner: str, ids: Sequence[int]) -> int:
+        return await asyncio.to_thread(self._release, owner, list(ids))
+
+    def _release(self, owner: str, ids: list[int]) -> int:
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        with self.database.write() as db:
+            return db.execute(
+                "UPDATE delivery SET lease_owner = NULL, lease_until = NULL "
+                f"WHERE lease_owner = ? AND state = ? AND id IN ({marks})",
+                (owner, PENDING, *ids),
+            ).rowcount
+
     async def unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:
         return await asyncio.to_thread(self._unpark_changed, fingerprints)
 

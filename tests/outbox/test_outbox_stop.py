@@ -1,0 +1,64 @@
+"""SIGTERM: a worker finishes what it holds, or gives it back, within a bounded time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+SEND = ("send", "backup_failure", "--data", "job_name=j", "--data", "error=e", "--no-wait")
+
+
+async def test_sigterm_lets_an_attempt_in_flight_finish_and_record(
+    files: Any, scripted: Any, start_worker: Any, dbnotify: Any, until: Any
+) -> None:
+    server = await scripted(final_delay=1.5)  # the message is stored, its 250 comes late
+    config = files.config(server.port)
+    worker = await start_worker(config)
+    assert (await dbnotify(*SEND, "-c", str(config))).code == 0
+    await until(lambda: len(server.data) == 1, within=15)  # sent, the reply on its way
+    assert await worker.stop(within=15) == 0
+    assert "stopping; attempts in flight get 10s to finish" in worker.output
+    assert "worker stopped after 1 attempt\n" in worker.output
+    assert await files.counts(pending=0, delivered=1)
+
+
+async def test_sigterm_gives_back_what_does_not_finish_in_its_grace(
+    files: Any, scripted: Any, start_worker: Any, dbnotify: Any, until: Any
+) -> None:
+    server = await scripted(final_delay=30)  # stored, no reply for longer than the grace
+    config = files.config(server.port, deadline=60)
+    worker = await start_worker(config, "--grace", "0.5")
+    assert (await dbnotify(*SEND, "-c", str(config))).code == 0
+    await until(lambda: len(server.data) == 1, within=15)
+    started = time.monotonic()
+    assert await worker.stop(within=10) == 0
+    assert time.monotonic() - started < 5  # bounded by the grace, not the 90 s lease
+    assert (
+        "worker stopped after 1 attempt; gave back 1 delivery not finished in time" in worker.output
+    )
+    store = files.store()
+    (taken,) = await store.claim("next-worker", limit=5, lease=30)  # at once, no lease wait
+    assert taken.attempts == 0
+
+
+async def test_drain_ends_with_an_error_when_the_outbox_cannot_be_written(
+    files: Any, scripted: Any, dbnotify: Any
+) -> None:
+    """It used to log and try again forever: a drain that cannot drain must say so."""
+    import sqlite3
+
+    server = await scripted()
+    config = files.config(server.port, busy_timeout=0.3)
+    assert (await dbnotify(*SEND, "-c", str(config))).code == 0
+    holder = sqlite3.connect(files.outbox, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        started = time.monotonic()
+        drained = await dbnotify("worker", "-c", str(config), "--drain")
+        assert time.monotonic() - started < 20
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert drained.code == 1
+    assert f"error: the outbox {files.outbox} is locked by another process" in drained.err
+    assert server.data == []
