@@ -15,6 +15,7 @@ from dbnotify import Event, EventError, Severity, Status
 
 WHEN = dt.datetime(2025, 3, 14, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
+LATE = dt.timedelta(minutes=1)
 FAILURE = Event(
     "backup_failure",
     {
@@ -56,7 +57,7 @@ async def test_headers(smtp_server: Any, make_notifier: Any) -> None:
         "dbackup@example.com",
     )
     assert msg["To"] == "ops@example.com, Dev Team <dev@example.com>"
-    assert email.utils.parsedate_to_datetime(msg["Date"]) == WHEN
+    assert abs(email.utils.parsedate_to_datetime(msg["Date"]) - dt.datetime.now(dt.UTC)) < LATE
     assert msg["Message-ID"] == f"<{result.notification_id}@example.com>"
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["X-DBackup-Event"] == "backup_failure"
@@ -81,6 +82,43 @@ async def test_message_id_is_stable_per_notification(
         f"<{second.notification_id}@example.com>",
     ]
     assert ids[0] != ids[1]
+
+
+async def test_date_is_the_attempt_not_the_event(smtp_server: Any, make_notifier: Any) -> None:
+    """A message sent hours after its event is dated when sent (no DATE_IN_PAST in spam
+    filters); the event's time stays in the body."""
+    hours_ago = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=4)
+    event = Event("backup_failure", {"job_name": "nightly-pg"}, timestamp=hours_ago)
+    result, received = await deliver(smtp_server, make_notifier, event)
+    msg = received.message
+
+    assert abs(email.utils.parsedate_to_datetime(msg["Date"]) - dt.datetime.now(dt.UTC)) < LATE
+    assert msg["Message-ID"] == f"<{result.notification_id}@example.com>"
+    shown = hours_ago.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert shown in received.part("plain")
+    assert shown in received.part("html")
+
+
+def test_a_retry_keeps_the_message_id_and_is_dated_when_sent() -> None:
+    """Each attempt builds the message anew: same Message-ID, the attempt's Date."""
+    import email
+    import email.policy
+
+    from dbnotify.events import to_notification
+    from dbnotify.rendering import Renderer
+    from dbnotify_email.plugin import outgoing, validate_config
+
+    config = validate_config(
+        {"host": "127.0.0.1", "security": "none", "from": "d@example.com", "to": "o@example.com"}
+    )
+    notification = to_notification(FAILURE)
+    first, later = (WHEN + dt.timedelta(hours=1), WHEN + dt.timedelta(days=2))
+    sent = [
+        email.message_from_bytes(outgoing(config, notification, Renderer(), date=when)[0].data)
+        for when in (first, later)
+    ]
+    assert [m["Message-ID"] for m in sent] == [f"<{notification.id}@example.com>"] * 2
+    assert [email.utils.parsedate_to_datetime(m["Date"]) for m in sent] == [first, later]
 
 
 # --- the parts --------------------------------------------------------------------------------

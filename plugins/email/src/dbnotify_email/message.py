@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import datetime as dt
 import email.utils
 import functools
 import re
@@ -108,6 +109,7 @@ def build(
     cc: Sequence[Mailbox] = (),
     reply_to: Sequence[Mailbox] = (),
     tag: str = "",
+    date: dt.datetime | None = None,
 ) -> tuple[bytes, bool]:
     """The message's bytes, and whether it needs SMTPUTF8. Bcc recipients never appear.
 
@@ -117,6 +119,10 @@ def build(
     anything not plain short ASCII are folded by the email package, and every header
     passes :func:`check_header`. The boundary starts with ``=_``, which quoted-printable
     text cannot contain. With no To (Bcc only), To is ``undisclosed-recipients:;``.
+
+    ``Date`` is when the message is built for sending (``date``, else now), not the
+    event's time: a retry hours later dated by the event scores DATE_IN_PAST in spam
+    filters. The Message-ID stays the notification's; the body keeps the event's time.
     """
     utf8 = any(m.needs_smtputf8 for m in (sender, *to, *cc, *reply_to))
     boundary = b"=_" + secrets.token_hex(16).encode("ascii")
@@ -130,7 +136,7 @@ def build(
     if reply_to:
         headers.append(address_header("Reply-To", tuple(reply_to), utf8))
     headers += [
-        unstructured("Date", email.utils.format_datetime(notification.timestamp), utf8),
+        unstructured("Date", email.utils.format_datetime(date or dt.datetime.now(dt.UTC)), utf8),
         unstructured("Message-ID", message_id(notification, sender, tag=tag), utf8),
         b"Auto-Submitted: auto-generated\r\n",  # RFC 3834: no auto-replies, please
         unstructured("X-DBackup-Event", notification.event_type, utf8),
