@@ -413,3 +413,74 @@ def test_templates_are_compiled_once(tmp_path: Path) -> None:
     (Path(settings.templates_dir or "") / "subject.txt").write_text("second", encoding="utf-8")
     assert renderer.subject(note()) == "first"
     assert Renderer(settings).subject(note()) == "second"
+
+
+# --- what mail clients keep: line breaks, size ------------------------------------------------
+
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "dump.py", line 12, in <module>\n'
+    "\tdump(<b>db</b>)\r\n"
+    "OSError: [Errno 28] No space left on device"
+)
+
+
+def value_cell(html: str, label: str) -> str:
+    found = re.search(rf"<th[^>]*>{label}</th>\s*<td[^>]*>(.*?)</td>", html, re.DOTALL)
+    assert found, html
+    return found.group(1)
+
+
+def test_line_breaks_in_values_are_br_not_pre_wrap() -> None:
+    """Outlook for Windows, Windows Mail and Samsung Email ignore white-space: pre-wrap:
+    a traceback keeps its lines (and indentation) only with <br> (and &nbsp;)."""
+    html = Renderer().html(note(data={"job_name": "nightly-pg", "error": TRACEBACK}))
+    assert "pre-wrap" not in html
+    assert value_cell(html, "Error").split("<br>\n") == [
+        "Traceback (most recent call last):",
+        '&nbsp;&nbsp;File "dump.py", line 12, in &lt;module&gt;',
+        "&nbsp;&nbsp;&nbsp;&nbsp;dump(&lt;b&gt;db&lt;/b&gt;)",
+        "OSError: [Errno 28] No space left on device",
+    ]
+    custom = note("custom", {}, title="T", message="first line\nsecond <i>line</i>")
+    assert re.search(
+        r"<p[^>]*>first line<br>\nsecond &lt;i&gt;line&lt;/i&gt;</p>", Renderer().html(custom)
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "sentence"),
+    [
+        ("backup_failure", {"job_name": "nightly-pg"}, "Backup job 'nightly-pg' failed."),
+        ("restore_failure", {"source_name": "pg"}, "Restore of 'pg' failed."),
+        ("system_error", {"component": "scheduler"}, "An error occurred in scheduler."),
+    ],
+)
+def test_the_error_is_shown_once(event_type: str, data: dict[str, str], sentence: str) -> None:
+    """The catalogue's message ends with the error the Error field holds: the HTML shows
+    it in the field only (the text part, a plain transcript, keeps both)."""
+    notification = note(event_type, {**data, "error": TRACEBACK})
+    html = Renderer().html(notification)
+    assert re.search(rf"<p[^>]*>{re.escape(sentence)}</p>", html), html
+    assert html.count("Traceback (most recent call last):") == 1
+    assert Renderer().text(notification).count("Traceback (most recent call last):") == 2
+
+
+def test_a_message_that_is_only_a_value_is_kept() -> None:
+    notification = note("custom", {}, title="T", message="Error: x", fields={"Error": "x"})
+    assert re.search(r"<p[^>]*>Error: x</p>", Renderer().html(notification))
+
+
+def test_a_50_kb_error_stays_under_gmails_clip_and_the_text_has_it_all() -> None:
+    """Gmail clips HTML past ~102 KB: a long value is cut in the HTML, with a note that
+    the text part has it; the text part keeps every character."""
+    error = "".join(f"line {i:05d}: " + "x" * 40 + "\n" for i in range(1000))[:50_000]
+    notification = note(data={"job_name": "nightly-pg", "error": error})
+    html = Renderer().html(notification)
+    assert len(html.encode()) < 20_000, len(html.encode())
+    cell = value_cell(html, "Error")
+    assert cell.startswith("line 00000: ")
+    assert "47,000 more characters: the plain-text part of this email has the whole text" in cell
+    assert html.rstrip().endswith("</html>")
+    assert "Sent by DBackup" in html  # the footer is not lost
+    assert error in Renderer().text(notification)

@@ -242,3 +242,36 @@ def test_on_a_phone_the_card_fits_the_screen(
         assert ink_in(image, Box(left, top + 1, split, bottom)) > 20, f"row {index}: no label"
         assert ink_in(image, Box(split + 8, top + 1, right, bottom)) > 20, f"row {index}: no value"
     save_for_docs(image, card_bottom, "email-phone.png")
+
+
+def text_rows(image: Image.Image, box: Box) -> int:
+    """How many lines of text are drawn in ``box``: bands of rows with ink."""
+    px = image.load()
+    assert px is not None
+    inked = [
+        any(is_ink(px[x, y]) for x in range(box.left, box.right))
+        for y in range(box.top, box.bottom)
+    ]
+    return sum(1 for y, ink in enumerate(inked) if ink and (y == 0 or not inked[y - 1]))
+
+
+def test_a_traceback_keeps_its_lines_where_white_space_is_ignored(
+    screenshot: Screenshot, tmp_path: Path
+) -> None:
+    """Outlook for Windows, Windows Mail and Samsung Email ignore ``white-space``: drawn
+    with it forced to ``normal``, a four-line error still shows four lines."""
+    error = "Traceback:\n  File dump.py\n    dump()\nOSError: full"
+    event = Event("backup_failure", {"job_name": "nightly-pg", "error": error}, timestamp=WHEN)
+    notification = to_notification(event)
+    outlook = "<style>* { white-space: normal !important; }</style></head>"
+    html = Renderer().html(notification).replace("</head>", outlook)
+    png = screenshot(html, tmp_path / "outlook.png")
+    with Image.open(png) as opened:
+        image = opened.convert("RGB")
+    bar = find_bar(image, COLOURS[Severity.FAILURE])
+    rules, card_bottom = ruled_rows(image, bar)
+    assert len(rules) == len(notification.fields) == 2, rules
+    left, right = bar.left + 24, bar.right - 24
+    split = left + (right - left) // 3
+    error_cell = Box(split + 8, rules[1] + 2, right, card_bottom - 40)
+    assert text_rows(image, error_cell) == 4

@@ -169,8 +169,28 @@ async def test_html_part_is_a_full_document_with_colour_fields_and_escaped_data(
         ("Error", "&lt;img src=x onerror=alert(1)&gt;"),
     ]
     assert "<img" not in html
-    assert "onerror=alert(1)&gt;</p>" in html  # the message sentence, escaped too
+    # the error once, in its field: the message sentence leaves it to the table
+    assert re.search(r"<p[^>]*>Backup job 'nightly-pg' failed\.</p>", html)
+    assert html.count("onerror=alert(1)") == 1
     assert "2025-03-14 02:30:05 UTC · Sent by DBackup" in html
+
+
+async def test_a_50_kb_error_arrives_whole_in_text_and_under_gmails_clip_in_html(
+    smtp_server: Any, make_notifier: Any
+) -> None:
+    """Gmail clips an HTML body past ~102 KB. The error is shown once and cut in the
+    HTML, with a note; the text part has every character of it."""
+    error = "".join(f"  at frame {i:05d} in dump.py\n" for i in range(2000))[:50_000]
+    event = Event("backup_failure", {"job_name": "nightly-pg", "error": error})
+    _, received = await deliver(smtp_server, make_notifier, event)
+    html = received.part("html")
+
+    assert len(html.encode()) < 20_000, len(html.encode())
+    assert html.count("at frame 00000 in dump.py") == 1
+    assert "more characters: the plain-text part of this email has the whole text" in html
+    assert "Sent by DBackup" in html
+    plain = received.part("plain")
+    assert all(line.strip() in plain for line in error.splitlines())  # every frame
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,13 @@ SEVERITY_COLORS: dict[Severity, str] = {
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+_LINE_BREAK = re.compile(r"\r\n|[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_INDENT = re.compile(r"^[ \t]+")
+
+HTML_VALUE_LIMIT = 3000
+"""Characters of one value (or the message) the HTML shows; the rest is cut with a note.
+Gmail clips an HTML body past about 102 KB and hides the rest behind a link: a 50 KB
+error must not push the fields and footer out. The text part keeps every character."""
 
 
 def template_problem(exc: jinja2.TemplateError) -> str:
@@ -50,6 +57,58 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, jinja2.runtime.Undefined):
         return value
     return json.dumps(value, default=str)
+
+
+def _nbsp(indent: re.Match[str]) -> str:
+    """A line's indentation as no-break spaces (tabs of 4): HTML would collapse it."""
+    return "\u00a0" * len(indent.group().expandtabs(4))
+
+
+def html_lines(value: str, limit: int = HTML_VALUE_LIMIT) -> markupsafe.Markup:
+    """Event text as HTML: escaped first, then its lines joined with ``<br>``.
+
+    Outlook for Windows, Windows Mail and Samsung Email ignore ``white-space: pre-wrap``:
+    only ``<br>`` keeps a traceback's lines apart (and ``&nbsp;`` its indentation).
+    Nothing from the event becomes markup. Past ``limit`` characters the text is cut,
+    with a note that says where the whole of it is.
+    """
+    text = str(value)
+    cut = len(text) - limit if len(text) > limit else 0
+    if cut:
+        text = text[:limit]
+    lines = [_INDENT.sub(_nbsp, line) for line in _LINE_BREAK.split(text)]
+    html = markupsafe.Markup("<br>\n").join(markupsafe.escape(line) for line in lines)
+    if cut:
+        html += markupsafe.Markup(
+            '&hellip;<br>\n<span class="cut">({:,} more characters: the plain-text part'
+            " of this email has the whole text)</span>"
+        ).format(cut)
+    return html
+
+
+def summary(message: str, fields: list[tuple[str, str]]) -> str:
+    """The message without a field value it ends with, which the fields table shows.
+
+    ``Backup job 'x' failed. Error: <error>`` becomes ``Backup job 'x' failed.``: the
+    error is printed once, in its field, not twice (a long one twice would double the
+    HTML's size). Only a value introduced by a colon is dropped.
+    """
+    for label, value in sorted(fields, key=lambda field: -len(field[1])):
+        if not value or not message.endswith(value):
+            continue
+        head = message[: -len(value)].rstrip()
+        if not head.endswith(":"):
+            continue
+        head = head[:-1].rstrip()
+        if head.endswith(label):
+            rest = head[: -len(label)]
+            if not rest.strip():
+                continue  # "Error: x" is the message itself
+            if rest[-1].isspace():
+                head = rest.rstrip()
+        if head:
+            return head if head.endswith((".", "!", "?")) else head + "."
+    return message
 
 
 def one_line(text: str) -> str:
@@ -77,6 +136,7 @@ class Renderer:
             "lstrip_blocks": True,
         }
         self._html = ImmutableSandboxedEnvironment(autoescape=True, **common)
+        self._html.filters["lines"] = html_lines
         self._text = ImmutableSandboxedEnvironment(autoescape=False, **common)
         self._json = ImmutableSandboxedEnvironment(autoescape=False, finalize=_json_value, **common)
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
@@ -92,6 +152,7 @@ class Renderer:
     def context(self, notification: Notification) -> dict[str, Any]:
         """What templates see. ``fields`` is a list of ``(label, value)`` pairs."""
         local = notification.timestamp.astimezone(self._tz)
+        fields = [(f.label, f.value) for f in notification.fields]
         return {
             "n": notification,
             "event_type": notification.event_type,
@@ -99,7 +160,8 @@ class Renderer:
             "color": SEVERITY_COLORS[notification.severity],
             "title": notification.title,
             "message": notification.message,
-            "fields": [(f.label, f.value) for f in notification.fields],
+            "summary": summary(notification.message, fields),
+            "fields": fields,
             "job_name": notification.job_name,
             "timestamp": local.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "timestamp_iso": local.isoformat(),
