@@ -119,7 +119,7 @@ def test_html_is_a_full_document_with_inline_styles() -> None:
     assert "display: flex" not in html
     assert 'style="' in html
     assert "<title>Backup Failed</title>" in html
-    assert "<h1 style=" in html
+    assert re.search(r"<h1 [^>]*style=", html)
     assert "http" not in html  # nothing remote (no logo, no stylesheet)
 
 
@@ -483,4 +483,88 @@ def test_a_50_kb_error_stays_under_gmails_clip_and_the_text_has_it_all() -> None
     assert "47,000 more characters: the plain-text part of this email has the whole text" in cell
     assert html.rstrip().endswith("</html>")
     assert "Sent by DBackup" in html  # the footer is not lost
-    assert error in Renderer().text(notification)
+    text = Renderer().text(notification)
+    assert all(line in text for line in error.splitlines())  # every line, wrapped or not
+
+
+# --- what spam filters, screen readers and plain-text readers see ------------------------------
+
+
+def test_no_zero_sized_text() -> None:
+    """rspamd scores ``font-size: 0`` ZERO_FONT and MANY_INVISIBLE_PARTS: the bar holds
+    its height with a visible-size font, not a zero one."""
+    for severity in Severity:
+        html = Renderer().html(note("custom", {}, title="T", severity=severity))
+        sizes = re.findall(r"font-size:\s*([\d.]+)", html)
+        assert sizes, html
+        assert min(float(size) for size in sizes) >= 8, sizes
+
+
+def luminance(colour: str) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(int(colour[i : i + 2], 16)) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(ink: str, paper: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+    light, dark = sorted((luminance(ink), luminance(paper)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_every_text_colour_meets_wcag_aa_on_the_card() -> None:
+    """WCAG AA: 4.5:1 for text. The footer was #9ca3af on white (2.54:1)."""
+    assert round(contrast("#9ca3af", "#ffffff"), 2) == 2.54  # the formula, checked
+    long_error = "x" * 5000  # the "cut" note, too
+    html = Renderer().html(note(data={"job_name": "j", "error": long_error}))
+    card = re.search(r'<table class="card"[^>]*background-color:\s*(#[0-9a-f]{6})', html)
+    assert card, html
+    inside = html[card.start() :]
+    inks = set(re.findall(r"(?<![-\w])color:\s*(#[0-9a-f]{6})", inside))
+    assert {"#111827", "#374151"} <= inks  # title, message: the check found the text
+    footer = re.search(r'class="footer"[^>]*(?<![-\w])color:\s*(#[0-9a-f]{6})', inside)
+    assert footer
+    assert contrast(footer.group(1), card.group(1)) >= 4.5
+    for ink in inks:
+        assert contrast(ink, card.group(1)) >= 4.5, (ink, contrast(ink, card.group(1)))
+
+
+def test_right_to_left_text_takes_its_own_direction() -> None:
+    """Hebrew or Arabic values read right to left: each text element has dir="auto"."""
+    hebrew = "שגיאה: הדיסק מלא."
+    html = Renderer().html(note("custom", {}, title=hebrew, message=hebrew, fields={"שדה": hebrew}))
+    assert re.search(rf'<h1 dir="auto"[^>]*>{hebrew}</h1>', html)
+    assert re.search(rf'<p class="message" dir="auto"[^>]*>{hebrew}</p>', html)
+    assert re.search(
+        rf'<th scope="row" dir="auto"[^>]*>שדה</th>\s*<td dir="auto"[^>]*>{hebrew}<', html
+    )
+
+
+def test_text_wraps_long_lines_and_indents_field_values() -> None:
+    """Plain-text readers show lines as they are: with ``text_width`` (the email's text
+    part) wrapped at 76, a value's continuation lines start under its first line, not at
+    column 0; words are never cut."""
+    path = "/var/backups/" + "very-long-directory-name/" * 4 + "dump.sql.gz"
+    error = (
+        "pg_dump: error: connection to server on socket failed: FATAL: the database system "
+        f"is shutting down while writing {path}\n  and a second, indented line that is also "
+        "rather long, so it wraps under itself"
+    )
+    notification = note(data={"job_name": "nightly-pg", "error": error})
+    text = Renderer().render("message.txt", notification, text_width=76)
+    lines = text.splitlines()
+    assert all(len(line) <= 76 or path in line for line in lines), lines
+    start = lines.index("Error: pg_dump: error: connection to server on socket failed: FATAL: the")
+    assert lines[start : start + 5] == [
+        "Error: pg_dump: error: connection to server on socket failed: FATAL: the",
+        "       database system is shutting down while writing",
+        f"       {path}",
+        "         and a second, indented line that is also rather long, so it wraps",
+        "         under itself",
+    ]
+    assert " ".join(lines[3:5]).startswith("Backup job 'nightly-pg' failed. Error: pg_dump:")
+    # text() is for chat and push channels, which wrap for themselves: not wrapped
+    assert f"Error: {error}\n" in Renderer().text(notification)

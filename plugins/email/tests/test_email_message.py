@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import email.utils
 import re
 from email.message import EmailMessage
@@ -13,6 +14,7 @@ import pytest
 
 from dbnotify import Event, EventError, Severity, Status
 
+SENDER = "DBackup Alerts <dbackup@example.com>"
 WHEN = dt.datetime(2025, 3, 14, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
 LATE = dt.timedelta(minutes=1)
@@ -60,6 +62,7 @@ async def test_headers(smtp_server: Any, make_notifier: Any) -> None:
     assert abs(email.utils.parsedate_to_datetime(msg["Date"]) - dt.datetime.now(dt.UTC)) < LATE
     assert msg["Message-ID"] == f"<{result.notification_id}@example.com>"
     assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-Auto-Response-Suppress"] == "All"  # Exchange's out-of-office, too
     assert msg["X-DBackup-Event"] == "backup_failure"
     assert msg.get_all("Bcc") is None
     assert msg.get_all("Cc") is None
@@ -119,6 +122,44 @@ def test_a_retry_keeps_the_message_id_and_is_dated_when_sent() -> None:
     ]
     assert [m["Message-ID"] for m in sent] == [f"<{notification.id}@example.com>"] * 2
     assert [email.utils.parsedate_to_datetime(m["Date"]) for m in sent] == [first, later]
+
+
+def test_every_header_line_fits_78_columns() -> None:
+    """RFC 5322 2.1.1: lines SHOULD be at most 78 characters (the top Content-Type, with
+    its boundary, was 82)."""
+    from dbnotify.events import to_notification
+    from dbnotify.rendering import Renderer
+    from dbnotify_email.plugin import outgoing, validate_config
+
+    config = validate_config(
+        {"host": "127.0.0.1", "security": "none", "from": SENDER, "to": "o@example.com"}
+    )
+    (sent,) = outgoing(config, to_notification(FAILURE), Renderer())
+    head = sent.data.split(b"\r\n\r\n", 1)[0].decode("ascii").split("\r\n")
+    assert [line for line in head if len(line) > 78] == []
+    msg = email.message_from_bytes(sent.data, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg.get_boundary() is not None
+    assert len(list(msg.iter_parts())) == 2
+
+
+async def test_text_part_wraps_long_values_under_their_first_line(
+    smtp_server: Any, make_notifier: Any
+) -> None:
+    error = "connection to server failed: " + "the database system is shutting down " * 4
+    event = Event("backup_failure", {"job_name": "nightly-pg", "error": error.strip()})
+    _, received = await deliver(smtp_server, make_notifier, event)
+    lines = received.part("plain").splitlines()
+
+    assert max(len(line) for line in lines) <= 76, lines
+    start = lines.index(
+        "Error: connection to server failed: the database system is shutting down the"
+    )
+    assert lines[start + 1 : start + 4] == [
+        "       database system is shutting down the database system is shutting down",
+        "       the database system is shutting down",
+        "",
+    ]
 
 
 # --- the parts --------------------------------------------------------------------------------
@@ -270,6 +311,7 @@ async def test_encoded_line_break_in_title_injects_nothing(
         "Date",
         "Message-ID",
         "Auto-Submitted",
+        "X-Auto-Response-Suppress",
         "X-DBackup-Event",
     ]
     assert "\n" not in msg["Subject"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,35 @@ def html_lines(value: str, limit: int = HTML_VALUE_LIMIT) -> markupsafe.Markup:
     return html
 
 
+def wrap(value: str, indent: int = 0, width: int = 0) -> str:
+    """Plain text wrapped at ``width`` columns, continuation lines indented by ``indent``;
+    with ``width`` 0 (chat and push channels, which wrap for themselves), as it is.
+
+    For a value written after its label (``Error:  ...``): its first line follows the
+    label, every other line starts under the first, not at column 0. A line's own
+    indentation is kept on its continuations; words are never broken (a long URL or
+    path stays whole).
+    """
+    if width <= 0:
+        return str(value)
+    room = max(width - indent, 30)
+    pad = " " * indent
+    out: list[str] = []
+    for line in _LINE_BREAK.split(str(value)):
+        own = _INDENT.match(line)
+        wrapped = textwrap.wrap(
+            line,
+            room,
+            subsequent_indent=own.group() if own else "",
+            expand_tabs=False,
+            replace_whitespace=False,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        out += wrapped or [line.strip()]
+    return ("\n" + pad).join(out).replace(pad + "\n", "\n")
+
+
 def summary(message: str, fields: list[tuple[str, str]]) -> str:
     """The message without a field value it ends with, which the fields table shows.
 
@@ -138,6 +168,7 @@ class Renderer:
         self._html = ImmutableSandboxedEnvironment(autoescape=True, **common)
         self._html.filters["lines"] = html_lines
         self._text = ImmutableSandboxedEnvironment(autoescape=False, **common)
+        self._text.filters["wrap"] = wrap
         self._json = ImmutableSandboxedEnvironment(autoescape=False, finalize=_json_value, **common)
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         try:
@@ -167,6 +198,7 @@ class Renderer:
             "timestamp_iso": local.isoformat(),
             "app_name": self.settings.app_name,
             "subject_prefix": self.settings.subject_prefix,
+            "text_width": 0,
         }
 
     def subject(self, notification: Notification) -> str:
@@ -174,7 +206,10 @@ class Renderer:
         return one_line(self._subject_t.render(self.context(notification)))
 
     def text(self, notification: Notification) -> str:
-        """Plain text with the title, the message and every field."""
+        """Plain text with the title, the message and every field.
+
+        Lines are not wrapped: chat and push channels wrap for themselves. An email's
+        text part is rendered with ``text_width`` (see :func:`email_text`)."""
         return self._text_t.render(self.context(notification)).strip() + "\n"
 
     def html(self, notification: Notification) -> str:

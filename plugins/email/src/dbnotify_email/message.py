@@ -43,6 +43,18 @@ def check_header(name: str, folded: bytes) -> bytes:
     return folded
 
 
+TEXT_WIDTH = 76
+"""Where the text part wraps: mail clients show plain text as it is, and RFC 5322 asks
+for lines of at most 78 characters (chat channels, which wrap for themselves, get the
+renderer's unwrapped text)."""
+
+
+def plain_text(notification: Notification, renderer: Renderer) -> str:
+    """The renderer's text (``message.txt``), wrapped at :data:`TEXT_WIDTH` columns."""
+    text = renderer.render("message.txt", notification, text_width=TEXT_WIDTH)
+    return text.strip() + "\n"
+
+
 @attrs.frozen
 class Rendered:
     """Subject, text and HTML of one notification: rendered once, used for every message."""
@@ -55,7 +67,7 @@ class Rendered:
     def of(cls, notification: Notification, renderer: Renderer) -> Rendered:
         return cls(
             header_safe("Subject", renderer.subject(notification)),
-            renderer.text(notification),
+            plain_text(notification, renderer),
             renderer.html(notification),
         )
 
@@ -139,9 +151,11 @@ def build(
         unstructured("Date", email.utils.format_datetime(date or dt.datetime.now(dt.UTC)), utf8),
         unstructured("Message-ID", message_id(notification, sender, tag=tag), utf8),
         b"Auto-Submitted: auto-generated\r\n",  # RFC 3834: no auto-replies, please
+        b"X-Auto-Response-Suppress: All\r\n",  # the same for Exchange and Outlook
         unstructured("X-DBackup-Event", notification.event_type, utf8),
         b"MIME-Version: 1.0\r\n",
-        b'Content-Type: multipart/alternative; boundary="%s"\r\n' % boundary,
+        # folded: on one line it is 82 characters, past RFC 5322's 78
+        b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n' % boundary,
     ]
     return b"".join(
         [
