@@ -81,7 +81,7 @@ def default_messages() -> dict[str, bytes]:
     traceback = "".join(
         f'  File "/opt/dbackup/job_{i:04d}.py", line {i}, in run\n' for i in range(1000)
     )
-    long_error = _event("backup_failure").data | {"error": "Traceback:\n" + traceback}
+    long_error = {**_event("backup_failure").data, "error": "Traceback:\n" + traceback}
     messages["backup_failure.50kb-error"] = outgoing(
         CONFIG, to_notification(Event("backup_failure", long_error)), renderer
     )[0].data
