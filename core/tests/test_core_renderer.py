@@ -568,3 +568,15 @@ def test_text_wraps_long_lines_and_indents_field_values() -> None:
     assert " ".join(lines[3:5]).startswith("Backup job 'nightly-pg' failed. Error: pg_dump:")
     # text() is for chat and push channels, which wrap for themselves: not wrapped
     assert f"Error: {error}\n" in Renderer().text(notification)
+
+
+def test_values_that_grow_when_escaped_stay_under_gmails_clip() -> None:
+    """``<`` becomes ``&lt;``, an indentation space ``&nbsp;``: the cut counts the markup,
+    so two such 50 KB values still leave the footer inside Gmail's ~102 KB."""
+    notification = note(
+        data={"job_name": "j", "error": "<>" * 25_000, "details": "        x\n" * 5_000}
+    )
+    html = Renderer().html(notification)
+    assert 50_000 < len(html.encode()) < 100_000, len(html.encode())  # cut, not gutted
+    assert html.count("more characters: the plain-text part of this email has the whole") == 2
+    assert "Sent by DBackup" in html

@@ -73,9 +73,24 @@ def html_lines(value: str, limit: int = HTML_VALUE_LIMIT) -> markupsafe.Markup:
     Outlook for Windows, Windows Mail and Samsung Email ignore ``white-space: pre-wrap``:
     only ``<br>`` keeps a traceback's lines apart (and ``&nbsp;`` its indentation).
     Nothing from the event becomes markup. Past ``limit`` characters the text is cut,
-    with a note that says where the whole of it is.
+    with a note that says where the whole of it is; sooner if its markup would pass
+    twice that (text of ``<`` or of deep indentation grows four to six times).
     """
     text = str(value)
+    budget = 2 * limit
+    html = _html_lines(text, limit)
+    while (size := _markup_size(html)) > budget and limit > 100:
+        limit = limit * budget // size * 9 // 10
+        html = _html_lines(text, limit)
+    return html
+
+
+def _markup_size(html: str) -> int:
+    """Its size once written out: a no-break space becomes ``&nbsp;``."""
+    return len(html) + 5 * html.count("\u00a0")
+
+
+def _html_lines(text: str, limit: int) -> markupsafe.Markup:
     cut = len(text) - limit if len(text) > limit else 0
     if cut:
         text = text[:limit]
