@@ -184,6 +184,7 @@ class Renderer:
         }
         self._html = ImmutableSandboxedEnvironment(autoescape=True, **common)
         self._html.filters["lines"] = html_lines
+        self._html.filters["summary"] = summary
         self._text = ImmutableSandboxedEnvironment(autoescape=False, **common)
         self._text.filters["wrap"] = wrap
         self._json = ImmutableSandboxedEnvironment(autoescape=False, finalize=_json_value, **common)
@@ -200,7 +201,6 @@ class Renderer:
     def context(self, notification: Notification) -> dict[str, Any]:
         """What templates see. ``fields`` is a list of ``(label, value)`` pairs."""
         local = notification.timestamp.astimezone(self._tz)
-        fields = [(f.label, f.value) for f in notification.fields]
         return {
             "n": notification,
             "event_type": notification.event_type,
@@ -208,14 +208,12 @@ class Renderer:
             "color": SEVERITY_COLORS[notification.severity],
             "title": notification.title,
             "message": notification.message,
-            "summary": summary(notification.message, fields),
-            "fields": fields,
+            "fields": [(f.label, f.value) for f in notification.fields],
             "job_name": notification.job_name,
             "timestamp": local.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "timestamp_iso": local.isoformat(),
             "app_name": self.settings.app_name,
             "subject_prefix": self.settings.subject_prefix,
-            "text_width": 0,
         }
 
     def subject(self, notification: Notification) -> str:
