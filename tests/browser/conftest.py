@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 WINDOW = (700, 560)
@@ -100,6 +99,8 @@ def screenshot(chromium: str, tmp_path: Path) -> Screenshot:
         _run(chromium, tmp_path / f"{png.stem}-home", page, size, f"--screenshot={png}")
         assert png.is_file(), "no screenshot written"
         if size != window:
+            from PIL import Image  # here: ``pytest tests`` loads this file without Pillow
+
             with Image.open(png) as drawn:
                 drawn.crop((0, 0, *window)).save(png)
         return png
