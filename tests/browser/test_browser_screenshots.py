@@ -19,7 +19,7 @@ from dbnotify.events import Event, Severity, to_notification
 from dbnotify.rendering import Renderer
 
 if TYPE_CHECKING:  # conftest is not importable at run time (--import-mode=importlib)
-    from conftest import Screenshot
+    from conftest import Measure, Screenshot
 
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 MAX_IMAGE_BYTES = 100_000
@@ -209,3 +209,69 @@ def test_default_email_as_chromium_draws_it(
 
     saved = save_for_docs(image, card_bottom, f"email-{severity.value}.png")
     assert saved.stat().st_size < MAX_IMAGE_BYTES
+
+
+PHONE = (375, 740)  # an iPhone's width in CSS pixels
+
+
+def test_on_a_phone_the_card_fits_the_screen(
+    screenshot: Screenshot, scroll_width: Measure, tmp_path: Path
+) -> None:
+    """At 375 px nothing is off-screen: no sideways scrolling, the bar and the fields
+    table inside the window, every row with its label and value."""
+    notification = to_notification(EVENTS[Severity.INFO])  # the longest unbroken value
+    html = Renderer().html(notification)
+    assert scroll_width(html, PHONE) <= PHONE[0]
+
+    png = screenshot(html, tmp_path / "phone.png", window=PHONE)
+    with Image.open(png) as opened:
+        image = opened.convert("RGB")
+    px = image.load()
+    assert px is not None
+    bar = find_bar(image, COLOURS[Severity.INFO])
+    assert bar.right < PHONE[0], f"the bar runs off the screen: {bar}"
+    assert bar.width >= PHONE[0] - 40, bar
+    assert near(px[bar.right, bar.bottom + 20], BORDER, 2), "no card border at the right"
+    rules, card_bottom = ruled_rows(image, bar)
+    assert len(rules) == len(notification.fields), rules
+    assert card_bottom > rules[-1] + 30
+    left, right = bar.left + 24, bar.right - 24
+    split = left + (right - left) // 3
+    for index, top in enumerate(rules):
+        bottom = rules[index + 1] if index + 1 < len(rules) else top + 30
+        assert ink_in(image, Box(left, top + 1, split, bottom)) > 20, f"row {index}: no label"
+        assert ink_in(image, Box(split + 8, top + 1, right, bottom)) > 20, f"row {index}: no value"
+    save_for_docs(image, card_bottom, "email-phone.png")
+
+
+def text_rows(image: Image.Image, box: Box) -> int:
+    """How many lines of text are drawn in ``box``: bands of rows with ink."""
+    px = image.load()
+    assert px is not None
+    inked = [
+        any(is_ink(px[x, y]) for x in range(box.left, box.right))
+        for y in range(box.top, box.bottom)
+    ]
+    return sum(1 for y, ink in enumerate(inked) if ink and (y == 0 or not inked[y - 1]))
+
+
+def test_a_traceback_keeps_its_lines_where_white_space_is_ignored(
+    screenshot: Screenshot, tmp_path: Path
+) -> None:
+    """Outlook for Windows, Windows Mail and Samsung Email ignore ``white-space``: drawn
+    with it forced to ``normal``, a four-line error still shows four lines."""
+    error = "Traceback:\n  File dump.py\n    dump()\nOSError: full"
+    event = Event("backup_failure", {"job_name": "nightly-pg", "error": error}, timestamp=WHEN)
+    notification = to_notification(event)
+    outlook = "<style>* { white-space: normal !important; }</style></head>"
+    html = Renderer().html(notification).replace("</head>", outlook)
+    png = screenshot(html, tmp_path / "outlook.png")
+    with Image.open(png) as opened:
+        image = opened.convert("RGB")
+    bar = find_bar(image, COLOURS[Severity.FAILURE])
+    rules, card_bottom = ruled_rows(image, bar)
+    assert len(rules) == len(notification.fields) == 2, rules
+    left, right = bar.left + 24, bar.right - 24
+    split = left + (right - left) // 3
+    error_cell = Box(split + 8, rules[1] + 2, right, card_bottom - 40)
+    assert text_rows(image, error_cell) == 4

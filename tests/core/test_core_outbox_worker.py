@@ -565,7 +565,8 @@ async def test_email_retry_keeps_the_message_id_and_sends_to_the_4xx_one_only(
     first, second = smtp.messages
     assert (first.rcpt_tos, second.rcpt_tos) == (("a@x.org",), ("b@x.org",))
     assert first.message["Message-ID"] == second.message["Message-ID"]
-    assert first.message["Date"] == second.message["Date"]
+    # the Date is each attempt's own (a late Date scores as spam); the body keeps the event's
+    assert first.message["Date"].datetime <= second.message["Date"].datetime
     assert first.message["To"] == second.message["To"] == "a@x.org, b@x.org"
     rows = await notifier.history(delivery_ids=result.delivery_ids)
     assert statuses(rows) == {"a@x.org": ("delivered", 1), "b@x.org": ("delivered", 2)}

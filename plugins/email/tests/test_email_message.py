@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import email.utils
 import re
 from email.message import EmailMessage
@@ -13,8 +14,10 @@ import pytest
 
 from dbnotify import Event, EventError, Severity, Status
 
+SENDER = "DBackup Alerts <dbackup@example.com>"
 WHEN = dt.datetime(2025, 3, 14, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
+LATE = dt.timedelta(minutes=1)
 FAILURE = Event(
     "backup_failure",
     {
@@ -56,9 +59,10 @@ async def test_headers(smtp_server: Any, make_notifier: Any) -> None:
         "dbackup@example.com",
     )
     assert msg["To"] == "ops@example.com, Dev Team <dev@example.com>"
-    assert email.utils.parsedate_to_datetime(msg["Date"]) == WHEN
+    assert abs(email.utils.parsedate_to_datetime(msg["Date"]) - dt.datetime.now(dt.UTC)) < LATE
     assert msg["Message-ID"] == f"<{result.notification_id}@example.com>"
     assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-Auto-Response-Suppress"] == "All"  # Exchange's out-of-office, too
     assert msg["X-DBackup-Event"] == "backup_failure"
     assert msg.get_all("Bcc") is None
     assert msg.get_all("Cc") is None
@@ -81,6 +85,81 @@ async def test_message_id_is_stable_per_notification(
         f"<{second.notification_id}@example.com>",
     ]
     assert ids[0] != ids[1]
+
+
+async def test_date_is_the_attempt_not_the_event(smtp_server: Any, make_notifier: Any) -> None:
+    """A message sent hours after its event is dated when sent (no DATE_IN_PAST in spam
+    filters); the event's time stays in the body."""
+    hours_ago = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=4)
+    event = Event("backup_failure", {"job_name": "nightly-pg"}, timestamp=hours_ago)
+    result, received = await deliver(smtp_server, make_notifier, event)
+    msg = received.message
+
+    assert abs(email.utils.parsedate_to_datetime(msg["Date"]) - dt.datetime.now(dt.UTC)) < LATE
+    assert msg["Message-ID"] == f"<{result.notification_id}@example.com>"
+    shown = hours_ago.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert shown in received.part("plain")
+    assert shown in received.part("html")
+
+
+def test_a_retry_keeps_the_message_id_and_is_dated_when_sent() -> None:
+    """Each attempt builds the message anew: same Message-ID, the attempt's Date."""
+    import email
+    import email.policy
+
+    from dbnotify.events import to_notification
+    from dbnotify.rendering import Renderer
+    from dbnotify_email.plugin import outgoing, validate_config
+
+    config = validate_config(
+        {"host": "127.0.0.1", "security": "none", "from": "d@example.com", "to": "o@example.com"}
+    )
+    notification = to_notification(FAILURE)
+    first, later = (WHEN + dt.timedelta(hours=1), WHEN + dt.timedelta(days=2))
+    sent = [
+        email.message_from_bytes(outgoing(config, notification, Renderer(), date=when)[0].data)
+        for when in (first, later)
+    ]
+    assert [m["Message-ID"] for m in sent] == [f"<{notification.id}@example.com>"] * 2
+    assert [email.utils.parsedate_to_datetime(m["Date"]) for m in sent] == [first, later]
+
+
+def test_every_header_line_fits_78_columns() -> None:
+    """RFC 5322 2.1.1: lines SHOULD be at most 78 characters (the top Content-Type, with
+    its boundary, was 82)."""
+    from dbnotify.events import to_notification
+    from dbnotify.rendering import Renderer
+    from dbnotify_email.plugin import outgoing, validate_config
+
+    config = validate_config(
+        {"host": "127.0.0.1", "security": "none", "from": SENDER, "to": "o@example.com"}
+    )
+    (sent,) = outgoing(config, to_notification(FAILURE), Renderer())
+    head = sent.data.split(b"\r\n\r\n", 1)[0].decode("ascii").split("\r\n")
+    assert [line for line in head if len(line) > 78] == []
+    msg = email.message_from_bytes(sent.data, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg.get_boundary() is not None
+    assert len(list(msg.iter_parts())) == 2
+
+
+async def test_text_part_wraps_long_values_under_their_first_line(
+    smtp_server: Any, make_notifier: Any
+) -> None:
+    error = "connection to server failed: " + "the database system is shutting down " * 4
+    event = Event("backup_failure", {"job_name": "nightly-pg", "error": error.strip()})
+    _, received = await deliver(smtp_server, make_notifier, event)
+    lines = received.part("plain").splitlines()
+
+    assert max(len(line) for line in lines) <= 76, lines
+    start = lines.index(
+        "Error: connection to server failed: the database system is shutting down the"
+    )
+    assert lines[start + 1 : start + 4] == [
+        "       database system is shutting down the database system is shutting down",
+        "       the database system is shutting down",
+        "",
+    ]
 
 
 # --- the parts --------------------------------------------------------------------------------
@@ -131,8 +210,28 @@ async def test_html_part_is_a_full_document_with_colour_fields_and_escaped_data(
         ("Error", "&lt;img src=x onerror=alert(1)&gt;"),
     ]
     assert "<img" not in html
-    assert "onerror=alert(1)&gt;</p>" in html  # the message sentence, escaped too
+    # the error once, in its field: the message sentence leaves it to the table
+    assert re.search(r"<p[^>]*>Backup job 'nightly-pg' failed\.</p>", html)
+    assert html.count("onerror=alert(1)") == 1
     assert "2025-03-14 02:30:05 UTC · Sent by DBackup" in html
+
+
+async def test_a_50_kb_error_arrives_whole_in_text_and_under_gmails_clip_in_html(
+    smtp_server: Any, make_notifier: Any
+) -> None:
+    """Gmail clips an HTML body past ~102 KB. The error is shown once and cut in the
+    HTML, with a note; the text part has every character of it."""
+    error = "".join(f"  at frame {i:05d} in dump.py\n" for i in range(2000))[:50_000]
+    event = Event("backup_failure", {"job_name": "nightly-pg", "error": error})
+    _, received = await deliver(smtp_server, make_notifier, event)
+    html = received.part("html")
+
+    assert len(html.encode()) < 50_000, len(html.encode())
+    assert html.count("at frame 00000 in dump.py") == 1
+    assert "more characters: the plain-text part of this email has the whole text" in html
+    assert "Sent by DBackup" in html
+    plain = received.part("plain")
+    assert all(line.strip() in plain for line in error.splitlines())  # every frame
 
 
 @pytest.mark.parametrize(
@@ -212,6 +311,7 @@ async def test_encoded_line_break_in_title_injects_nothing(
         "Date",
         "Message-ID",
         "Auto-Submitted",
+        "X-Auto-Response-Suppress",
         "X-DBackup-Event",
     ]
     assert "\n" not in msg["Subject"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,15 @@ SEVERITY_COLORS: dict[Severity, str] = {
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+_LINE_BREAK = re.compile(r"\r\n|[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_INDENT = re.compile(r"^[ \t]+")
+
+HTML_VALUE_LIMIT = 20_000
+"""Characters of one value (or the message) the HTML shows; the rest is cut with a note.
+Gmail clips an HTML body past about 102 KB and hides the rest behind a link: a long
+error must not push the fields and footer out. The text part keeps every character; the
+HTML keeps enough of it that SpamAssassin does not find the parts too different
+(MPART_ALT_DIFF_COUNT, 2.8 points, when the text has over 3 times the HTML's words)."""
 
 
 def template_problem(exc: jinja2.TemplateError) -> str:
@@ -50,6 +60,102 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, jinja2.runtime.Undefined):
         return value
     return json.dumps(value, default=str)
+
+
+def _nbsp(indent: re.Match[str]) -> str:
+    """A line's indentation as no-break spaces (tabs of 4): HTML would collapse it."""
+    return "\u00a0" * len(indent.group().expandtabs(4))
+
+
+def html_lines(value: str, limit: int = HTML_VALUE_LIMIT) -> markupsafe.Markup:
+    """Event text as HTML: escaped first, then its lines joined with ``<br>``.
+
+    Outlook for Windows, Windows Mail and Samsung Email ignore ``white-space: pre-wrap``:
+    only ``<br>`` keeps a traceback's lines apart (and ``&nbsp;`` its indentation).
+    Nothing from the event becomes markup. Past ``limit`` characters the text is cut,
+    with a note that says where the whole of it is; sooner if its markup would pass
+    twice that (text of ``<`` or of deep indentation grows four to six times).
+    """
+    text = str(value)
+    budget = 2 * limit
+    html = _html_lines(text, limit)
+    while (size := _markup_size(html)) > budget and limit > 100:
+        limit = limit * budget // size * 9 // 10
+        html = _html_lines(text, limit)
+    return html
+
+
+def _markup_size(html: str) -> int:
+    """Its size once written out: a no-break space becomes ``&nbsp;``."""
+    return len(html) + 5 * html.count("\u00a0")
+
+
+def _html_lines(text: str, limit: int) -> markupsafe.Markup:
+    cut = len(text) - limit if len(text) > limit else 0
+    if cut:
+        text = text[:limit]
+    lines = [_INDENT.sub(_nbsp, line) for line in _LINE_BREAK.split(text)]
+    html = markupsafe.Markup("<br>\n").join(markupsafe.escape(line) for line in lines)
+    if cut:
+        html += markupsafe.Markup(
+            '&hellip;<br>\n<span class="cut">({:,} more characters: the plain-text part'
+            " of this email has the whole text)</span>"
+        ).format(cut)
+    return html
+
+
+def wrap(value: str, indent: int = 0, width: int = 0) -> str:
+    """Plain text wrapped at ``width`` columns, continuation lines indented by ``indent``;
+    with ``width`` 0 (chat and push channels, which wrap for themselves), as it is.
+
+    For a value written after its label (``Error:  ...``): its first line follows the
+    label, every other line starts under the first, not at column 0. A line's own
+    indentation is kept on its continuations; words are never broken (a long URL or
+    path stays whole).
+    """
+    if width <= 0:
+        return str(value)
+    room = max(width - indent, 30)
+    pad = " " * indent
+    out: list[str] = []
+    for line in _LINE_BREAK.split(str(value)):
+        own = _INDENT.match(line)
+        wrapped = textwrap.wrap(
+            line,
+            room,
+            subsequent_indent=own.group() if own else "",
+            expand_tabs=False,
+            replace_whitespace=False,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        out += wrapped or [line.strip()]
+    return ("\n" + pad).join(out).replace(pad + "\n", "\n")
+
+
+def summary(message: str, fields: list[tuple[str, str]]) -> str:
+    """The message without a field value it ends with, which the fields table shows.
+
+    ``Backup job 'x' failed. Error: <error>`` becomes ``Backup job 'x' failed.``: the
+    error is printed once, in its field, not twice (a long one twice would double the
+    HTML's size). Only a value introduced by a colon is dropped.
+    """
+    for label, value in sorted(fields, key=lambda field: -len(field[1])):
+        if not value or not message.endswith(value):
+            continue
+        head = message[: -len(value)].rstrip()
+        if not head.endswith(":"):
+            continue
+        head = head[:-1].rstrip()
+        if head.endswith(label):
+            rest = head[: -len(label)]
+            if not rest.strip():
+                continue  # "Error: x" is the message itself
+            if rest[-1].isspace():
+                head = rest.rstrip()
+        if head:
+            return head if head.endswith((".", "!", "?")) else head + "."
+    return message
 
 
 def one_line(text: str) -> str:
@@ -77,7 +183,10 @@ class Renderer:
             "lstrip_blocks": True,
         }
         self._html = ImmutableSandboxedEnvironment(autoescape=True, **common)
+        self._html.filters["lines"] = html_lines
+        self._html.filters["summary"] = summary
         self._text = ImmutableSandboxedEnvironment(autoescape=False, **common)
+        self._text.filters["wrap"] = wrap
         self._json = ImmutableSandboxedEnvironment(autoescape=False, finalize=_json_value, **common)
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         try:
@@ -112,7 +221,10 @@ class Renderer:
         return one_line(self._subject_t.render(self.context(notification)))
 
     def text(self, notification: Notification) -> str:
-        """Plain text with the title, the message and every field."""
+        """Plain text with the title, the message and every field.
+
+        Lines are not wrapped: chat and push channels wrap for themselves. An email's
+        text part is rendered with ``text_width`` (see :func:`email_text`)."""
         return self._text_t.render(self.context(notification)).strip() + "\n"
 
     def html(self, notification: Notification) -> str:

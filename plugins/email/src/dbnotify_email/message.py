@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import datetime as dt
 import email.utils
 import functools
 import re
@@ -42,6 +43,18 @@ def check_header(name: str, folded: bytes) -> bytes:
     return folded
 
 
+TEXT_WIDTH = 76
+"""Where the text part wraps: mail clients show plain text as it is, and RFC 5322 asks
+for lines of at most 78 characters (chat channels, which wrap for themselves, get the
+renderer's unwrapped text)."""
+
+
+def plain_text(notification: Notification, renderer: Renderer) -> str:
+    """The renderer's text (``message.txt``), wrapped at :data:`TEXT_WIDTH` columns."""
+    text = renderer.render("message.txt", notification, text_width=TEXT_WIDTH)
+    return text.strip() + "\n"
+
+
 @attrs.frozen
 class Rendered:
     """Subject, text and HTML of one notification: rendered once, used for every message."""
@@ -54,7 +67,7 @@ class Rendered:
     def of(cls, notification: Notification, renderer: Renderer) -> Rendered:
         return cls(
             header_safe("Subject", renderer.subject(notification)),
-            renderer.text(notification),
+            plain_text(notification, renderer),
             renderer.html(notification),
         )
 
@@ -108,6 +121,7 @@ def build(
     cc: Sequence[Mailbox] = (),
     reply_to: Sequence[Mailbox] = (),
     tag: str = "",
+    date: dt.datetime | None = None,
 ) -> tuple[bytes, bool]:
     """The message's bytes, and whether it needs SMTPUTF8. Bcc recipients never appear.
 
@@ -117,6 +131,10 @@ def build(
     anything not plain short ASCII are folded by the email package, and every header
     passes :func:`check_header`. The boundary starts with ``=_``, which quoted-printable
     text cannot contain. With no To (Bcc only), To is ``undisclosed-recipients:;``.
+
+    ``Date`` is when the message is built for sending (``date``, else now), not the
+    event's time: a retry hours later dated by the event scores DATE_IN_PAST in spam
+    filters. The Message-ID stays the notification's; the body keeps the event's time.
     """
     utf8 = any(m.needs_smtputf8 for m in (sender, *to, *cc, *reply_to))
     boundary = b"=_" + secrets.token_hex(16).encode("ascii")
@@ -130,12 +148,14 @@ def build(
     if reply_to:
         headers.append(address_header("Reply-To", tuple(reply_to), utf8))
     headers += [
-        unstructured("Date", email.utils.format_datetime(notification.timestamp), utf8),
+        unstructured("Date", email.utils.format_datetime(date or dt.datetime.now(dt.UTC)), utf8),
         unstructured("Message-ID", message_id(notification, sender, tag=tag), utf8),
         b"Auto-Submitted: auto-generated\r\n",  # RFC 3834: no auto-replies, please
+        b"X-Auto-Response-Suppress: All\r\n",  # the same for Exchange and Outlook
         unstructured("X-DBackup-Event", notification.event_type, utf8),
         b"MIME-Version: 1.0\r\n",
-        b'Content-Type: multipart/alternative; boundary="%s"\r\n' % boundary,
+        # folded: on one line it is 82 characters, past RFC 5322's 78
+        b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n' % boundary,
     ]
     return b"".join(
         [

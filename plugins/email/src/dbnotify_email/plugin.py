@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
@@ -82,14 +83,20 @@ def outgoing(
     notification: Notification,
     renderer: Renderer,
     user: tuple[Mailbox, ...] | None = None,
+    *,
+    date: dt.datetime | None = None,
 ) -> list[Outgoing]:
     """The messages for one notification: rendered once, built per message.
+
+    Built anew for each attempt, so ``Date`` is the attempt's (``date``, else now) and
+    the Message-ID the notification's.
 
     A user's copy goes to the user alone (no Cc, no Bcc). With ``per_recipient`` every
     recipient gets a message of their own; otherwise one message carries To and Cc in
     its headers and Bcc only in the envelope.
     """
     rendered = message.Rendered.of(notification, renderer)
+    date = date or dt.datetime.now(dt.UTC)
     # a user's copy names the user alone: no Cc, no Bcc, no Reply-To of the admins'
     reply_to = config.reply_to or () if user is None else ()
     Group = tuple[tuple[Mailbox, ...], tuple[Mailbox, ...], tuple[Mailbox, ...], str]
@@ -104,7 +111,14 @@ def outgoing(
     result = []
     for to, cc, bcc, tag in groups:
         data, utf8 = message.build(
-            notification, rendered, sender=config.from_, to=to, cc=cc, reply_to=reply_to, tag=tag
+            notification,
+            rendered,
+            sender=config.from_,
+            to=to,
+            cc=cc,
+            reply_to=reply_to,
+            tag=tag,
+            date=date,
         )
         envelope = _unique((*to, *cc, *bcc))
         needs = utf8 or any(m.needs_smtputf8 for m in envelope)
@@ -114,7 +128,9 @@ def outgoing(
                 envelope,
                 data,
                 needs,
-                _ascii_data(notification, rendered, config, to, cc, tag, data if not utf8 else None)
+                _ascii_data(
+                    notification, rendered, config, to, cc, tag, date, data if not utf8 else None
+                )
                 if needs
                 else None,
             )
@@ -129,6 +145,7 @@ def _ascii_data(
     to: tuple[Mailbox, ...],
     cc: tuple[Mailbox, ...],
     tag: str,
+    date: dt.datetime,
     same: bytes | None,
 ) -> bytes | None:
     """The message for a server without SMTPUTF8: its non-ASCII addresses left out.
@@ -151,6 +168,7 @@ def _ascii_data(
         cc=ascii_cc if ascii_to else (),
         reply_to=config.reply_to or (),
         tag=tag,
+        date=date,
     )
     return data
 
