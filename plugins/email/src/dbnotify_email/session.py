@@ -22,6 +22,7 @@ import attrs
 
 from dbnotify.channel import FailureKind, TestStage
 from dbnotify_email.errors import Failure, classify
+from dbnotify_email.masking import remember_token
 from dbnotify_email.settings import AuthMethod, EmailConfig, Security, verifying_context
 from dbnotify_email.tokens import TokenError
 
@@ -360,6 +361,7 @@ async def _login(smtp: aiosmtplib.SMTP, config: EmailConfig) -> str:
                     hint="check that the token source works for the user dbnotify runs as",
                 ),
             ) from None
+        remember_token(config, token)
         _require_offered(smtp, "xoauth2", offered)
         await smtp.auth_xoauth2(config.user, token.reveal())
         return "XOAUTH2"
