@@ -222,6 +222,36 @@ def test_client_key_without_a_certificate_is_refused(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("key_file", ["none", "not-its-key"])
+def test_client_certificate_without_its_key_is_refused_at_load(
+    tls: Any, tmp_path: Path, key_file: str
+) -> None:
+    """Without its key the server ends the handshake: every send would fail."""
+    from dbnotify import ConfigError
+    from dbnotify.plugins import default_registry
+
+    client = tls.ca.issue_cert("dbnotify-client.example")
+    cert = tmp_path / "client.pem"
+    client.cert_chain_pems[0].write_to_path(str(cert))
+    options = {"tls_client_cert": str(cert)}
+    if key_file == "not-its-key":
+        other = tmp_path / "other.key"
+        tls.ca.issue_cert("other.example").private_key_pem.write_to_path(str(other))
+        options["tls_client_key"] = str(other)
+    plugin = default_registry().get("email")
+    assert plugin is not None
+    with pytest.raises(ConfigError) as info:
+        plugin.validate_config(
+            {"host": "smtp.example.com", "from": "a@example.com", "to": "b@example.com", **options}
+        )
+    assert str(info.value) == "1 configuration error:\n  " + (
+        f"tls_client_key: required: tls_client_cert {str(cert)!r} holds no private key; "
+        "set tls_client_key to the PEM file of its key"
+        if key_file == "none"
+        else "tls_client_cert: cannot load it with tls_client_key: KEY_VALUES_MISMATCH"
+    )
+
+
 # --- local_hostname ----------------------------------------------------------------------------
 
 

@@ -23,7 +23,13 @@ import attrs
 from dbnotify.channel import FailureKind, TestStage
 from dbnotify_email.errors import Failure, classify
 from dbnotify_email.masking import remember_token
-from dbnotify_email.settings import AuthMethod, EmailConfig, Security, verifying_context
+from dbnotify_email.settings import (
+    AuthMethod,
+    EmailConfig,
+    Security,
+    load_client_cert,
+    verifying_context,
+)
 from dbnotify_email.tokens import TokenError
 
 log = logging.getLogger(__name__)
@@ -59,10 +65,7 @@ def tls_context(config: EmailConfig) -> ssl.SSLContext:
     """Verifying by default; client certificate; the opt-out only when written out."""
     context = verifying_context(config.tls_ca_file)
     if config.tls_client_cert is not None:
-        try:
-            context.load_cert_chain(config.tls_client_cert, config.tls_client_key)
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"tls_client_cert: cannot load it: {exc}") from None
+        load_client_cert(context, config.tls_client_cert, config.tls_client_key)
     if not config.tls_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -246,7 +249,9 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
         text = str(exc)
         failure = Failure(
             FailureKind.PERMANENT,
-            text if text.startswith("tls_client_cert") else f"tls_ca_file: {text}",
+            text
+            if text.startswith(("tls_client_cert", "tls_client_key"))
+            else f"tls_ca_file: {text}",
             hint="point it at a readable PEM file",
         )
         if log_ is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from dbnotify.channel import Secret, describe_value
+from dbnotify.channel import Secret, describe_value, regular_file_problem
 
 COMMAND_TIMEOUT = 30.0
 
@@ -91,7 +91,11 @@ class TokenSource:
 
 
 def _read_text(path: str) -> str:
-    return Path(path).expanduser().read_text()
+    found = Path(path).expanduser()
+    if problem := regular_file_problem(found):
+        # reading a FIFO would wait for a writer, holding a thread at every connection
+        raise OSError(f"it {problem}")
+    return found.read_text()
 
 
 def structure_token_source(value: Any, _cl: Any) -> TokenSource:
