@@ -3,8 +3,10 @@ channel's ``explain`` of its service's answer (against a real local HTTP server)
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -223,3 +225,35 @@ async def test_httpx_log_lines_show_the_host_only(
         f'HTTP Request: POST http://{httpserver.host}:{httpserver.port} "HTTP/1.0 200 OK"'
     ]
     assert not [line for line in lines if TOKEN in line]  # the server's own log has it
+
+
+@pytest.mark.parametrize("value", ["k3y-short", "marker-api-key-of-32-characters!"])
+async def test_query_values_of_a_secret_url_are_masked_however_short(
+    httpserver: HTTPServer, value: str
+) -> None:
+    """``?apikey=...``: the token is the query value, which a service may echo alone."""
+    httpserver.expect_request("/hook").respond_with_data(
+        f"apikey {value} / {quote(value, safe='')} is revoked", status=401
+    )
+    url = Secret(httpserver.url_for("/hook") + "?apikey=" + quote(value, safe="") + "&v=2")
+    result = await deliver("hook", "POST", url)
+    assert result.reply == "401 UNAUTHORIZED: apikey ******** / ******** is revoked"
+
+
+async def test_echoed_basic_credentials_are_masked(httpserver: HTTPServer) -> None:
+    """Twilio-style ``auth=(sid, token)``: the token, and the Basic header built of it."""
+    token = "marker-auth-token"
+    blob = base64.b64encode(f"AC123:{token}".encode()).decode()
+    httpserver.expect_request("/api").respond_with_data(
+        f"bad Authorization: Basic {blob} ({token})", status=401
+    )
+    result = await deliver("sms", "POST", httpserver.url_for("/api"), auth=("AC123", Secret(token)))
+    assert result.reply == "401 UNAUTHORIZED: bad Authorization: Basic ******** (********)"
+
+
+def test_scrub_masks_a_query_value_and_basic_credentials_of_the_url() -> None:
+    blob = base64.b64encode(b"user:pa55word").decode()
+    url = Secret("https://hooks.example.com/x?token=t0k3n")
+    assert scrub(failed("t0k3n refused"), url).reply == "******** refused"
+    url = Secret("https://user:pa55word@hooks.example.com/x")
+    assert scrub(failed(f"Basic {blob}"), url).reply == "Basic ********"

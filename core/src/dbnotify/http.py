@@ -21,6 +21,7 @@ log lines either.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import functools
 import logging
@@ -28,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import attrs
 import httpx
@@ -202,12 +203,17 @@ async def deliver(
     """
     target = _reveal(url)
     plain_headers = {k: _reveal(v) for k, v in (headers or {}).items()}
-    secrets = tuple(
-        s.reveal() for s in (url, *(headers or {}).values(), *(auth or ())) if isinstance(s, Secret)
-    )
+    found = {
+        form
+        for s in (url, *(headers or {}).values(), *(auth or ()))
+        if isinstance(s, Secret)
+        for form in secret_forms(s.reveal())
+    }
+    if auth is not None and isinstance(auth[1], Secret):
+        found |= basic_forms(auth[0], auth[1].reveal())
     if isinstance(url, Secret):
-        secrets += tuple(_url_secrets(target))
-    secrets = tuple(sorted(set(secrets) - {""}, key=len, reverse=True))  # longest first
+        found.update(url_secrets(target))
+    secrets = tuple(sorted(found - {""}, key=len, reverse=True))  # longest first
     try:
         async with client(timeout=timeout, verify=verify) as http:
             response = await http.request(
@@ -309,15 +315,36 @@ def check_url(_inst: Any, _attr: attrs.Attribute[Any], value: Secret | str | Non
         raise ValueError(problem)
 
 
-def _url_secrets(url: str) -> list[str]:
-    """The parts of a URL that may be a token: path, query, long path segments, password."""
+MIN_QUERY_VALUE = 4
+"""Query values shorter than this are not masked (``?v=1`` would mask every ``1``)."""
+
+
+def secret_forms(secret: str) -> set[str]:
+    """``secret`` as a service may echo it: as it is, and URL-encoded."""
+    return {secret, quote(secret, safe=""), quote_plus(secret)} - {""}
+
+
+def basic_forms(user: str, password: str) -> set[str]:
+    """The ``Authorization: Basic`` value of ``user`` and ``password`` (echoed by some
+    services), besides the password's own forms."""
+    blob = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {blob, blob.rstrip("="), *secret_forms(password)}
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may be a token, longest first: path, query, long path
+    segments, every query value (``?apikey=...``, however short), user and password."""
     parts = urlsplit(url)
     found = [parts.path, parts.query]
     for segment in parts.path.split("/"):
         found += [segment, unquote(segment)]
     secrets = {s for s in found if len(s) >= 16}
+    for _key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if len(value) >= MIN_QUERY_VALUE:
+            secrets |= secret_forms(value)
     if parts.password and len(parts.password) >= 4:
-        secrets |= {parts.password, unquote(parts.password)}
+        password = unquote(parts.password)
+        secrets |= {parts.password, *basic_forms(unquote(parts.username or ""), password)}
     return sorted(secrets, key=len, reverse=True)
 
 
@@ -328,7 +355,7 @@ def scrub(result: RecipientResult, url: Secret) -> RecipientResult:
     token. :func:`~dbnotify.http.deliver` does this itself for a Secret URL; this is for
     a channel that sends its requests some other way.
     """
-    secrets = _url_secrets(url.reveal())
+    secrets = url_secrets(url.reveal())
     if not secrets:
         return result
 

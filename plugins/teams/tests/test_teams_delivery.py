@@ -212,6 +212,17 @@ async def test_the_token_never_appears_in_results(
     assert token not in repr(result) + repr(notifier.config)
 
 
+async def test_a_token_across_the_200_character_cut_is_masked(
+    answer: Any, make_notifier: Any, token: str
+) -> None:
+    """Masked before the reply is cut: a cut token would leave its start."""
+    lead = "x" * (200 - 8 - len(token) // 2)
+    answer(body=f"{lead} {token} HTTP error 400")
+    result = await make_notifier().notify(failure_event())
+    assert only(result).reply == "200 OK: " + f"{lead} ******** HTTP error 400"[:200]
+    assert token[: len(token) // 2] not in repr(result)
+
+
 async def test_the_token_never_appears_in_logs(
     answer: Any, make_notifier: Any, token: str, client_logs: Any
 ) -> None:
