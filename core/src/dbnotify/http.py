@@ -239,6 +239,13 @@ async def deliver(
             f"cannot reach {where(target)}: {type(exc).__name__}",
             hint="check the URL's host, this machine's network and DNS, and any proxy",
         )
+    except UnicodeEncodeError:  # its text would show a character of a header: a token's
+        return RecipientResult.failed(
+            label,
+            FailureKind.PERMANENT,
+            "a request header holds a character that is not ASCII",
+            hint="check the channel's tokens and headers for a pasted quote or accent",
+        )
     result = result_of(label, response, secrets=secrets)
     if explain is not None:
         result = _explained(explain, response, result)
@@ -304,6 +311,22 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return f"has no host name after {scheme}://"
     return None
+
+
+def header_secret(_inst: Any, _attr: Any, value: Secret | None) -> None:
+    """attrs validator: a token sent in an HTTP header, which carries printable ASCII
+    only (another character fails every request). Says where it came from, never any
+    character of it."""
+    if value is None:
+        return
+    text = value.reveal()
+    if not text.strip():
+        raise ValueError(f"is empty ({value.source})")
+    if not all(" " <= c <= "~" for c in text):
+        raise ValueError(
+            "must be printable ASCII: it is sent in an HTTP header, which cannot carry "
+            f"other characters (a pasted quote, accent or line break?) ({value.source})"
+        )
 
 
 def check_url(_inst: Any, _attr: attrs.Attribute[Any], value: Secret | str | None) -> None:
@@ -393,7 +416,11 @@ def api_url(example: str, *, credentials: str = "") -> Callable[[Any, Any, str],
     credential (user, password, query, fragment). ``credentials`` says where they go."""
 
     def check(_inst: Any, _attr: Any, value: str) -> None:
-        risky = "?" in value or "@" in value or "#" in value
+        # the value is echoed only without anything that may carry a token: a query,
+        # a user, a fragment, or a path (Telegram's /bot<token>)
+        _scheme, sep, rest = value.partition("://")
+        path = (rest if sep else value).partition("/")[2]
+        risky = "?" in value or "@" in value or "#" in value or bool(path.strip("/"))
         shown = "" if risky else f" (got {describe_value(value)})"
         problem = f'must be an http:// or https:// URL, e.g. "{example}"{shown}'
         try:

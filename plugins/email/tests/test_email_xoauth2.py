@@ -244,6 +244,17 @@ def test_xoauth2_configuration_errors() -> None:
             'oauth2_token: must be { env = "NAME" }, { file = "/path" } or '
             '{ command = ["program", "arg"] } (got a table with keys url)',
         ),
+        (
+            {"auth": "xoauth2", "user": MAILBOX, "oauth2_token": TOKEN},
+            'oauth2_token: must be { env = "NAME" }, { file = "/path" } or '
+            '{ command = ["program", "arg"] } (got a string; write where the token is read '
+            "from, not the token: it expires)",
+        ),
+        (
+            {"auth": "xoauth2", "user": MAILBOX, "oauth2_token": [TOKEN]},
+            'oauth2_token: must be { env = "NAME" }, { file = "/path" } or '
+            '{ command = ["program", "arg"] } (got a list)',
+        ),
     ]:
         with pytest.raises(ConfigError) as info:
             plugin.validate_config({**base, **options})
