@@ -61,6 +61,68 @@ class StageLog:
         self.stages.append(TestStage(name, False, reason, time.monotonic() - started, failure.hint))
 
 
+_HANDSHAKE = 22
+_CERTIFICATE_REQUEST = 13
+
+
+@attrs.define
+class CertificateRequest:
+    """Whether the server asked for a client certificate in the TLS handshake.
+
+    A server that requires one and gets none (or one it does not trust) just closes the
+    connection after the handshake, which reads like a network fault; knowing it asked
+    turns that into a permanent failure that names the certificate.
+    """
+
+    seen: bool = False
+
+    def watch(self, context: ssl.SSLContext) -> None:
+        """Listen to the handshake through CPython's message callback (what TLS key-log
+        and debugging tools use): only the message types are read."""
+
+        def callback(
+            _conn: object,
+            direction: str,
+            _version: object,
+            content_type: int,
+            msg_type: int,
+            _data: bytes,
+        ) -> None:
+            if (
+                direction == "read"
+                and content_type == _HANDSHAKE
+                and msg_type == _CERTIFICATE_REQUEST
+            ):
+                self.seen = True
+
+        setattr(context, "_msg_callback", callback)  # noqa: B010 - not in typeshed
+
+    def failure(self, exc: BaseException, failure: Failure, config: EmailConfig) -> Failure:
+        """``failure``, or the client certificate's when the server asked for one and
+        then hung up (not a reply, not a timeout, not its own certificate refused)."""
+        if not self.seen or isinstance(
+            exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPTimeoutError | TimeoutError
+        ):
+            return failure
+        if isinstance(exc.__cause__ or exc, ssl.SSLCertVerificationError):
+            return failure
+        if config.tls_client_cert is None:
+            return Failure(
+                FailureKind.PERMANENT,
+                "the server asked for a client certificate (mutual TLS) and closed the "
+                "connection without one",
+                hint="set tls_client_cert (and tls_client_key) to a certificate this "
+                "server accepts",
+            )
+        return Failure(
+            FailureKind.PERMANENT,
+            "the server asked for a client certificate (mutual TLS) and closed the "
+            "connection: it did not accept tls_client_cert",
+            hint="check that tls_client_cert is signed by a CA the server trusts, is not "
+            "expired, and is the one issued for this client",
+        )
+
+
 def tls_context(config: EmailConfig) -> ssl.SSLContext:
     """Verifying by default; client certificate; the opt-out only when written out."""
     context = verifying_context(config.tls_ca_file)
@@ -113,6 +175,7 @@ async def _stage(
     config: EmailConfig,
     action: Callable[[], Awaitable[T]],
     detail: Callable[[T], str],
+    asked: CertificateRequest | None = None,
 ) -> T:
     started = time.monotonic()
     try:
@@ -123,6 +186,8 @@ async def _stage(
         raise
     except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as exc:
         failure = classify(exc, config, stage=name)
+        if asked is not None:
+            failure = asked.failure(exc, failure, config)
         if log_ is not None:
             log_.failed(name, failure, started)
         raise StageFailed(name, failure) from exc
@@ -257,6 +322,9 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
         if log_ is not None:
             log_.failed("tls", failure, started)
         raise StageFailed("tls", failure) from None
+    asked = CertificateRequest()
+    if context is not None:
+        asked.watch(context)
     smtp = aiosmtplib.SMTP(
         hostname=config.host,
         sock=sock,
@@ -278,6 +346,7 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                     f"{tls_detail(smtp, config)}; greeting {reply.code} "
                     f"{' '.join(reply.message.split())[:80]}"
                 ),
+                asked,
             )
         else:
             greeting = await _stage(
@@ -286,9 +355,10 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                 config,
                 smtp.connect,
                 lambda reply: f"{reply.code} {' '.join(reply.message.split())[:80]}",
+                asked,
             )
         del greeting
-        await _stage(log_, "ehlo", config, smtp.ehlo, lambda _r: _capabilities(smtp))
+        await _stage(log_, "ehlo", config, smtp.ehlo, lambda _r: _capabilities(smtp), asked)
         if config.security is Security.STARTTLS:
             await _stage(
                 log_,
@@ -296,6 +366,7 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                 config,
                 lambda: _starttls(smtp, config),
                 lambda _r: f"STARTTLS: {tls_detail(smtp, config)}",
+                asked,
             )
         if config.authenticates:
             await _stage(
@@ -304,6 +375,7 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                 config,
                 lambda: _login(smtp, config),
                 lambda method: f"logged in as {config.user} ({method})",
+                asked,
             )
         elif log_ is not None:
             log_.stages.append(TestStage("auth", True, "skipped: no user configured"))
