@@ -118,10 +118,25 @@ def _mask(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+NOT_FOUND = (
+    "the service does not know this address (webhook deleted, or wrong URL)",
+    "create the webhook again and update the configuration",
+)
+"""What a 404 or 410 means to a webhook channel: reason and hint (see ``not_found``)."""
+
+
 def result_of(
-    label: str, response: httpx.Response, *, secrets: tuple[str, ...] = ()
+    label: str,
+    response: httpx.Response,
+    *,
+    secrets: tuple[str, ...] = (),
+    not_found: tuple[str, str] = NOT_FOUND,
 ) -> RecipientResult:
-    """What an HTTP answer means, per the rules in this module's docstring."""
+    """What an HTTP answer means, per the rules in this module's docstring.
+
+    ``not_found`` is the reason and hint of a 404 or 410: for a service whose address is
+    not a webhook (an API, a server of one's own), a 404 means something else.
+    """
     status = response.status_code
     reply = f"{status} {response.reason_phrase}".strip()
     if 200 <= status < 300:
@@ -161,9 +176,9 @@ def result_of(
         return RecipientResult.failed(
             label,
             FailureKind.PERMANENT,
-            "the service does not know this address (webhook deleted, or wrong URL)",
+            not_found[0],
             reply=detail,
-            hint="create the webhook again and update the configuration",
+            hint=not_found[1],
         )
     return RecipientResult.failed(
         label,
@@ -187,8 +202,11 @@ async def deliver(
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - httpx applies it to each phase
     verify: bool | str = True,
     explain: Callable[[httpx.Response, RecipientResult], RecipientResult] | None = None,
+    not_found: tuple[str, str] = NOT_FOUND,
 ) -> RecipientResult:
     """Send one request and say what happened to ``label``. Never raises for a failure.
+
+    ``not_found``: reason and hint of a 404 or 410 (see :func:`result_of`).
 
     ``explain(response, result)``, when given, is called whenever the service answered
     (any status, not after a timeout or a connection failure) with the whole response and
@@ -246,7 +264,7 @@ async def deliver(
             "a request header holds a character that is not ASCII",
             hint="check the channel's tokens and headers for a pasted quote or accent",
         )
-    result = result_of(label, response, secrets=secrets)
+    result = result_of(label, response, secrets=secrets, not_found=not_found)
     if explain is not None:
         result = _explained(explain, response, result)
     return _masked(result, secrets)

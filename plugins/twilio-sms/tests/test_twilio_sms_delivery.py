@@ -406,6 +406,34 @@ async def test_an_unknown_code_points_to_twilios_page(
     assert failed.hint == "see https://www.twilio.com/docs/errors/30999"
 
 
+async def test_404_names_the_account_not_a_webhook(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    httpserver.expect_request(PATH).respond_with_handler(
+        lambda _r: twilio_error(404, 20404, "The requested resource was not found")
+    )
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert (failed.kind, failed.reason, failed.hint) == (
+        FailureKind.PERMANENT,
+        "Twilio refused the message: The requested resource was not found (error 20404)",
+        "check account_sid (AC..., from the Twilio Console) and api_url",
+    )
+
+
+async def test_404_without_twilios_answer_names_api_url(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    httpserver.expect_request(PATH).respond_with_data("<h1>Not Found</h1>", status=404)
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert (failed.kind, failed.reason, failed.hint) == (
+        FailureKind.PERMANENT,
+        "Twilio knows no such account, or api_url is not Twilio's API",
+        "check account_sid (AC..., from the Twilio Console) and api_url",
+    )
+
+
 async def test_a_closed_port_is_transient_for_every_number(
     closed_port: int, make_notifier: MakeNotifier, failure_event: Event
 ) -> None:
