@@ -117,7 +117,7 @@ async def test_explain_is_not_called_without_an_answer() -> None:
 
     result = await deliver("hook", "POST", f"http://127.0.0.1:{port}/x", explain=explain)
     assert result.kind is FailureKind.TRANSIENT
-    assert result.reason == f"cannot reach http://127.0.0.1:{port}: ConnectError"
+    assert result.reason == f"connection refused by 127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize(
@@ -257,3 +257,26 @@ def test_scrub_masks_a_query_value_and_basic_credentials_of_the_url() -> None:
     assert scrub(failed("t0k3n refused"), url).reply == "******** refused"
     url = Secret("https://user:pa55word@hooks.example.com/x")
     assert scrub(failed(f"Basic {blob}"), url).reply == "Basic ********"
+
+
+async def test_an_unknown_host_is_named() -> None:
+    result = await deliver("hook", "POST", "http://no-such-host.invalid/x")
+    assert result.kind is FailureKind.TRANSIENT
+    # without a network the resolver says "try again", not "no such name"
+    assert (result.reason, result.hint) in [
+        ("unknown host no-such-host.invalid", "check the URL's host name"),
+        (
+            "cannot resolve host no-such-host.invalid now",
+            "check this machine's DNS; the outbox retries later",
+        ),
+    ]
+
+
+async def test_a_plain_server_behind_https_is_a_tls_failure(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_data("plain")
+    result = await deliver("hook", "POST", f"https://127.0.0.1:{httpserver.port}/x")
+    assert result.reason is not None
+    assert result.reason.startswith(f"TLS failed with 127.0.0.1:{httpserver.port}: ")
+    assert result.hint == (
+        "check that the URL's scheme and port fit the server (https:// speaks TLS)"
+    )

@@ -26,6 +26,8 @@ import email.utils
 import functools
 import logging
 import re
+import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -251,12 +253,7 @@ async def deliver(
             hint="the service is slow or unreachable from here; check the network",
         )
     except httpx.HTTPError as exc:
-        return RecipientResult.failed(
-            label,
-            FailureKind.TRANSIENT,
-            f"cannot reach {where(target)}: {type(exc).__name__}",
-            hint="check the URL's host, this machine's network and DNS, and any proxy",
-        )
+        return unreachable(label, target, exc)
     except UnicodeEncodeError:  # its text would show a character of a header: a token's
         return RecipientResult.failed(
             label,
@@ -268,6 +265,61 @@ async def deliver(
     if explain is not None:
         result = _explained(explain, response, result)
     return _masked(result, secrets)
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The operating system's error under httpx's, httpcore's and anyio's wrappers (the
+    deepest: anyio's "All connection attempts failed" wraps the refusal), if any."""
+    seen: set[int] = set()
+    found: OSError | None = None
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            found = current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def unreachable(label: str, url: str, exc: httpx.HTTPError) -> RecipientResult:
+    """A request that got no answer (not a timeout), said in words: ``connection refused
+    by HOST:PORT``, ``unknown host HOST``, a TLS failure; never only httpx's class name."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cause = _os_error(exc)
+    reason = f"cannot reach {where(url)}: {type(exc).__name__}"
+    hint = "check the URL's host, this machine's network and DNS, and any proxy"
+    if isinstance(cause, ConnectionRefusedError):
+        reason = f"connection refused by {address}"
+        hint = (
+            "nothing accepts connections there: check the URL's host and port, and that "
+            "the service is running and reachable from here (firewall, proxy)"
+        )
+    elif isinstance(cause, socket.gaierror):
+        unknown = cause.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5))
+        reason = f"unknown host {host}" if unknown else f"cannot resolve host {host} now"
+        hint = (
+            "check the URL's host name"
+            if unknown
+            else "check this machine's DNS; the outbox retries later"
+        )
+    elif isinstance(cause, ssl.SSLCertVerificationError):
+        reason = f"TLS certificate of {address} not trusted: {cause.verify_message}"
+        hint = "check the URL's host name; a private CA must be trusted by this machine"
+    elif isinstance(cause, ssl.SSLError):
+        reason = f"TLS failed with {address}: {cause.reason or type(cause).__name__}"
+        hint = "check that the URL's scheme and port fit the server (https:// speaks TLS)"
+    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        reason = f"{address} closed the connection without an answer"
+        hint = "the service or something between (a proxy) dropped the request; the outbox retries"
+    elif cause is not None and cause.strerror:
+        reason = f"cannot reach {address}: {cause.strerror}"
+    return RecipientResult.failed(label, FailureKind.TRANSIENT, reason, hint=hint)
 
 
 def _explained(

@@ -202,7 +202,7 @@ async def test_a_closed_port_is_transient(
         (failed,) = (await notifier.notify(failure_event)).failed
     assert failed.recipient == f"http://127.0.0.1:{closed_port}"
     assert failed.kind is FailureKind.TRANSIENT
-    assert failed.reason == f"cannot reach http://127.0.0.1:{closed_port}: ConnectError"
+    assert failed.reason == f"connection refused by 127.0.0.1:{closed_port}"
 
 
 async def test_the_token_never_appears_in_results_or_logs(

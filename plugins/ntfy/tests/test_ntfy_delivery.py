@@ -272,7 +272,7 @@ async def test_a_closed_port_is_transient(
         (failed,) = (await notifier.notify(failure_event)).failed
     assert failed.recipient == "dbackup-alerts"
     assert failed.kind is FailureKind.TRANSIENT
-    assert failed.reason == f"cannot reach http://127.0.0.1:{closed_port}: ConnectError"
+    assert failed.reason == f"connection refused by 127.0.0.1:{closed_port}"
 
 
 async def test_send_hook_directly(httpserver: HTTPServer, failure_event: Event) -> None:

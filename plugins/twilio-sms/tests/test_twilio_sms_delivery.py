@@ -440,7 +440,7 @@ async def test_a_closed_port_is_transient_for_every_number(
     async with make_notifier(f"http://127.0.0.1:{closed_port}") as notifier:
         result = await notifier.notify(failure_event)
     assert [(r.recipient, r.kind, r.reason) for r in result.failed] == [
-        (n, FailureKind.TRANSIENT, f"cannot reach http://127.0.0.1:{closed_port}: ConnectError")
+        (n, FailureKind.TRANSIENT, f"connection refused by 127.0.0.1:{closed_port}")
         for n in (FIRST, SECOND)
     ]
 

@@ -18,7 +18,7 @@ import attrs
 import httpx
 
 from dbnotify.channel import MASK, FailureKind, RecipientResult, Secret, Status
-from dbnotify.http import DEFAULT_TIMEOUT, client, result_of, url_secrets, where
+from dbnotify.http import DEFAULT_TIMEOUT, client, result_of, unreachable, url_secrets, where
 
 _EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
 
@@ -93,12 +93,7 @@ async def post(
             hint="the service is slow or unreachable from here; check the network",
         )
     except httpx.HTTPError as exc:
-        return RecipientResult.failed(
-            label,
-            FailureKind.TRANSIENT,
-            f"cannot reach {where(target)}: {type(exc).__name__}",
-            hint="check the URL's host, this machine's network and DNS, and any proxy",
-        )
+        return unreachable(label, target, exc)
     result = result_of(label, response, secrets=_secrets(target))
     if result.status is Status.DELIVERED:
         return confirmed(label, response, target)
