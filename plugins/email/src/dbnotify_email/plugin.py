@@ -278,7 +278,7 @@ async def _test(
                 for message_ in outgoing(config, notification, renderer):
                     deliveries += await transaction.send(session, message_)
                 ok = all(d.status is Status.DELIVERED for d in deliveries)
-                log.stages.append(
+                log.add(
                     TestStage(
                         "send",
                         ok,
@@ -297,13 +297,9 @@ async def _test(
         log.failed("send", exc.failure, time.monotonic())
         return TestReport(tuple(log.stages))
     except TimeoutError:
-        log.stages.append(
-            TestStage(
-                "deadline",
-                False,
-                f"the test took longer than deadline = {config.deadline:g}s in all",
-                hint="the server answers too slowly; check it, or raise deadline",
-            )
+        log.cut_short(
+            f"the test took longer than deadline = {config.deadline:g}s in all",
+            hint="the server answers too slowly; check it, or raise deadline",
         )
         return TestReport(tuple(log.stages))
 

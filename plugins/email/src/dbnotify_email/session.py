@@ -52,13 +52,24 @@ class StageLog:
     """What ``dbnotify test`` shows: every stage, its time, and on failure reply and hint."""
 
     stages: list[TestStage] = attrs.field(factory=list)
+    last: float = attrs.field(factory=time.monotonic)
+    """When the latest stage ended (or the log began): a stage cut short by the deadline
+    took the time since then."""
+
+    def add(self, stage: TestStage) -> None:
+        self.stages.append(stage)
+        self.last = time.monotonic()
 
     def ok(self, name: str, detail: str, started: float) -> None:
-        self.stages.append(TestStage(name, True, detail, time.monotonic() - started))
+        self.add(TestStage(name, True, detail, time.monotonic() - started))
 
     def failed(self, name: str, failure: Failure, started: float) -> None:
         reason = failure.reason + (f" (server said: {failure.reply})" if failure.reply else "")
-        self.stages.append(TestStage(name, False, reason, time.monotonic() - started, failure.hint))
+        self.add(TestStage(name, False, reason, time.monotonic() - started, failure.hint))
+
+    def cut_short(self, detail: str, hint: str) -> None:
+        """The ``deadline`` stage: what was under way when the deadline ran out, timed."""
+        self.add(TestStage("deadline", False, detail, time.monotonic() - self.last, hint))
 
 
 _HANDSHAKE = 22
@@ -378,7 +389,7 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                 asked,
             )
         elif log_ is not None:
-            log_.stages.append(TestStage("auth", True, "skipped: no user configured"))
+            log_.add(TestStage("auth", True, "skipped: no user configured"))
     except BaseException:
         smtp.close()
         raise
