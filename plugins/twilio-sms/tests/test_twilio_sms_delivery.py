@@ -381,6 +381,23 @@ async def test_401_is_permanent_and_parks_the_channel(
         assert TOKEN not in text
 
 
+async def test_echoed_basic_credentials_are_masked(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    """A proxy or API that quotes the Authorization header it got."""
+    basic = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+    httpserver.expect_request(PATH).respond_with_handler(
+        lambda _r: twilio_error(401, 20003, f"Authorization: Basic {basic} refused")
+    )
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.reason == (
+        "Twilio refused the message: Authorization: Basic ******** refused (error 20003)"
+    )
+    assert basic not in repr(failed)
+    assert basic.rstrip("=") not in repr(failed)
+
+
 async def test_a_bad_sender_parks_the_channel(
     httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
 ) -> None:
