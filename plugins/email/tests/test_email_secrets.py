@@ -6,13 +6,16 @@ The server is the raw script (``scripted``): its AUTH reply quotes the password 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from dbnotify import Event, FailureKind, Status
+from dbnotify import Event, FailureKind, Notifier, Status
 
 EVENT = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
 USER = "mailer@example.com"
@@ -114,3 +117,54 @@ async def test_the_exact_masked_reply(scripted: Any, make_notifier: Any) -> None
 
     (recipient,) = (await notifier.notify(EVENT)).recipients
     assert recipient.reply == f"535 5.7.8 AUTH PLAIN {MASK} for {MASK}"
+
+
+def _all_bytes(folder: Path) -> bytes:
+    """The outbox file and its journal (-wal, -shm) as they are on disk."""
+    return b"".join(p.read_bytes() for p in folder.iterdir() if p.is_file())
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+async def test_the_outbox_file_and_history_never_hold_an_echoed_secret(
+    scripted: Any, tmp_path: Path
+) -> None:
+    """What ``history --json`` and ``outbox`` read, and the SQLite file itself."""
+    server = await scripted(
+        good_ehlo=EHLO, replies={"AUTH": f"535 5.7.8 AUTH PLAIN {PLAIN} for {PASSWORD}"}
+    )
+    path = tmp_path / "outbox.sqlite"
+    notifier = Notifier.from_config(
+        {
+            "channels": {
+                "mail": {
+                    "type": "email",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "security": "none",
+                    "from": "dbackup@example.com",
+                    "to": ["ops@example.com"],
+                    "user": USER,
+                    "password": PASSWORD,
+                    "allow_plaintext_auth": True,
+                    "timeout": 5,
+                }
+            },
+            "routing": {"channels": ["mail"]},
+            "outbox": {"path": str(path)},
+        }
+    )
+    result = await notifier.notify(EVENT)
+    notifier.start()
+    try:
+        end = time.monotonic() + 10
+        while not (rows := await notifier.history(delivery_ids=result.delivery_ids)) or not all(
+            r.attempts for r in rows
+        ):
+            assert time.monotonic() < end
+            await asyncio.sleep(0.05)
+    finally:
+        await notifier.aclose()
+    (row,) = rows
+    assert row.reply == f"535 5.7.8 AUTH PLAIN {MASK} for {MASK}"
+    stored = await asyncio.to_thread(_all_bytes, tmp_path)
+    assert [s for s in (PASSWORD, PLAIN, LOGIN.rstrip("=")) if s.encode() in stored] == []
