@@ -3,8 +3,10 @@ channel's ``explain`` of its service's answer (against a real local HTTP server)
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -115,7 +117,7 @@ async def test_explain_is_not_called_without_an_answer() -> None:
 
     result = await deliver("hook", "POST", f"http://127.0.0.1:{port}/x", explain=explain)
     assert result.kind is FailureKind.TRANSIENT
-    assert result.reason == f"cannot reach http://127.0.0.1:{port}: ConnectError"
+    assert result.reason == f"connection refused by 127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize(
@@ -223,3 +225,58 @@ async def test_httpx_log_lines_show_the_host_only(
         f'HTTP Request: POST http://{httpserver.host}:{httpserver.port} "HTTP/1.0 200 OK"'
     ]
     assert not [line for line in lines if TOKEN in line]  # the server's own log has it
+
+
+@pytest.mark.parametrize("value", ["k3y-short", "marker-api-key-of-32-characters!"])
+async def test_query_values_of_a_secret_url_are_masked_however_short(
+    httpserver: HTTPServer, value: str
+) -> None:
+    """``?apikey=...``: the token is the query value, which a service may echo alone."""
+    httpserver.expect_request("/hook").respond_with_data(
+        f"apikey {value} / {quote(value, safe='')} is revoked", status=401
+    )
+    url = Secret(httpserver.url_for("/hook") + "?apikey=" + quote(value, safe="") + "&v=2")
+    result = await deliver("hook", "POST", url)
+    assert result.reply == "401 UNAUTHORIZED: apikey ******** / ******** is revoked"
+
+
+async def test_echoed_basic_credentials_are_masked(httpserver: HTTPServer) -> None:
+    """Twilio-style ``auth=(sid, token)``: the token, and the Basic header built of it."""
+    token = "marker-auth-token"
+    blob = base64.b64encode(f"AC123:{token}".encode()).decode()
+    httpserver.expect_request("/api").respond_with_data(
+        f"bad Authorization: Basic {blob} ({token})", status=401
+    )
+    result = await deliver("sms", "POST", httpserver.url_for("/api"), auth=("AC123", Secret(token)))
+    assert result.reply == "401 UNAUTHORIZED: bad Authorization: Basic ******** (********)"
+
+
+def test_scrub_masks_a_query_value_and_basic_credentials_of_the_url() -> None:
+    blob = base64.b64encode(b"user:pa55word").decode()
+    url = Secret("https://hooks.example.com/x?token=t0k3n")
+    assert scrub(failed("t0k3n refused"), url).reply == "******** refused"
+    url = Secret("https://user:pa55word@hooks.example.com/x")
+    assert scrub(failed(f"Basic {blob}"), url).reply == "Basic ********"
+
+
+async def test_an_unknown_host_is_named() -> None:
+    result = await deliver("hook", "POST", "http://no-such-host.invalid/x")
+    assert result.kind is FailureKind.TRANSIENT
+    # without a network the resolver says "try again", not "no such name"
+    assert (result.reason, result.hint) in [
+        ("unknown host no-such-host.invalid", "check the URL's host name"),
+        (
+            "cannot resolve host no-such-host.invalid now",
+            "check this machine's DNS; the outbox retries later",
+        ),
+    ]
+
+
+async def test_a_plain_server_behind_https_is_a_tls_failure(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_data("plain")
+    result = await deliver("hook", "POST", f"https://127.0.0.1:{httpserver.port}/x")
+    assert result.reason is not None
+    assert result.reason.startswith(f"TLS failed with 127.0.0.1:{httpserver.port}: ")
+    assert result.hint == (
+        "check that the URL's scheme and port fit the server (https:// speaks TLS)"
+    )

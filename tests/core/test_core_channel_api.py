@@ -43,6 +43,7 @@ EXPORTED = [
     "non_empty",
     "one_line",
     "positive",
+    "regular_file_problem",
     "setting",
     "structure",
 ]

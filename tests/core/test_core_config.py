@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NewType
@@ -442,7 +445,33 @@ def test_secret_file_that_is_a_folder(
 ) -> None:
     block = email_channel(user="u", password={"file": str(tmp_path)})
     (issue,) = issues({"channels": {"m": block}})
-    assert issue == f"channels.m.password: cannot read secret file '{tmp_path}': Is a directory"
+    assert issue == (
+        f"channels.m.password: cannot read secret file '{tmp_path}': "
+        "it is a directory, not a regular file"
+    )
+
+
+def test_secret_file_that_is_a_fifo_is_refused_without_waiting(
+    tmp_path: Path, email_channel: Callable[..., dict[str, Any]]
+) -> None:
+    """Reading a FIFO waits for a writer: validate would hang."""
+    fifo = tmp_path / "smtp_password"
+    os.mkfifo(fifo)
+    block = email_channel(user="u", password={"file": str(fifo)})
+    found: list[list[str]] = []
+    worker = threading.Thread(target=lambda: found.append(issues({"channels": {"m": block}})))
+    worker.start()
+    worker.join(5)
+    while worker.is_alive():  # unblock each reader (each open waits) before failing
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(0.1)
+    assert found == [
+        [
+            f"channels.m.password: cannot read secret file '{fifo}': "
+            "it is a FIFO (named pipe), not a regular file"
+        ]
+    ]
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,7 @@ from dbnotify.config.fields import (
     in_range,
     non_empty,
     positive,
+    regular_file_problem,
     setting,
 )
 from dbnotify.config.structure import make_converter, structure
@@ -100,6 +101,7 @@ __all__ = [
     "non_empty",
     "one_line",
     "positive",
+    "regular_file_problem",
     "setting",
     "structure",
 ]

@@ -21,14 +21,17 @@ log lines either.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import functools
 import logging
 import re
+import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import attrs
 import httpx
@@ -117,10 +120,25 @@ def _mask(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+NOT_FOUND = (
+    "the service does not know this address (webhook deleted, or wrong URL)",
+    "create the webhook again and update the configuration",
+)
+"""What a 404 or 410 means to a webhook channel: reason and hint (see ``not_found``)."""
+
+
 def result_of(
-    label: str, response: httpx.Response, *, secrets: tuple[str, ...] = ()
+    label: str,
+    response: httpx.Response,
+    *,
+    secrets: tuple[str, ...] = (),
+    not_found: tuple[str, str] = NOT_FOUND,
 ) -> RecipientResult:
-    """What an HTTP answer means, per the rules in this module's docstring."""
+    """What an HTTP answer means, per the rules in this module's docstring.
+
+    ``not_found`` is the reason and hint of a 404 or 410: for a service whose address is
+    not a webhook (an API, a server of one's own), a 404 means something else.
+    """
     status = response.status_code
     reply = f"{status} {response.reason_phrase}".strip()
     if 200 <= status < 300:
@@ -160,9 +178,9 @@ def result_of(
         return RecipientResult.failed(
             label,
             FailureKind.PERMANENT,
-            "the service does not know this address (webhook deleted, or wrong URL)",
+            not_found[0],
             reply=detail,
-            hint="create the webhook again and update the configuration",
+            hint=not_found[1],
         )
     return RecipientResult.failed(
         label,
@@ -186,8 +204,11 @@ async def deliver(
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - httpx applies it to each phase
     verify: bool | str = True,
     explain: Callable[[httpx.Response, RecipientResult], RecipientResult] | None = None,
+    not_found: tuple[str, str] = NOT_FOUND,
 ) -> RecipientResult:
     """Send one request and say what happened to ``label``. Never raises for a failure.
+
+    ``not_found``: reason and hint of a 404 or 410 (see :func:`result_of`).
 
     ``explain(response, result)``, when given, is called whenever the service answered
     (any status, not after a timeout or a connection failure) with the whole response and
@@ -202,12 +223,17 @@ async def deliver(
     """
     target = _reveal(url)
     plain_headers = {k: _reveal(v) for k, v in (headers or {}).items()}
-    secrets = tuple(
-        s.reveal() for s in (url, *(headers or {}).values(), *(auth or ())) if isinstance(s, Secret)
-    )
+    found = {
+        form
+        for s in (url, *(headers or {}).values(), *(auth or ()))
+        if isinstance(s, Secret)
+        for form in secret_forms(s.reveal())
+    }
+    if auth is not None and isinstance(auth[1], Secret):
+        found |= basic_forms(auth[0], auth[1].reveal())
     if isinstance(url, Secret):
-        secrets += tuple(_url_secrets(target))
-    secrets = tuple(sorted(set(secrets) - {""}, key=len, reverse=True))  # longest first
+        found.update(url_secrets(target))
+    secrets = tuple(sorted(found - {""}, key=len, reverse=True))  # longest first
     try:
         async with client(timeout=timeout, verify=verify) as http:
             response = await http.request(
@@ -227,16 +253,73 @@ async def deliver(
             hint="the service is slow or unreachable from here; check the network",
         )
     except httpx.HTTPError as exc:
+        return unreachable(label, target, exc)
+    except UnicodeEncodeError:  # its text would show a character of a header: a token's
         return RecipientResult.failed(
             label,
-            FailureKind.TRANSIENT,
-            f"cannot reach {where(target)}: {type(exc).__name__}",
-            hint="check the URL's host, this machine's network and DNS, and any proxy",
+            FailureKind.PERMANENT,
+            "a request header holds a character that is not ASCII",
+            hint="check the channel's tokens and headers for a pasted quote or accent",
         )
-    result = result_of(label, response, secrets=secrets)
+    result = result_of(label, response, secrets=secrets, not_found=not_found)
     if explain is not None:
         result = _explained(explain, response, result)
     return _masked(result, secrets)
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The operating system's error under httpx's, httpcore's and anyio's wrappers (the
+    deepest: anyio's "All connection attempts failed" wraps the refusal), if any."""
+    seen: set[int] = set()
+    found: OSError | None = None
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            found = current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def unreachable(label: str, url: str, exc: httpx.HTTPError) -> RecipientResult:
+    """A request that got no answer (not a timeout), said in words: ``connection refused
+    by HOST:PORT``, ``unknown host HOST``, a TLS failure; never only httpx's class name."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cause = _os_error(exc)
+    reason = f"cannot reach {where(url)}: {type(exc).__name__}"
+    hint = "check the URL's host, this machine's network and DNS, and any proxy"
+    if isinstance(cause, ConnectionRefusedError):
+        reason = f"connection refused by {address}"
+        hint = (
+            "nothing accepts connections there: check the URL's host and port, and that "
+            "the service is running and reachable from here (firewall, proxy)"
+        )
+    elif isinstance(cause, socket.gaierror):
+        unknown = cause.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5))
+        reason = f"unknown host {host}" if unknown else f"cannot resolve host {host} now"
+        hint = (
+            "check the URL's host name"
+            if unknown
+            else "check this machine's DNS; the outbox retries later"
+        )
+    elif isinstance(cause, ssl.SSLCertVerificationError):
+        reason = f"TLS certificate of {address} not trusted: {cause.verify_message}"
+        hint = "check the URL's host name; a private CA must be trusted by this machine"
+    elif isinstance(cause, ssl.SSLError):
+        reason = f"TLS failed with {address}: {cause.reason or type(cause).__name__}"
+        hint = "check that the URL's scheme and port fit the server (https:// speaks TLS)"
+    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        reason = f"{address} closed the connection without an answer"
+        hint = "the service or something between (a proxy) dropped the request; the outbox retries"
+    elif cause is not None and cause.strerror:
+        reason = f"cannot reach {address}: {cause.strerror}"
+    return RecipientResult.failed(label, FailureKind.TRANSIENT, reason, hint=hint)
 
 
 def _explained(
@@ -300,6 +383,22 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def header_secret(_inst: Any, _attr: Any, value: Secret | None) -> None:
+    """attrs validator: a token sent in an HTTP header, which carries printable ASCII
+    only (another character fails every request). Says where it came from, never any
+    character of it."""
+    if value is None:
+        return
+    text = value.reveal()
+    if not text.strip():
+        raise ValueError(f"is empty ({value.source})")
+    if not all(" " <= c <= "~" for c in text):
+        raise ValueError(
+            "must be printable ASCII: it is sent in an HTTP header, which cannot carry "
+            f"other characters (a pasted quote, accent or line break?) ({value.source})"
+        )
+
+
 def check_url(_inst: Any, _attr: attrs.Attribute[Any], value: Secret | str | None) -> None:
     """attrs validator: an http(s) URL (a Secret webhook URL, or a plain one)."""
     if value is None:
@@ -309,15 +408,36 @@ def check_url(_inst: Any, _attr: attrs.Attribute[Any], value: Secret | str | Non
         raise ValueError(problem)
 
 
-def _url_secrets(url: str) -> list[str]:
-    """The parts of a URL that may be a token: path, query, long path segments, password."""
+MIN_QUERY_VALUE = 4
+"""Query values shorter than this are not masked (``?v=1`` would mask every ``1``)."""
+
+
+def secret_forms(secret: str) -> set[str]:
+    """``secret`` as a service may echo it: as it is, and URL-encoded."""
+    return {secret, quote(secret, safe=""), quote_plus(secret)} - {""}
+
+
+def basic_forms(user: str, password: str) -> set[str]:
+    """The ``Authorization: Basic`` value of ``user`` and ``password`` (echoed by some
+    services), besides the password's own forms."""
+    blob = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {blob, blob.rstrip("="), *secret_forms(password)}
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may be a token, longest first: path, query, long path
+    segments, every query value (``?apikey=...``, however short), user and password."""
     parts = urlsplit(url)
     found = [parts.path, parts.query]
     for segment in parts.path.split("/"):
         found += [segment, unquote(segment)]
     secrets = {s for s in found if len(s) >= 16}
+    for _key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if len(value) >= MIN_QUERY_VALUE:
+            secrets |= secret_forms(value)
     if parts.password and len(parts.password) >= 4:
-        secrets |= {parts.password, unquote(parts.password)}
+        password = unquote(parts.password)
+        secrets |= {parts.password, *basic_forms(unquote(parts.username or ""), password)}
     return sorted(secrets, key=len, reverse=True)
 
 
@@ -328,7 +448,7 @@ def scrub(result: RecipientResult, url: Secret) -> RecipientResult:
     token. :func:`~dbnotify.http.deliver` does this itself for a Secret URL; this is for
     a channel that sends its requests some other way.
     """
-    secrets = _url_secrets(url.reveal())
+    secrets = url_secrets(url.reveal())
     if not secrets:
         return result
 
@@ -366,7 +486,11 @@ def api_url(example: str, *, credentials: str = "") -> Callable[[Any, Any, str],
     credential (user, password, query, fragment). ``credentials`` says where they go."""
 
     def check(_inst: Any, _attr: Any, value: str) -> None:
-        risky = "?" in value or "@" in value or "#" in value
+        # the value is echoed only without anything that may carry a token: a query,
+        # a user, a fragment, or a path (Telegram's /bot<token>)
+        _scheme, sep, rest = value.partition("://")
+        path = (rest if sep else value).partition("/")[2]
+        risky = "?" in value or "@" in value or "#" in value or bool(path.strip("/"))
         shown = "" if risky else f" (got {describe_value(value)})"
         problem = f'must be an http:// or https:// URL, e.g. "{example}"{shown}'
         try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
 
 from dbnotify import ConfigError, Secret
+from dbnotify_apprise import redact
 from dbnotify_apprise.plugin import validate_config
 
 SECRET_URL = "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js"
@@ -66,6 +68,25 @@ def test_every_bad_url_is_reported_by_index_without_showing_it() -> None:
     assert found[2].endswith("; see https://github.com/caronc/apprise/wiki for its form")
     assert len(found) == 3
     assert not any("s3cr3t" in text for text in found), found
+
+
+def test_a_config_error_shows_no_character_of_the_password() -> None:
+    """Apprise prints a password as its first and last character (``m...s``)."""
+    assert issues({"urls": ["gotify://user:marker-pass@host"]}) == [
+        "urls[0]: Apprise cannot use this gotify:// URL: An invalid Gotify Token (None) was "
+        "specified.; Could not load Gotify URL: gotify://user:********@host; see "
+        "https://github.com/caronc/apprise/wiki for its form"
+    ]
+
+
+def test_echoed_basic_credentials_and_apprise_prints_are_masked() -> None:
+    """What a service may echo: the Authorization: Basic value Apprise sent it."""
+    url = "json://dbackup:marker-pw-9@example.com/hook"
+    blob = base64.b64encode(b"dbackup:marker-pw-9").decode()
+    said = f"refused Basic {blob}; Basic {blob.rstrip('=')}; pw m...9; token ...pw-9"
+    assert redact.redact(said, [url]) == (
+        "refused Basic ********; Basic ********; pw ********; token ********"
+    )
 
 
 def test_unknown_keys_are_refused() -> None:

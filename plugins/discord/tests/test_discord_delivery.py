@@ -140,7 +140,7 @@ async def test_closed_port_is_transient(make_notifier: Any, closed_port: int) ->
     url = f"http://127.0.0.1:{closed_port}/api/webhooks/1/s3cr3t-t0ken-0f-th3-h00k"
     recipient = only(await make_notifier(webhook_url=url).notify(failure_event()))
     assert (recipient.status, recipient.kind) == (Status.FAILED, FailureKind.TRANSIENT)
-    assert recipient.reason == f"cannot reach http://127.0.0.1:{closed_port}: ConnectError"
+    assert recipient.reason == f"connection refused by 127.0.0.1:{closed_port}"
 
 
 async def test_the_token_never_appears_in_results(

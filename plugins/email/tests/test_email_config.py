@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +233,36 @@ def test_repr_never_shows_the_password() -> None:
             "(Unicode is fine)",
             id="encoded-word-display-name",
         ),
+        pytest.param(
+            {"to": ["=?x?q?y?=@example.com"]},
+            "to[0]: '=?x?q?y?=@example.com' has an encoded word (=?...?=) before the @; "
+            "write the address as it is delivered",
+            id="encoded-word-local-part",
+        ),
+        pytest.param(
+            {"from": '"=?utf-8?q?a?="@example.com'},
+            "from: '\"=?utf-8?q?a?=\"@example.com' has an encoded word (=?...?=) before "
+            "the @; write the address as it is delivered",
+            id="encoded-word-quoted-local-part",
+        ),
+        pytest.param(
+            {"host": ""}, 'host: must not be empty; e.g. "smtp.example.com"', id="host-empty"
+        ),
+        pytest.param(
+            {"host": "  "}, 'host: must not be empty; e.g. "smtp.example.com"', id="host-blank"
+        ),
+        pytest.param(
+            {"host": "127.0.0.1\u0000"},
+            "host: must be a host name or address without spaces, line breaks or control "
+            "characters (got '127.0.0.1\\x00')",
+            id="host-nul",
+        ),
+        pytest.param(
+            {"host": "smtp.example.com\r\nRSET"},
+            "host: must be a host name or address without spaces, line breaks or control "
+            "characters (got 'smtp.example.com\\r\\nRSET')",
+            id="host-crlf",
+        ),
     ],
 )
 def test_config_error_text(options: dict[str, Any], expected: str) -> None:
@@ -284,6 +317,29 @@ def test_tls_ca_file_must_be_a_readable_pem(tmp_path: Path) -> None:
         f"tls_ca_file: {str(not_pem)!r} holds no PEM certificate; give the PEM file of the CA "
         "that signed the server's certificate"
     )
+
+
+@pytest.mark.parametrize("option", ["tls_ca_file", "tls_client_cert", "tls_client_key"])
+def test_a_fifo_as_a_tls_file_is_refused_without_waiting(tmp_path: Path, option: str) -> None:
+    """Opening a FIFO waits for a writer: validate would hang."""
+    fifo = tmp_path / "pipe.pem"
+    os.mkfifo(fifo)
+    cert_file = tmp_path / "client.pem"
+    cert_file.write_text("a certificate\n", encoding="utf-8")
+    cert = {"tls_client_cert": str(cert_file)} if option == "tls_client_key" else {}
+    found: list[str] = []
+    worker = threading.Thread(
+        target=lambda: found.append(error_text(**cert, **{option: str(fifo)}))
+    )
+    worker.start()
+    worker.join(5)
+    while worker.is_alive():  # unblock each reader (each open waits) before failing
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(0.1)
+    assert found == [
+        one_error(f"{option}: {str(fifo)!r} is a FIFO (named pipe), not a regular file")
+    ]
 
 
 def test_tls_ca_file_accepts_a_ca_bundle(tls: Any) -> None:

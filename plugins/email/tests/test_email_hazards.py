@@ -424,6 +424,9 @@ async def test_hazard_15_slow_drip_is_ended_by_the_deadline(
         ("deadline", False),
     ]
     assert report.stages[-1].detail == "the test took longer than deadline = 2.5s in all"
+    # the time the stage cut short took, from the end of the one before: not 0.0 ms
+    assert 1.0 < report.stages[-1].duration <= 2.5
+    assert sum(s.duration for s in report.stages) == pytest.approx(2.5, abs=0.3)
     assert report.stages[-1].hint == "the server answers too slowly; check it, or raise deadline"
 
 

@@ -185,19 +185,54 @@ async def test_client_certificate_delivers_to_a_server_that_requires_one(
         await notifier.aclose()
 
 
-async def test_without_a_client_certificate_that_server_is_not_reached(
-    make_notifier: Any, tls: Any, mutual_tls: ssl.SSLContext
+HINT_CLIENT_CERT = "set tls_client_cert (and tls_client_key) to a certificate this server accepts"
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+async def test_without_a_client_certificate_the_failure_names_it_permanent(
+    make_notifier: Any, tls: Any, mutual_tls: ssl.SSLContext, security: str
 ) -> None:
-    async with LocalSMTPServer(tls_context=mutual_tls, require_starttls=True) as server:
-        notifier = make_notifier(server.port, security="starttls", tls_ca_file=tls.ca_file)
+    """The server asks for a certificate in the handshake, then hangs up: not a network
+    fault to retry for days, and not "check the firewall"."""
+    implicit = security == "ssl"
+    async with LocalSMTPServer(
+        tls_context=mutual_tls, require_starttls=not implicit, implicit_tls=implicit
+    ) as server:
+        notifier = make_notifier(server.port, security=security, tls_ca_file=tls.ca_file)
         (recipient,) = (await notifier.notify(EVENT)).recipients
-        # TLS 1.3: the server checks the client after the handshake and hangs up; all the
-        # client sees is the closed connection
-        assert (recipient.status, recipient.kind) == (Status.FAILED, FailureKind.TRANSIENT)
+        assert (recipient.status, recipient.kind) == (Status.FAILED, FailureKind.PERMANENT)
         assert recipient.reason == (
-            f"the server closed the connection (127.0.0.1:{server.port})"
+            "the server asked for a client certificate (mutual TLS) and closed the "
+            "connection without one"
         ), recipient
+        assert recipient.hint == HINT_CLIENT_CERT
         assert server.messages == []
+        report = await notifier.test("mail", send_message=False)
+        assert (report.stages[-1].name, report.stages[-1].ok) == ("tls", False)
+        assert report.stages[-1].hint == HINT_CLIENT_CERT
+
+
+async def test_a_client_certificate_the_server_does_not_trust_is_named(
+    make_notifier: Any, tls: Any, mutual_tls: ssl.SSLContext, tmp_path: Path
+) -> None:
+    import trustme
+
+    stranger = trustme.CA().issue_cert("dbnotify-client.example")
+    cert = tmp_path / "client.pem"
+    stranger.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    async with LocalSMTPServer(tls_context=mutual_tls, require_starttls=True) as server:
+        notifier = make_notifier(
+            server.port, security="starttls", tls_ca_file=tls.ca_file, tls_client_cert=str(cert)
+        )
+        (recipient,) = (await notifier.notify(EVENT)).recipients
+        assert (recipient.kind, recipient.reason, recipient.hint) == (
+            FailureKind.PERMANENT,
+            "the server asked for a client certificate (mutual TLS) and closed the "
+            "connection: it did not accept tls_client_cert",
+            "check that tls_client_cert is signed by a CA the server trusts, is not "
+            "expired, and is the one issued for this client",
+        )
+        await notifier.aclose()
 
 
 def test_client_key_without_a_certificate_is_refused(tmp_path: Path) -> None:
@@ -219,6 +254,36 @@ def test_client_key_without_a_certificate_is_refused(tmp_path: Path) -> None:
         )
     assert str(info.value) == (
         "1 configuration error:\n  tls_client_cert: required when tls_client_key is set"
+    )
+
+
+@pytest.mark.parametrize("key_file", ["none", "not-its-key"])
+def test_client_certificate_without_its_key_is_refused_at_load(
+    tls: Any, tmp_path: Path, key_file: str
+) -> None:
+    """Without its key the server ends the handshake: every send would fail."""
+    from dbnotify import ConfigError
+    from dbnotify.plugins import default_registry
+
+    client = tls.ca.issue_cert("dbnotify-client.example")
+    cert = tmp_path / "client.pem"
+    client.cert_chain_pems[0].write_to_path(str(cert))
+    options = {"tls_client_cert": str(cert)}
+    if key_file == "not-its-key":
+        other = tmp_path / "other.key"
+        tls.ca.issue_cert("other.example").private_key_pem.write_to_path(str(other))
+        options["tls_client_key"] = str(other)
+    plugin = default_registry().get("email")
+    assert plugin is not None
+    with pytest.raises(ConfigError) as info:
+        plugin.validate_config(
+            {"host": "smtp.example.com", "from": "a@example.com", "to": "b@example.com", **options}
+        )
+    assert str(info.value) == "1 configuration error:\n  " + (
+        f"tls_client_key: required: tls_client_cert {str(cert)!r} holds no private key; "
+        "set tls_client_key to the PEM file of its key"
+        if key_file == "none"
+        else "tls_client_cert: cannot load it with tls_client_key: KEY_VALUES_MISMATCH"
     )
 
 

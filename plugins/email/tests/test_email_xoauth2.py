@@ -32,11 +32,12 @@ from dbnotify import (
 EVENT = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
 MAILBOX = "dbackup@example.com"
 TOKEN = "ya29.a0-Secret-Access-Token-1"
-HINT_AUTH = (
-    "double-check user and password; Gmail needs an App Password, not your regular "
-    "password; check that the security setting matches what the server expects; "
-    "some providers require enabling SMTP access"
+HINT_OAUTH = (
+    "the OAuth access token was refused: check that oauth2_token gives a fresh token "
+    "(they expire after about an hour) issued for user, with the mail scope (Microsoft "
+    "365: SMTP.Send, and SMTP AUTH enabled for the mailbox; Gmail: https://mail.google.com/)"
 )
+"""Not the App Password advice: there is no password."""
 
 
 @attrs.define
@@ -213,7 +214,7 @@ async def test_rejected_token_is_permanent(xoauth2_server: Start, tls: Any, tmp_
         FailureKind.PERMANENT,
         "Invalid login credentials",
         reply="535 5.7.8 Username and Password not accepted",
-        hint=HINT_AUTH,
+        hint=HINT_OAUTH,
         parks_channel=True,  # the outbox holds the channel's queue until it is fixed
     )
     assert handler.messages == []
@@ -243,6 +244,17 @@ def test_xoauth2_configuration_errors() -> None:
             {"auth": "xoauth2", "user": MAILBOX, "oauth2_token": {"url": "https://x"}},
             'oauth2_token: must be { env = "NAME" }, { file = "/path" } or '
             '{ command = ["program", "arg"] } (got a table with keys url)',
+        ),
+        (
+            {"auth": "xoauth2", "user": MAILBOX, "oauth2_token": TOKEN},
+            'oauth2_token: must be { env = "NAME" }, { file = "/path" } or '
+            '{ command = ["program", "arg"] } (got a string; write where the token is read '
+            "from, not the token: it expires)",
+        ),
+        (
+            {"auth": "xoauth2", "user": MAILBOX, "oauth2_token": [TOKEN]},
+            'oauth2_token: must be { env = "NAME" }, { file = "/path" } or '
+            '{ command = ["program", "arg"] } (got a list)',
         ),
     ]:
         with pytest.raises(ConfigError) as info:

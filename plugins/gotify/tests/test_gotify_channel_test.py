@@ -95,8 +95,9 @@ async def test_an_unreachable_server_fails_the_request_stage(
     assert stages(report)[1] == (
         "request",
         False,
-        f"cannot reach http://127.0.0.1:{closed_port}: ConnectError",
+        f"connection refused by 127.0.0.1:{closed_port}",
     )
     assert report.stages[1].hint == (
-        "check the URL's host, this machine's network and DNS, and any proxy"
+        "nothing accepts connections there: check the URL's host and port, and that the "
+        "service is running and reachable from here (firewall, proxy)"
     )

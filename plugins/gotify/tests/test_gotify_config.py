@@ -177,3 +177,19 @@ def test_errors_are_located_under_the_channel_in_a_file() -> None:
         "failure_priority, timeout)",
         "channels.push.priority: must be between 0 and 10 (got 42)",
     ]
+
+
+@pytest.mark.parametrize("token", ["tok\u00e9n-marker", "\u201ctoken-marker\u201d", "tok\nen"])
+def test_a_token_that_is_not_printable_ascii_is_refused_unseen(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    """A header carries ASCII only: such a token would fail every send."""
+    monkeypatch.setenv("GOTIFY_TOKEN", token)
+    assert errors(app_token={"env": "GOTIFY_TOKEN"}) == [
+        "app_token: must be printable ASCII: it is sent in an HTTP header, which cannot carry "
+        "other characters (a pasted quote, accent or line break?) (env GOTIFY_TOKEN)"
+    ]
+    assert errors(app_token=token) == [
+        "app_token: must be printable ASCII: it is sent in an HTTP header, which cannot carry "
+        "other characters (a pasted quote, accent or line break?) (literal)"
+    ]

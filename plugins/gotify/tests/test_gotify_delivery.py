@@ -187,6 +187,12 @@ async def test_404_is_permanent(
     assert failed.kind is FailureKind.PERMANENT
     assert failed.parks_channel is False
     assert failed.reply == "404 NOT FOUND: 404 page not found"
+    assert failed.reason == (
+        "no Gotify message API at this address (wrong server_url, e.g. a missing path prefix)"
+    )
+    assert failed.hint == (
+        "set server_url to the address of the Gotify web UI, with its path prefix if it has one"
+    )
 
 
 async def test_a_closed_port_is_transient(
@@ -196,7 +202,7 @@ async def test_a_closed_port_is_transient(
         (failed,) = (await notifier.notify(failure_event)).failed
     assert failed.recipient == f"http://127.0.0.1:{closed_port}"
     assert failed.kind is FailureKind.TRANSIENT
-    assert failed.reason == f"cannot reach http://127.0.0.1:{closed_port}: ConnectError"
+    assert failed.reason == f"connection refused by 127.0.0.1:{closed_port}"
 
 
 async def test_the_token_never_appears_in_results_or_logs(

@@ -170,3 +170,19 @@ def test_every_problem_at_once_under_the_channel() -> None:
         '  channels.phone.access_token: must be a string, { env = "NAME" } or { file = "/path" } (got int)\n'  # noqa: E501
         "  channels.phone.priority: must be between 1 and 5 (got 9)"
     )
+
+
+@pytest.mark.parametrize("token", ["tok\u00e9n-marker", "\u201ctoken-marker\u201d", "tok\nen"])
+def test_a_token_that_is_not_printable_ascii_is_refused_unseen(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    """A header carries ASCII only: such a token would fail every send."""
+    monkeypatch.setenv("NTFY_TOKEN", token)
+    assert errors(access_token={"env": "NTFY_TOKEN"}) == [
+        "access_token: must be printable ASCII: it is sent in an HTTP header, which cannot carry "
+        "other characters (a pasted quote, accent or line break?) (env NTFY_TOKEN)"
+    ]
+    assert errors(access_token=token) == [
+        "access_token: must be printable ASCII: it is sent in an HTTP header, which cannot carry "
+        "other characters (a pasted quote, accent or line break?) (literal)"
+    ]

@@ -249,6 +249,22 @@ async def test_a_protected_topic_without_a_token(
     )
 
 
+async def test_404_names_server_url_not_a_webhook(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    httpserver.expect_request("/wrong/dbackup-alerts").respond_with_data(
+        "404 page not found", status=404
+    )
+    async with make_notifier(base_url(httpserver) + "/wrong") as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert (failed.kind, failed.reason, failed.hint) == (
+        FailureKind.PERMANENT,
+        "no ntfy server at this address (wrong server_url)",
+        "set server_url to the ntfy server's base URL (e.g. https://ntfy.sh), with its path "
+        "prefix if it has one",
+    )
+
+
 async def test_a_closed_port_is_transient(
     closed_port: int, make_notifier: MakeNotifier, failure_event: Event
 ) -> None:
@@ -256,7 +272,7 @@ async def test_a_closed_port_is_transient(
         (failed,) = (await notifier.notify(failure_event)).failed
     assert failed.recipient == "dbackup-alerts"
     assert failed.kind is FailureKind.TRANSIENT
-    assert failed.reason == f"cannot reach http://127.0.0.1:{closed_port}: ConnectError"
+    assert failed.reason == f"connection refused by 127.0.0.1:{closed_port}"
 
 
 async def test_send_hook_directly(httpserver: HTTPServer, failure_event: Event) -> None:

@@ -174,7 +174,7 @@ async def test_closed_port_is_transient(make_notifier: Any, closed_port: int) ->
     url = f"http://127.0.0.1:{closed_port}/webhookb2/x/IncomingWebhook/s3cr3t-t0ken-0f-th3-h00k"
     recipient = only(await make_notifier(webhook_url=url).notify(failure_event()))
     assert (recipient.status, recipient.kind) == (Status.FAILED, FailureKind.TRANSIENT)
-    assert recipient.reason == f"cannot reach http://127.0.0.1:{closed_port}: ConnectError"
+    assert recipient.reason == f"connection refused by 127.0.0.1:{closed_port}"
 
 
 async def test_slow_connector_is_transient(httpserver: HTTPServer, hook_url: str) -> None:
@@ -210,6 +210,17 @@ async def test_the_token_never_appears_in_results(
         "200 OK: Webhook message delivery failed for ********: HTTP error 400"
     )
     assert token not in repr(result) + repr(notifier.config)
+
+
+async def test_a_token_across_the_200_character_cut_is_masked(
+    answer: Any, make_notifier: Any, token: str
+) -> None:
+    """Masked before the reply is cut: a cut token would leave its start."""
+    lead = "x" * (200 - 8 - len(token) // 2)
+    answer(body=f"{lead} {token} HTTP error 400")
+    result = await make_notifier().notify(failure_event())
+    assert only(result).reply == "200 OK: " + f"{lead} ******** HTTP error 400"[:200]
+    assert token[: len(token) // 2] not in repr(result)
 
 
 async def test_the_token_never_appears_in_logs(

@@ -175,6 +175,14 @@ def test_repr_never_shows_the_token() -> None:
             "in bot_token, never in the URL",
         ),
         (
+            f"api.telegram.org/bot{TOKEN}",
+            'api_url: must be an http:// or https:// URL, e.g. "https://api.telegram.org"',
+        ),
+        (
+            f"ftp://api.telegram.org/bot{TOKEN}/",
+            'api_url: must be an http:// or https:// URL, e.g. "https://api.telegram.org"',
+        ),
+        (
             "https://api.telegram.org/?token=x",
             "api_url: must not have a query (?...) or fragment (#...)",
         ),

@@ -350,7 +350,7 @@ async def test_a_closed_port_is_transient(
     async with make_notifier(f"http://127.0.0.1:{closed_port}") as notifier:
         (failed,) = (await notifier.notify(failure_event)).failed
     assert failed.kind is FailureKind.TRANSIENT
-    assert failed.reason == f"cannot reach http://127.0.0.1:{closed_port}: ConnectError"
+    assert failed.reason == f"connection refused by 127.0.0.1:{closed_port}"
 
 
 async def test_the_token_never_shows(

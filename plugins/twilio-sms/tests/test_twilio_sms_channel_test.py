@@ -104,5 +104,5 @@ async def test_an_unreachable_api(closed_port: int, make_notifier: MakeNotifier)
     assert stages(report)[1] == (
         "request",
         False,
-        f"{FIRST}: cannot reach http://127.0.0.1:{closed_port}: ConnectError",
+        f"{FIRST}: connection refused by 127.0.0.1:{closed_port}",
     )

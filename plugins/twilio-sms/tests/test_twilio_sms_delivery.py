@@ -381,6 +381,23 @@ async def test_401_is_permanent_and_parks_the_channel(
         assert TOKEN not in text
 
 
+async def test_echoed_basic_credentials_are_masked(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    """A proxy or API that quotes the Authorization header it got."""
+    basic = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+    httpserver.expect_request(PATH).respond_with_handler(
+        lambda _r: twilio_error(401, 20003, f"Authorization: Basic {basic} refused")
+    )
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert failed.reason == (
+        "Twilio refused the message: Authorization: Basic ******** refused (error 20003)"
+    )
+    assert basic not in repr(failed)
+    assert basic.rstrip("=") not in repr(failed)
+
+
 async def test_a_bad_sender_parks_the_channel(
     httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
 ) -> None:
@@ -406,13 +423,41 @@ async def test_an_unknown_code_points_to_twilios_page(
     assert failed.hint == "see https://www.twilio.com/docs/errors/30999"
 
 
+async def test_404_names_the_account_not_a_webhook(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    httpserver.expect_request(PATH).respond_with_handler(
+        lambda _r: twilio_error(404, 20404, "The requested resource was not found")
+    )
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert (failed.kind, failed.reason, failed.hint) == (
+        FailureKind.PERMANENT,
+        "Twilio refused the message: The requested resource was not found (error 20404)",
+        "check account_sid (AC..., from the Twilio Console) and api_url",
+    )
+
+
+async def test_404_without_twilios_answer_names_api_url(
+    httpserver: HTTPServer, make_notifier: MakeNotifier, failure_event: Event
+) -> None:
+    httpserver.expect_request(PATH).respond_with_data("<h1>Not Found</h1>", status=404)
+    async with make_notifier(base_url(httpserver), to=FIRST) as notifier:
+        (failed,) = (await notifier.notify(failure_event)).failed
+    assert (failed.kind, failed.reason, failed.hint) == (
+        FailureKind.PERMANENT,
+        "Twilio knows no such account, or api_url is not Twilio's API",
+        "check account_sid (AC..., from the Twilio Console) and api_url",
+    )
+
+
 async def test_a_closed_port_is_transient_for_every_number(
     closed_port: int, make_notifier: MakeNotifier, failure_event: Event
 ) -> None:
     async with make_notifier(f"http://127.0.0.1:{closed_port}") as notifier:
         result = await notifier.notify(failure_event)
     assert [(r.recipient, r.kind, r.reason) for r in result.failed] == [
-        (n, FailureKind.TRANSIENT, f"cannot reach http://127.0.0.1:{closed_port}: ConnectError")
+        (n, FailureKind.TRANSIENT, f"connection refused by 127.0.0.1:{closed_port}")
         for n in (FIRST, SECOND)
     ]
 

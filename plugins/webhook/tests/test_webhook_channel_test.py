@@ -79,8 +79,11 @@ async def test_unreachable(make_notifier: Any, closed_port: int) -> None:
     ).test("hook")
     assert not report.ok
     request = report.stages[-1]
-    assert request.detail == f"cannot reach http://127.0.0.1:{closed_port}: ConnectError"
-    assert request.hint == "check the URL's host, this machine's network and DNS, and any proxy"
+    assert request.detail == f"connection refused by 127.0.0.1:{closed_port}"
+    assert request.hint == (
+        "nothing accepts connections there: check the URL's host and port, and that the "
+        "service is running and reachable from here (firewall, proxy)"
+    )
 
 
 async def test_payload_failure_stops_before_the_request(make_notifier: Any, received: Any) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NewType
 
@@ -32,6 +34,32 @@ def describe_value(value: Any) -> str:
         return "a secret"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def regular_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """``"is a FIFO (named pipe), not a regular file"`` for a path that is not a regular
+    file, else None (also when it cannot be stat'ed: its reader says why).
+
+    Check before opening a file named in a configuration: reading a FIFO waits for a
+    writer (``validate`` hangs), a device may never end.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    return f"is {kind}, not a regular file"
 
 
 # --- field helpers -------------------------------------------------------------------

@@ -23,7 +23,14 @@ import attrs
 import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
 
-from dbnotify.config.fields import Duration, describe_value, did_you_mean, file_key, parse_duration
+from dbnotify.config.fields import (
+    Duration,
+    describe_value,
+    did_you_mean,
+    file_key,
+    parse_duration,
+    regular_file_problem,
+)
 from dbnotify.errors import ConfigError, ConfigIssue, InvalidField, join_path
 from dbnotify.secrets import Secret
 
@@ -76,6 +83,8 @@ def _secret_hook(value: Any, _cl: type) -> Secret:
         return Secret(os.environ[name], source=f"env {name}")
     if isinstance(value, Mapping) and set(value) == {"file"}:
         path = Path(str(value["file"])).expanduser()
+        if problem := regular_file_problem(path):
+            raise ValueError(f"cannot read secret file {str(path)!r}: it {problem}")
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:

@@ -13,6 +13,7 @@ configured URL and masks them:
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
@@ -66,6 +67,13 @@ def secret_parts(url: str) -> set[str]:
         for candidate in (part, unquote(part)):
             if len(candidate) >= MIN_LENGTH:
                 parts.add(candidate)
+                # Apprise's own "privacy" print of a secret: first and last character,
+                # or the last four; in its error messages too
+                parts |= {f"{candidate[0]}...{candidate[-1]}", f"...{candidate[-4:]}"}
+    if at and ":" in userinfo:
+        # the Authorization: Basic value the service gets (and may echo)
+        blob = base64.b64encode(unquote(userinfo).encode()).decode("ascii")
+        parts |= {blob, blob.rstrip("=")}
     return parts
 
 

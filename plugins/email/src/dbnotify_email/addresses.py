@@ -7,6 +7,7 @@ validate the address with email-validator.
 
 from __future__ import annotations
 
+import email.errors
 import re
 from email.headerregistry import Address
 from typing import Any, NewType
@@ -17,6 +18,8 @@ import email_validator
 from dbnotify.channel import ConfigError, ConfigIssue, describe_value
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ENCODED_WORD = re.compile(r"=\?.*\?=")
+"""An RFC 2047 encoded word: allowed in a display name's text, never in an address."""
 _SPECIALS = frozenset('()<>[]:;@\\,"')
 """RFC 5322 specials: a display name holding one of these must be quoted."""
 
@@ -60,6 +63,13 @@ class Mailbox:
                     f"{describe_value(text)} has an encoded word (=?...?=) in its display "
                     "name; write the name as plain text (Unicode is fine)"
                 )
+        if _ENCODED_WORD.search(raw.rpartition("@")[0]):
+            # email-validator accepts it; the email package decodes it (into another
+            # address, or an error at every send)
+            raise ValueError(
+                f"{describe_value(text)} has an encoded word (=?...?=) before the @; "
+                "write the address as it is delivered"
+            )
         try:
             valid = email_validator.validate_email(
                 raw, check_deliverability=False, allow_smtputf8=True
@@ -68,7 +78,19 @@ class Mailbox:
             raise ValueError(
                 f"{describe_value(text)} is not a valid email address: {exc}"
             ) from None
-        return cls(valid.normalized, display, valid.ascii_email)
+        mailbox = cls(valid.normalized, display, valid.ascii_email)
+        try:
+            header = mailbox.header  # what every send builds: fail now, not at each send
+        except (ValueError, email.errors.MessageError) as exc:
+            raise ValueError(
+                f"{describe_value(text)} cannot be written in a mail header: {exc}"
+            ) from None
+        if isinstance(header, Address) and header.addr_spec != valid.ascii_email:
+            raise ValueError(
+                f"{describe_value(text)} would be written as {header.addr_spec!r} in a mail "
+                "header; write the address as it is delivered"
+            )
+        return mailbox
 
     @property
     def needs_smtputf8(self) -> bool:

@@ -14,7 +14,7 @@ import aiosmtplib
 import attrs
 
 from dbnotify.channel import FailureKind, RecipientResult
-from dbnotify_email.settings import EmailConfig, Security
+from dbnotify_email.settings import AuthMethod, EmailConfig, Security
 
 HINT_REFUSED = (
     "check the SMTP host and port; check that a firewall allows outbound "
@@ -25,6 +25,11 @@ HINT_AUTH = (
     "double-check user and password; Gmail needs an App Password, not your "
     "regular password; check that the security setting matches what the server "
     "expects; some providers require enabling SMTP access"
+)
+HINT_OAUTH = (
+    "the OAuth access token was refused: check that oauth2_token gives a fresh token "
+    "(they expire after about an hour) issued for user, with the mail scope (Microsoft "
+    "365: SMTP.Send, and SMTP AUTH enabled for the mailbox; Gmail: https://mail.google.com/)"
 )
 HINT_TIMEOUT = (
     "check the port (a common mistake is 25 instead of 587); check for a "
@@ -161,7 +166,7 @@ def classify(exc: BaseException, config: EmailConfig, *, stage: str = "") -> Fai
             kind_of(exc.code) if exc.code < 500 else FailureKind.PERMANENT,
             "Invalid login credentials",
             reply_text(exc.code, exc.message),
-            HINT_AUTH,
+            HINT_OAUTH if config.auth is AuthMethod.XOAUTH2 else HINT_AUTH,
             parks_channel=exc.code >= 500,  # retrying bad credentials only locks accounts
         )
     if isinstance(exc, aiosmtplib.SMTPSenderRefused):

@@ -26,6 +26,7 @@ from dbnotify.channel import (
 from dbnotify_email import message, presets, transaction
 from dbnotify_email.addresses import Mailbox
 from dbnotify_email.errors import Stage, past_deadline
+from dbnotify_email.masking import masker
 from dbnotify_email.pool import close_all, pool_for
 from dbnotify_email.session import StageFailed, StageLog, open_session
 from dbnotify_email.settings import CONVERTER, EmailConfig
@@ -220,6 +221,18 @@ async def send(
     recipients: tuple[str, ...] | None,
     retry_only: tuple[str, ...] | None,
 ) -> Sequence[RecipientResult]:
+    """Every result masked (a server may echo the password or a token): see masking."""
+    results = await _send(config, notification, renderer, recipients, retry_only)
+    return masker(config).results(results)
+
+
+async def _send(
+    config: EmailConfig,
+    notification: Notification,
+    renderer: Renderer,
+    recipients: tuple[str, ...] | None,
+    retry_only: tuple[str, ...] | None,
+) -> list[RecipientResult]:
     results: list[RecipientResult] = []
     user: tuple[Mailbox, ...] | None = None
     if recipients is not None:
@@ -262,7 +275,15 @@ async def test(
     renderer: Renderer,
     send_message: bool,
 ) -> TestReport:
-    """Every stage on a fresh connection, then (unless told not to) a test email."""
+    """Every stage on a fresh connection, then (unless told not to) a test email; every
+    text masked (a server may echo the password or a token): see masking."""
+    report = await _test(config, notification, renderer, send_message)
+    return masker(config).report(report)
+
+
+async def _test(
+    config: EmailConfig, notification: Notification, renderer: Renderer, send_message: bool
+) -> TestReport:
     log = StageLog()
     try:
         async with asyncio.timeout(config.deadline):
@@ -275,7 +296,7 @@ async def test(
                 for message_ in outgoing(config, notification, renderer):
                     deliveries += await transaction.send(session, message_)
                 ok = all(d.status is Status.DELIVERED for d in deliveries)
-                log.stages.append(
+                log.add(
                     TestStage(
                         "send",
                         ok,
@@ -294,13 +315,9 @@ async def test(
         log.failed("send", exc.failure, time.monotonic())
         return TestReport(tuple(log.stages))
     except TimeoutError:
-        log.stages.append(
-            TestStage(
-                "deadline",
-                False,
-                f"the test took longer than deadline = {config.deadline:g}s in all",
-                hint="the server answers too slowly; check it, or raise deadline",
-            )
+        log.cut_short(
+            f"the test took longer than deadline = {config.deadline:g}s in all",
+            hint="the server answers too slowly; check it, or raise deadline",
         )
         return TestReport(tuple(log.stages))
 

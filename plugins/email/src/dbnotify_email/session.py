@@ -22,7 +22,14 @@ import attrs
 
 from dbnotify.channel import FailureKind, TestStage
 from dbnotify_email.errors import Failure, classify
-from dbnotify_email.settings import AuthMethod, EmailConfig, Security, verifying_context
+from dbnotify_email.masking import remember_token
+from dbnotify_email.settings import (
+    AuthMethod,
+    EmailConfig,
+    Security,
+    load_client_cert,
+    verifying_context,
+)
 from dbnotify_email.tokens import TokenError
 
 log = logging.getLogger(__name__)
@@ -45,23 +52,93 @@ class StageLog:
     """What ``dbnotify test`` shows: every stage, its time, and on failure reply and hint."""
 
     stages: list[TestStage] = attrs.field(factory=list)
+    last: float = attrs.field(factory=time.monotonic)
+    """When the latest stage ended (or the log began): a stage cut short by the deadline
+    took the time since then."""
+
+    def add(self, stage: TestStage) -> None:
+        self.stages.append(stage)
+        self.last = time.monotonic()
 
     def ok(self, name: str, detail: str, started: float) -> None:
-        self.stages.append(TestStage(name, True, detail, time.monotonic() - started))
+        self.add(TestStage(name, True, detail, time.monotonic() - started))
 
     def failed(self, name: str, failure: Failure, started: float) -> None:
         reason = failure.reason + (f" (server said: {failure.reply})" if failure.reply else "")
-        self.stages.append(TestStage(name, False, reason, time.monotonic() - started, failure.hint))
+        self.add(TestStage(name, False, reason, time.monotonic() - started, failure.hint))
+
+    def cut_short(self, detail: str, hint: str) -> None:
+        """The ``deadline`` stage: what was under way when the deadline ran out, timed."""
+        self.add(TestStage("deadline", False, detail, time.monotonic() - self.last, hint))
+
+
+_HANDSHAKE = 22
+_CERTIFICATE_REQUEST = 13
+
+
+@attrs.define
+class CertificateRequest:
+    """Whether the server asked for a client certificate in the TLS handshake.
+
+    A server that requires one and gets none (or one it does not trust) just closes the
+    connection after the handshake, which reads like a network fault; knowing it asked
+    turns that into a permanent failure that names the certificate.
+    """
+
+    seen: bool = False
+
+    def watch(self, context: ssl.SSLContext) -> None:
+        """Listen to the handshake through CPython's message callback (what TLS key-log
+        and debugging tools use): only the message types are read."""
+
+        def callback(
+            _conn: object,
+            direction: str,
+            _version: object,
+            content_type: int,
+            msg_type: int,
+            _data: bytes,
+        ) -> None:
+            if (
+                direction == "read"
+                and content_type == _HANDSHAKE
+                and msg_type == _CERTIFICATE_REQUEST
+            ):
+                self.seen = True
+
+        setattr(context, "_msg_callback", callback)  # noqa: B010 - not in typeshed
+
+    def failure(self, exc: BaseException, failure: Failure, config: EmailConfig) -> Failure:
+        """``failure``, or the client certificate's when the server asked for one and
+        then hung up (not a reply, not a timeout, not its own certificate refused)."""
+        if not self.seen or isinstance(
+            exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPTimeoutError | TimeoutError
+        ):
+            return failure
+        if isinstance(exc.__cause__ or exc, ssl.SSLCertVerificationError):
+            return failure
+        if config.tls_client_cert is None:
+            return Failure(
+                FailureKind.PERMANENT,
+                "the server asked for a client certificate (mutual TLS) and closed the "
+                "connection without one",
+                hint="set tls_client_cert (and tls_client_key) to a certificate this "
+                "server accepts",
+            )
+        return Failure(
+            FailureKind.PERMANENT,
+            "the server asked for a client certificate (mutual TLS) and closed the "
+            "connection: it did not accept tls_client_cert",
+            hint="check that tls_client_cert is signed by a CA the server trusts, is not "
+            "expired, and is the one issued for this client",
+        )
 
 
 def tls_context(config: EmailConfig) -> ssl.SSLContext:
     """Verifying by default; client certificate; the opt-out only when written out."""
     context = verifying_context(config.tls_ca_file)
     if config.tls_client_cert is not None:
-        try:
-            context.load_cert_chain(config.tls_client_cert, config.tls_client_key)
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"tls_client_cert: cannot load it: {exc}") from None
+        load_client_cert(context, config.tls_client_cert, config.tls_client_key)
     if not config.tls_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -109,6 +186,7 @@ async def _stage(
     config: EmailConfig,
     action: Callable[[], Awaitable[T]],
     detail: Callable[[T], str],
+    asked: CertificateRequest | None = None,
 ) -> T:
     started = time.monotonic()
     try:
@@ -119,6 +197,8 @@ async def _stage(
         raise
     except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as exc:
         failure = classify(exc, config, stage=name)
+        if asked is not None:
+            failure = asked.failure(exc, failure, config)
         if log_ is not None:
             log_.failed(name, failure, started)
         raise StageFailed(name, failure) from exc
@@ -245,12 +325,17 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
         text = str(exc)
         failure = Failure(
             FailureKind.PERMANENT,
-            text if text.startswith("tls_client_cert") else f"tls_ca_file: {text}",
+            text
+            if text.startswith(("tls_client_cert", "tls_client_key"))
+            else f"tls_ca_file: {text}",
             hint="point it at a readable PEM file",
         )
         if log_ is not None:
             log_.failed("tls", failure, started)
         raise StageFailed("tls", failure) from None
+    asked = CertificateRequest()
+    if context is not None:
+        asked.watch(context)
     smtp = aiosmtplib.SMTP(
         hostname=config.host,
         sock=sock,
@@ -272,6 +357,7 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                     f"{tls_detail(smtp, config)}; greeting {reply.code} "
                     f"{' '.join(reply.message.split())[:80]}"
                 ),
+                asked,
             )
         else:
             greeting = await _stage(
@@ -280,9 +366,10 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                 config,
                 smtp.connect,
                 lambda reply: f"{reply.code} {' '.join(reply.message.split())[:80]}",
+                asked,
             )
         del greeting
-        await _stage(log_, "ehlo", config, smtp.ehlo, lambda _r: _capabilities(smtp))
+        await _stage(log_, "ehlo", config, smtp.ehlo, lambda _r: _capabilities(smtp), asked)
         if config.security is Security.STARTTLS:
             await _stage(
                 log_,
@@ -290,6 +377,7 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                 config,
                 lambda: _starttls(smtp, config),
                 lambda _r: f"STARTTLS: {tls_detail(smtp, config)}",
+                asked,
             )
         if config.authenticates:
             await _stage(
@@ -298,9 +386,10 @@ async def open_session(config: EmailConfig, log_: StageLog | None = None) -> Ses
                 config,
                 lambda: _login(smtp, config),
                 lambda method: f"logged in as {config.user} ({method})",
+                asked,
             )
         elif log_ is not None:
-            log_.stages.append(TestStage("auth", True, "skipped: no user configured"))
+            log_.add(TestStage("auth", True, "skipped: no user configured"))
     except BaseException:
         smtp.close()
         raise
@@ -360,6 +449,7 @@ async def _login(smtp: aiosmtplib.SMTP, config: EmailConfig) -> str:
                     hint="check that the token source works for the user dbnotify runs as",
                 ),
             ) from None
+        remember_token(config, token)
         _require_offered(smtp, "xoauth2", offered)
         await smtp.auth_xoauth2(config.user, token.reveal())
         return "XOAUTH2"

@@ -17,6 +17,7 @@ from dbnotify.channel import (
     in_range,
     make_converter,
     positive,
+    regular_file_problem,
     setting,
 )
 from dbnotify_email.addresses import (
@@ -91,6 +92,8 @@ def verifying_context(path: str | None) -> ssl.SSLContext:
 
     Raises ValueError with an operator's message when ``path`` cannot be loaded.
     """
+    if path is not None and (problem := regular_file_problem(path)):
+        raise ValueError(f"{path!r} {problem}")
     try:
         context = ssl.create_default_context(cafile=path)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -112,11 +115,56 @@ def _ca_file(_inst: Any, _attr: Any, value: str | None) -> None:
 def _readable(_inst: Any, _attr: Any, value: str | None) -> None:
     if value is None:
         return
+    if problem := regular_file_problem(value):
+        raise ValueError(f"{value!r} {problem}")  # opening a FIFO would wait for a writer
     try:
         with open(value, "rb"):
             pass
     except OSError as exc:
         raise ValueError(f"cannot read {value!r}: {exc.strerror or exc}") from None
+
+
+def _no_passphrase() -> str:
+    """The key's passphrase callback: never OpenSSL's prompt on the terminal."""
+    raise ValueError("an encrypted key is not supported; give the key without a passphrase")
+
+
+def load_client_cert(context: ssl.SSLContext, cert: str, key: str | None) -> None:
+    """Load the client certificate and its key into ``context``, or raise ValueError
+    naming the field to fix (``tls_client_key: ...`` when the certificate file holds no
+    key: without one the server ends the handshake, which reads like a network fault)."""
+    if key is None:
+        try:
+            with open(cert, "rb") as handle:
+                holds_key = b"PRIVATE KEY-----" in handle.read()
+        except OSError as exc:
+            raise ValueError(
+                f"tls_client_cert: cannot read {cert!r}: {exc.strerror or exc}"
+            ) from None
+        if not holds_key:
+            raise ValueError(
+                f"tls_client_key: required: tls_client_cert {cert!r} holds no private key; "
+                "set tls_client_key to the PEM file of its key"
+            )
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except ValueError as exc:
+        raise ValueError(f"tls_client_key: {exc}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(
+            f"tls_client_cert: cannot load it{' with tls_client_key' if key else ''}: "
+            f"{getattr(exc, 'reason', None) or exc}"
+        ) from None
+
+
+def _host(_inst: Any, _attr: Any, value: str) -> None:
+    if not value.strip():
+        raise ValueError('must not be empty; e.g. "smtp.example.com"')
+    if re.search(r"[\x00-\x20\x7f]", value):
+        raise ValueError(
+            "must be a host name or address without spaces, line breaks or control "
+            f"characters (got {describe_value(value)})"
+        )
 
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
@@ -132,7 +180,9 @@ def _hostname(_inst: Any, _attr: Any, value: str | None) -> None:
 
 @attrs.frozen(repr=False)
 class EmailConfig:
-    host: str = setting(description="SMTP server hostname", example='"smtp.example.com"')
+    host: str = setting(
+        validator=_host, description="SMTP server hostname", example='"smtp.example.com"'
+    )
     from_: Mailbox = setting(
         key="from",
         description="sender address, optionally with a name",
@@ -245,6 +295,14 @@ class EmailConfig:
         if self.tls_client_key is not None and self.tls_client_cert is None:
             # a certificate file alone may hold the key too; a key alone is a mistake
             raise InvalidField("tls_client_cert", "required when tls_client_key is set")
+        if self.tls_client_cert is not None:
+            try:
+                load_client_cert(
+                    ssl.create_default_context(), self.tls_client_cert, self.tls_client_key
+                )
+            except ValueError as exc:
+                field, _, problem = str(exc).partition(": ")
+                raise InvalidField(field, problem) from None
         if self.effective_port == 465 and self.security is not Security.SSL:
             raise InvalidField(
                 "security",

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from dbnotify.channel import Secret, describe_value
+from dbnotify.channel import Secret, regular_file_problem
 
 COMMAND_TIMEOUT = 30.0
 
@@ -91,7 +91,11 @@ class TokenSource:
 
 
 def _read_text(path: str) -> str:
-    return Path(path).expanduser().read_text()
+    found = Path(path).expanduser()
+    if problem := regular_file_problem(found):
+        # reading a FIFO would wait for a writer, holding a thread at every connection
+        raise OSError(f"it {problem}")
+    return found.read_text()
 
 
 def structure_token_source(value: Any, _cl: Any) -> TokenSource:
@@ -112,11 +116,15 @@ def structure_token_source(value: Any, _cl: Any) -> TokenSource:
             and all(isinstance(part, str) for part in item)
         ):
             return TokenSource(command=tuple(item))
-    got = (
-        "a table with keys " + ", ".join(map(str, value))
-        if isinstance(value, Mapping)
-        else describe_value(value)
-    )
+    # never the value itself: a string here is most likely the token written out
+    if isinstance(value, Mapping):
+        got = "a table with keys " + ", ".join(map(str, value))
+    elif isinstance(value, str):
+        got = "a string; write where the token is read from, not the token: it expires"
+    else:
+        got = {list: "a list", bool: "a boolean", int: "a number", float: "a number"}.get(
+            type(value), type(value).__name__
+        )
     raise ValueError(
         'must be { env = "NAME" }, { file = "/path" } or { command = ["program", "arg"] } '
         f"(got {got})"

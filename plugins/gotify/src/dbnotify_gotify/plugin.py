@@ -70,6 +70,13 @@ def _explained(result: RecipientResult) -> RecipientResult:
     return result
 
 
+NOT_FOUND = (
+    "no Gotify message API at this address (wrong server_url, e.g. a missing path prefix)",
+    "set server_url to the address of the Gotify web UI, with its path prefix if it has one",
+)
+"""A 404: the server is not Gotify there (a token it does not know is a 401)."""
+
+
 async def _deliver(
     config: GotifyConfig, notification: Notification, renderer: Renderer
 ) -> RecipientResult:
@@ -80,6 +87,7 @@ async def _deliver(
         json=payload(config, notification, renderer),
         headers={"X-Gotify-Key": config.app_token},
         timeout=config.timeout,
+        not_found=NOT_FOUND,
     )
     return _explained(result)
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from dbnotify.channel import InvalidField, Secret, describe_value, in_range, positive, setting
+from dbnotify.http import header_secret
 
 
 def http_url(_inst: Any, _attr: Any, value: str) -> None:
@@ -41,11 +42,6 @@ def _strip_slash(value: str) -> str:
     return value.rstrip("/")
 
 
-def not_empty_secret(_inst: Any, _attr: Any, value: Secret | None) -> None:
-    if value is not None and not value.reveal().strip():
-        raise ValueError(f"is empty ({value.source})")
-
-
 @attrs.frozen
 class GotifyConfig:
     server_url: str = setting(
@@ -55,7 +51,7 @@ class GotifyConfig:
         example='"https://gotify.example.com"',
     )
     app_token: Secret = setting(
-        validator=not_empty_secret,
+        validator=header_secret,
         description="an application token from Gotify's Apps page, sent as X-Gotify-Key",
         example='{ env = "GOTIFY_APP_TOKEN" }',
     )

@@ -128,6 +128,14 @@ def _explained(config: NtfyConfig, result: RecipientResult) -> RecipientResult:
     )
 
 
+NOT_FOUND = (
+    "no ntfy server at this address (wrong server_url)",
+    "set server_url to the ntfy server's base URL (e.g. https://ntfy.sh), with its path "
+    "prefix if it has one",
+)
+"""A 404: the server is not ntfy there (any topic name exists in ntfy)."""
+
+
 async def _deliver(
     config: NtfyConfig, notification: Notification, renderer: Renderer
 ) -> RecipientResult:
@@ -138,6 +146,7 @@ async def _deliver(
         content=fit(renderer.text(notification)).encode(),
         headers=headers(config, notification, renderer),
         timeout=config.timeout,
+        not_found=NOT_FOUND,
     )
     return _explained(config, result)
 

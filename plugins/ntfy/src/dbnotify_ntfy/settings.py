@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from dbnotify.channel import InvalidField, Secret, describe_value, in_range, positive, setting
+from dbnotify.http import header_secret
 
 DEFAULT_SERVER = "https://ntfy.sh"
 TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
@@ -52,11 +53,6 @@ def _strip_slash(value: str) -> str:
     return value.rstrip("/")
 
 
-def _not_empty_secret(_inst: Any, _attr: Any, value: Secret | None) -> None:
-    if value is not None and not value.reveal().strip():
-        raise ValueError(f"is empty ({value.source})")
-
-
 @attrs.frozen
 class NtfyConfig:
     topic: str = setting(
@@ -70,7 +66,7 @@ class NtfyConfig:
     )
     access_token: Secret | None = setting(
         default=None,
-        validator=_not_empty_secret,
+        validator=header_secret,
         description="access token of a user allowed to publish (Authorization: Bearer)",
     )
     priority: int = setting(default=3, validator=in_range(1, 5), description="priority, 1 to 5")

@@ -18,22 +18,31 @@ import attrs
 import httpx
 
 from dbnotify.channel import MASK, FailureKind, RecipientResult, Secret, Status
-from dbnotify.http import DEFAULT_TIMEOUT, client, result_of, where
+from dbnotify.http import DEFAULT_TIMEOUT, client, result_of, unreachable, url_secrets, where
 
 _EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
 
 
-def _excerpt(text: str, secret: str) -> str:
-    return " ".join(text.split())[:200].replace(secret, MASK)
+def _excerpt(text: str, secrets: tuple[str, ...]) -> str:
+    text = " ".join(text.split())
+    for secret in secrets:  # before the cut: a token across it would leave its start
+        text = text.replace(secret, MASK)
+    return text[:200]
 
 
-def confirmed(label: str, response: httpx.Response, secret: str) -> RecipientResult:
+def _secrets(url: str) -> tuple[str, ...]:
+    """The URL and each part of it that may be a token, longest first."""
+    return tuple(sorted({url, *url_secrets(url)}, key=len, reverse=True))
+
+
+def confirmed(label: str, response: httpx.Response, url: str) -> RecipientResult:
     """The result of a 2xx answer: delivered only if the connector says it posted."""
     text = response.text.strip()
     reply = f"{response.status_code} {response.reason_phrase}".strip()
     if not text or text.isdigit():
         return RecipientResult.delivered(label, reply=f"{reply}: {text}" if text else reply)
-    said = _excerpt(text, secret)
+    secrets = _secrets(url)
+    said = _excerpt(text, secrets)
     found = _EMBEDDED_STATUS.search(text)
     if found is None:
         return RecipientResult.failed(
@@ -45,7 +54,7 @@ def confirmed(label: str, response: httpx.Response, secret: str) -> RecipientRes
             "lasts, check that the URL is an Incoming Webhook connector's",
         )
     status = int(found[1])
-    inner = result_of(label, httpx.Response(status, text=text), secrets=(secret,))
+    inner = result_of(label, httpx.Response(status, text=text), secrets=secrets)
     return attrs.evolve(
         inner,
         reason=f"Teams accepted the request but did not post the card: {inner.reason}",
@@ -84,13 +93,8 @@ async def post(
             hint="the service is slow or unreachable from here; check the network",
         )
     except httpx.HTTPError as exc:
-        return RecipientResult.failed(
-            label,
-            FailureKind.TRANSIENT,
-            f"cannot reach {where(target)}: {type(exc).__name__}",
-            hint="check the URL's host, this machine's network and DNS, and any proxy",
-        )
-    result = result_of(label, response, secrets=(target,))
+        return unreachable(label, target, exc)
+    result = result_of(label, response, secrets=_secrets(target))
     if result.status is Status.DELIVERED:
         return confirmed(label, response, target)
     return result

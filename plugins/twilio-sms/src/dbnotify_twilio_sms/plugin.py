@@ -38,6 +38,7 @@ CUT = "..."
 """Three dots, not an ellipsis character: that one would switch the SMS to UCS-2."""
 
 HINTS: dict[int, str] = {
+    20404: "check account_sid (AC..., from the Twilio Console) and api_url",
     20003: "check account_sid and auth_token (Twilio Console, Account Info); the token may "
     "have been rotated",
     21211: "check this number in to: + and the country code, then the number",
@@ -114,6 +115,13 @@ def _explained(response: httpx.Response, result: RecipientResult) -> RecipientRe
     return attrs.evolve(result, **changes)
 
 
+NOT_FOUND = (
+    "Twilio knows no such account, or api_url is not Twilio's API",
+    "check account_sid (AC..., from the Twilio Console) and api_url",
+)
+"""A 404: the account is in the URL (a bad number or sender is a 400 with a code)."""
+
+
 async def _deliver_one(config: TwilioSmsConfig, number: str, body: str) -> RecipientResult:
     return await deliver(
         number,
@@ -121,6 +129,7 @@ async def _deliver_one(config: TwilioSmsConfig, number: str, body: str) -> Recip
         f"{config.api_url}/2010-04-01/Accounts/{config.account_sid}/Messages.json",
         data=form(config, number, body),
         auth=(config.account_sid, config.auth_token),
+        not_found=NOT_FOUND,
         timeout=config.timeout,
         explain=_explained,
     )
