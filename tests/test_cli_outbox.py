@@ -137,3 +137,15 @@ async def test_retry_refuses_an_unknown_delivery_or_channel(
         1,
         f"0 deliveries due again now; a running worker sends them (dbnotify worker -c {path})\n",
     )
+
+
+async def test_numbers_too_large_for_the_outbox_are_usage_errors(
+    cli, write_config, tmp_path: Path
+) -> None:
+    path = write_config(tmp_path / "c.toml", 2525, extra=OUTBOX.format(path=tmp_path / "o.sqlite"))
+    huge = str(10**30)
+    for args in (("retry", huge), ("history", "--limit", huge)):
+        run = await cli(*args, "-c", str(path))
+        assert run.code == 2, run.err
+        assert "is not in the range" in run.err
+        assert "Traceback" not in run.err

@@ -67,3 +67,11 @@ def test_deeply_nested_toml_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
     assert issues_of(path) == [f"{path}: not valid TOML: nested too deeply"]
+
+
+def test_an_outbox_url_is_refused_without_echoing_its_password() -> None:
+    raw = {"outbox": {"path": "postgresql://dbnotify:pg-Secret-77@db.internal/dbnotify"}}
+    assert issues_of(raw) == [
+        "outbox.path: must be the path of a SQLite file, not a postgresql:// URL (an outbox "
+        "on a database server is not supported yet)"
+    ]

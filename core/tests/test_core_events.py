@@ -452,3 +452,19 @@ def test_an_address_that_is_not_text_is_refused_naming_it() -> None:
         "the user's email address 'alice\ufffd@example.com' holds bytes that are not UTF-8 "
         "text; pass the address as text"
     )
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-12))),
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+    ],
+)
+def test_a_timestamp_no_zone_can_show_is_refused(when: dt.datetime) -> None:
+    with pytest.raises(EventError) as info:
+        Event("test", timestamp=when)
+    assert str(info.value) == (
+        f"timestamp {when.isoformat()} is out of range: it must be between year 1 and 9999 "
+        "in every time zone (e.g. datetime.now(UTC))"
+    )

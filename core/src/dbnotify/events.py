@@ -47,9 +47,23 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+_LATEST = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
+"""A day inside datetime's range: shown in any time zone, a timestamp must not leave it."""
+
+
 def _aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise EventError("timestamp must carry a time zone (e.g. datetime.now(UTC))")
+    try:
+        inside = _EARLIEST <= value <= _LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise EventError(
+            f"timestamp {value.isoformat()} is out of range: it must be between year 1 and "
+            "9999 in every time zone (e.g. datetime.now(UTC))"
+        )
     return value
 
 

@@ -209,7 +209,7 @@ def _parse_time(value: str | None, name: str) -> float | None:
 @click.option("--status", type=click.Choice([s.value for s in RecipientState]), help="only this")
 @click.option("--since", help="from this time (ISO 8601; UTC if no zone)")
 @click.option("--until", help="before this time (ISO 8601)")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1, max=2**63 - 1))
 def history(
     config_path: Path,
     as_json: bool,
@@ -251,7 +251,7 @@ def history(
 
 @click.command()
 @config_option
-@click.argument("delivery_id", required=False, type=int)
+@click.argument("delivery_id", required=False, type=click.IntRange(min=1, max=2**63 - 1))
 @click.option("--dead", is_flag=True, help="every delivery with a dead recipient")
 @click.option("--channel", help="every delivery of this channel; unparks it")
 def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str | None) -> None:

@@ -89,6 +89,12 @@ class RetryOverride:
 
 
 def _outbox_path(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
+    scheme, sep, _rest = value.partition("://")
+    if sep and scheme.replace("+", "").isalpha():  # a URL may carry a password: never echo it
+        raise ValueError(
+            f"must be the path of a SQLite file, not a {scheme}:// URL (an outbox on a "
+            "database server is not supported yet)"
+        )
     folder = Path(value).expanduser().parent
     if not folder.is_dir():
         raise ValueError(
