@@ -580,3 +580,14 @@ async def test_render_and_test_report_a_template_that_fails_at_render_time(
     assert "FAIL render" in tested.out
     assert "rendering failed: template error: 'tittle' is undefined" in tested.out
     assert "bug in" not in tested.out
+
+
+async def test_send_refuses_a_user_email_the_event_would_ignore(cli, tmp_path: Path) -> None:
+    run = await cli(
+        "send", "backup_failure", "-c", str(tmp_path / "c.toml"), "--user-email", "a@x.org"
+    )
+    assert (run.code, run.out) == (2, "")
+    assert run.err == (
+        "error: --user-email is for events that concern a user (user_login, user_created); "
+        "backup_failure is not one\n"
+    )

@@ -18,6 +18,7 @@ from dbnotify.cli._common import (
     load,
     print_result,
     run_and_close,
+    usage,
 )
 from dbnotify.events import Severity
 
@@ -118,8 +119,13 @@ def send(
     gets its first attempt here (later retries are the worker's).
     """
     from dbnotify.errors import EventError, OutboxError
+    from dbnotify.events import CATALOGUE
     from dbnotify.notifier import Notifier
 
+    spec = CATALOGUE.get(event_type)
+    if user_email is not None and not (spec and spec.user_event):
+        users = ", ".join(name for name, s in CATALOGUE.items() if s.user_event)
+        usage(f"--user-email is for events that concern a user ({users}); {event_type} is not one")
     notifier = Notifier(load(config_path))
     try:
         event = _event(event_type, data, user_email, title, message, severity)
