@@ -570,3 +570,42 @@ async def test_email_retry_keeps_the_message_id_and_sends_to_the_4xx_one_only(
     assert first.message["To"] == second.message["To"] == "a@x.org, b@x.org"
     rows = await notifier.history(delivery_ids=result.delivery_ids)
     assert statuses(rows) == {"a@x.org": ("delivered", 1), "b@x.org": ("delivered", 2)}
+
+
+class UnrecordableStore(MemoryStore):
+    """A store whose every record fails, as a full or damaged disk makes it fail (no
+    local file can be made to fail on the record alone, and only then)."""
+
+    async def record_many(self, attempts: Any, *, now: Any = None, delay: Any = None) -> Any:
+        raise OutboxError("the outbox cannot record: disk full (simulated)")
+
+
+async def test_an_attempt_that_cannot_be_recorded_stops_the_worker_instead_of_resending(
+    setup: Setup,
+) -> None:
+    config = attrs.evolve(setup.notifier().config, outbox=None)
+    store = UnrecordableStore()
+    notifier = Notifier(config, plugins=setup.registry, outbox=store)
+    result = await notifier.notify(FAILURE)
+    (ident,) = result.delivery_ids
+    with pytest.raises(OutboxError) as info:
+        await asyncio.wait_for(Worker(store, notifier.deliverer).run(), timeout=10)
+    assert str(info.value) == (
+        f"delivery #{ident} was attempted but its outcome could not be recorded: the outbox "
+        "cannot record: disk full (simulated); the worker stops rather than send it again "
+        "and again (a worker started once the outbox is fixed tries it once more)"
+    )
+    assert len(setup.plugin.calls) == 1  # sent once, not once per lease
+
+
+async def test_a_host_hears_of_a_worker_that_stopped_and_closes_quietly(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = attrs.evolve(setup.notifier().config, outbox=None)
+    notifier = Notifier(config, plugins=setup.registry, outbox=UnrecordableStore())
+    await notifier.notify(FAILURE)
+    task = notifier.start()
+    await asyncio.wait_for(asyncio.wait([task]), timeout=10)
+    assert isinstance(task.exception(), OutboxError)
+    assert "the outbox worker stopped: delivery #1 was attempted" in caplog.text
+    await notifier.aclose()  # does not raise into the host

@@ -22,6 +22,7 @@ from dbnotify import router
 from dbnotify.config.load import load_config
 from dbnotify.config.model import Config
 from dbnotify.delivery import Deliverer
+from dbnotify.errors import OutboxError
 from dbnotify.events import Event, Notification, to_notification, to_user_notification
 from dbnotify.outbox.group import GroupCommit
 from dbnotify.outbox.model import Enqueue, HistoryRow
@@ -173,6 +174,7 @@ class Notifier:
         if self._worker_task is None or self._worker_task.done():
             self._worker = Worker(self.outbox, self.deliverer)
             self._worker_task = asyncio.get_running_loop().create_task(self._worker.run())
+            self._worker_task.add_done_callback(_report_worker_end)
         return self._worker_task
 
     async def history(self, **filters: Any) -> list[HistoryRow]:
@@ -211,7 +213,7 @@ class Notifier:
         """Stop the background worker; let plugins close what they keep open on this loop."""
         if self._worker_task is not None:
             self._worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, OutboxError):  # logged when it ended
                 await self._worker_task
             self._worker_task = None
         await self.deliverer.shutdown()
@@ -227,6 +229,12 @@ class Notifier:
         return await self.deliverer.test(
             channel, to_notification(Event("test")), send_message=send_message
         )
+
+
+def _report_worker_end(task: asyncio.Task[None]) -> None:
+    """A background worker stops on an outbox it cannot record to: say so, loudly."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("the outbox worker stopped: %s", exc)
 
 
 def _log(result: DispatchResult) -> None:

@@ -151,8 +151,9 @@ class Worker:
                         if task is stopping:
                             continue
                         claimed = in_flight.pop(task)  # type: ignore[arg-type]
+                        state = task.result()  # an outcome that could not be recorded raises
                         if on_attempt is not None:
-                            on_attempt(claimed, task.result())  # type: ignore[arg-type]
+                            on_attempt(claimed, state)  # type: ignore[arg-type]
                         if remaining is not None:
                             remaining.discard(claimed.id)
                     if remaining is not None and not remaining:
@@ -234,6 +235,10 @@ class Worker:
                 Attempt(claimed, results, fingerprints.get(delivery.channel, ""))
             )
         except OutboxError as exc:
-            # the lease runs out and another attempt follows: a duplicate, never a loss
-            log.error("delivery %s: could not record the attempt: %s", claimed.id, exc)
-            return DeliveryState.PENDING
+            # sent, but not recorded: carrying on would send it again each time its lease
+            # ran out, for as long as the outbox stays broken; stop instead, and say so
+            raise OutboxError(
+                f"delivery #{claimed.id} was attempted but its outcome could not be "
+                f"recorded: {exc}; the worker stops rather than send it again and again "
+                "(a worker started once the outbox is fixed tries it once more)"
+            ) from exc
