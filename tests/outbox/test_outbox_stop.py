@@ -62,3 +62,27 @@ async def test_drain_ends_with_an_error_when_the_outbox_cannot_be_written(
     assert drained.code == 1
     assert f"error: the outbox {files.outbox} is locked by another process" in drained.err
     assert server.data == []
+
+
+PLAIN_AUTH = 'user = "mailer"\npassword = "s3cret"\nallow_plaintext_auth = true'
+
+
+async def test_outbox_shows_a_parked_channel_as_it_is_once_its_configuration_changed(
+    files: Any, scripted: Any, dbnotify: Any
+) -> None:
+    """Parked for a refused password; the password was fixed in the file: `outbox` no
+    longer says PARKED (a worker would unpark it at its start; `outbox` does the same)."""
+    server = await scripted(replies={"AUTH": "535 5.7.8 Authentication credentials invalid"})
+    config = files.config(server.port, channel=PLAIN_AUTH)
+    assert (await dbnotify(*SEND, "-c", str(config))).code == 0
+    assert (await dbnotify("worker", "-c", str(config), "--drain")).code == 0
+    before = await dbnotify("outbox", "-c", str(config))
+    assert "channel ops-mail is PARKED since" in before.out
+    files.config(server.port, channel=PLAIN_AUTH.replace("s3cret", "n3w-s3cret"))
+    after = await dbnotify("outbox", "-c", str(config))
+    assert after.out.splitlines()[:2] == [
+        "channel ops-mail: its configuration changed since it was parked; its queue goes "
+        "again (a running worker sends it)",
+        "1 pending, 0 dead",
+    ]
+    assert "PARKED" not in after.out

@@ -147,21 +147,26 @@ def worker(config_path: Path, drain: bool, concurrency: int, grace: float) -> No
 def outbox_command(config_path: Path, as_json: bool) -> None:
     """What is waiting (pending) and what gave up (dead), with reasons; parked channels."""
     from dbnotify.errors import OutboxError
-    from dbnotify.outbox.model import Parked, RecipientState
+    from dbnotify.outbox.model import Parked
+    from dbnotify.outbox.worker import fingerprint
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
     store = notifier.outbox
 
-    async def query() -> tuple[list[HistoryRow], list[HistoryRow], dict[str, Parked]]:
+    async def query() -> tuple[list[str], list[HistoryRow], list[HistoryRow], dict[str, Parked]]:
+        # as a worker would at its start: a channel whose configuration changed since it
+        # was parked goes again, so that this shows the state as it is, not as it was
+        fingerprints = {n: fingerprint(c) for n, c in notifier.config.channels.items()}
         return (
+            await store.unpark_changed(fingerprints),
             await store.history(status=RecipientState.PENDING, limit=10_000),
             await store.history(status=RecipientState.DEAD, limit=10_000),
             await store.parked(),
         )
 
     try:
-        pending, dead, parked = ask(store, query())
+        unparked, pending, dead, parked = ask(store, query())
     except OutboxError as exc:
         usage(str(exc))
     if as_json:
@@ -173,11 +178,17 @@ def outbox_command(config_path: Path, as_json: bool) -> None:
                     "parked": {
                         c: {"reason": why, "since": when(at)} for c, (why, at) in parked.items()
                     },
+                    "unparked": unparked,
                 },
                 indent=2,
             )
         )
         return
+    for channel in unparked:
+        click.echo(
+            f"channel {channel}: its configuration changed since it was parked; its queue "
+            "goes again (a running worker sends it)"
+        )
     for channel, (why, at) in parked.items():
         click.echo(
             f"channel {channel} is PARKED since {when(at)}: {why}; fix its "
