@@ -15,7 +15,7 @@ from dbnotify import Event, load_config
 from dbnotify.config.model import RenderingSettings
 from dbnotify.errors import ConfigError
 from dbnotify.events import Notification, Severity, to_notification
-from dbnotify.rendering import SEVERITY_COLORS, Renderer
+from dbnotify.rendering import SEVERITY_COLORS, Renderer, template_problem
 
 WHEN = dt.datetime(2024, 3, 1, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
@@ -314,8 +314,12 @@ def test_override_cannot_read_an_absolute_path(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-TOKEN", encoding="utf-8")
     renderer = Renderer(overrides(tmp_path, message_txt="{% include '" + str(secret) + "' %}"))
-    with pytest.raises(jinja2.TemplateNotFound):
+    with pytest.raises(jinja2.TemplateNotFound) as info:
         renderer.text(note())
+    assert template_problem(info.value) == (
+        f"template {str(secret)!r} not found: templates load by name, from "
+        "rendering.templates_dir or dbnotify's own (no paths, no ..)"
+    )
 
 
 def test_override_may_include_its_own_files(tmp_path: Path) -> None:

@@ -49,6 +49,11 @@ def template_problem(exc: jinja2.TemplateError) -> str:
     """``template email.html line 3: unexpected '}'`` for an operator to fix."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return f"template {exc.name or exc.filename or '?'} line {exc.lineno}: {exc.message}"
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return (
+            f"template {exc.name!r} not found: templates load by name, from "
+            "rendering.templates_dir or dbnotify's own (no paths, no ..)"
+        )
     return f"template error: {exc.message or exc}"
 
 
