@@ -497,7 +497,11 @@ async def test_demo_delivers_one_of_each_event(cli, write_config, tmp_path: Path
     htmls = sorted(p.name for p in out.glob("*.html"))
     assert len(emls) == 11  # nine events, plus a user copy for login and account creation
     assert [n.replace(".eml", ".html") for n in emls] == htmls
-    events = {n.split("-", 1)[1].removesuffix(".eml") for n in emls}
+    events = {n.split("-", 1)[1].removesuffix(".eml").removesuffix("-user") for n in emls}
+    assert sorted(n.split("-", 1)[1] for n in emls if n.endswith("-user.eml")) == [
+        "user_created-user.eml",
+        "user_login-user.eml",
+    ]
     assert events == {
         "backup_success",
         "backup_failure",

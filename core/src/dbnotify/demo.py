@@ -114,7 +114,10 @@ class _Mailbox:
     def __call__(self, received: Received) -> None:
         msg = received.message
         event = str(msg.get("X-DBackup-Event", "message"))
-        stem = f"{len(self.files) + 1:02d}-{_slug(event)}"
+        # the admins' message and the user's copy of one event arrive in either order:
+        # the name, not the number, says which is which
+        copy = "-user" if ".user@" in str(msg["Message-ID"]) else ""
+        stem = f"{len(self.files) + 1:02d}-{_slug(event)}{copy}"
         eml = self.folder / f"{stem}.eml"
         eml.write_bytes(received.data)
         html = msg.get_body(preferencelist=("html",))
