@@ -532,3 +532,44 @@ def test_values_that_grow_when_escaped_stay_under_gmails_clip() -> None:
     assert 50_000 < len(html.encode()) < 100_000, len(html.encode())  # cut, not gutted
     assert html.count("more characters: the plain-text part of this email has the whole") == 2
     assert "Sent by DBackup" in html
+
+
+# --- an operator's template cannot stall delivery or validation ------------------------------
+
+NESTED = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+
+
+def test_a_template_that_loops_too_long_is_stopped_at_its_time_limit() -> None:
+    import time
+
+    from dbnotify.rendering.limits import TIME_LIMIT, TemplateTooSlow
+
+    started = time.monotonic()
+    with pytest.raises(TemplateTooSlow) as info:
+        Renderer().render_string(NESTED, note())
+    assert time.monotonic() - started < TIME_LIMIT + 1.5
+    assert template_problem(info.value) == (
+        "template error: took longer than 2s to render (a loop too large?); simplify it"
+    )
+    assert Renderer().render_string("{{ title }}", note()) == "Backup Failed"  # tracer gone
+
+
+def test_an_override_with_a_slow_loop_is_stopped_too(tmp_path: Path) -> None:
+    from dbnotify.rendering.limits import TemplateTooSlow
+
+    renderer = Renderer(overrides(tmp_path, subject_txt=NESTED + "{{ title }}"))
+    with pytest.raises(TemplateTooSlow):
+        renderer.subject(note())
+
+
+@pytest.mark.parametrize(
+    ("source", "refusal"),
+    [
+        ("{{ 'x' * 1000000000 }}", "a repetition of more than 1000000 characters or items"),
+        ("{{ 9 ** 999999 }}", "an exponent above 64 is not allowed in a template"),
+    ],
+)
+def test_a_template_cannot_make_a_huge_value(source: str, refusal: str) -> None:
+    with pytest.raises(SecurityError, match=refusal):
+        Renderer().render_string(source, note())
+    assert Renderer().render_string("{{ 'ab' * 3 }} {{ 2 ** 10 }}", note()) == "ababab 1024"

@@ -20,11 +20,11 @@ from typing import Any
 import css_inline
 import jinja2
 import markupsafe
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dbnotify.config.model import RenderingSettings
 from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import Notification, Severity
+from dbnotify.rendering.limits import BoundedSandbox, time_limit
 
 SEVERITY_COLORS: dict[Severity, str] = {
     Severity.SUCCESS: "#16a34a",
@@ -187,12 +187,14 @@ class Renderer:
             "trim_blocks": True,
             "lstrip_blocks": True,
         }
-        self._html = ImmutableSandboxedEnvironment(autoescape=True, **common)
+        self._html = BoundedSandbox(autoescape=True, **common)
         self._html.filters["lines"] = html_lines
         self._html.filters["summary"] = summary
-        self._text = ImmutableSandboxedEnvironment(autoescape=False, **common)
+        self._text = BoundedSandbox(autoescape=False, **common)
         self._text.filters["wrap"] = wrap
-        self._json = ImmutableSandboxedEnvironment(autoescape=False, finalize=_json_value, **common)
+        self._json = BoundedSandbox(autoescape=False, finalize=_json_value, **common)
+        self._operators = bool(self.settings.templates_dir)
+        """Whether named templates may be the operator's: then they render under a limit."""
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         try:
             self._subject_t = self._text.get_template("subject.txt")
@@ -223,18 +225,18 @@ class Renderer:
 
     def subject(self, notification: Notification) -> str:
         """``[DBackup] Backup Failed: nightly-pg``: one line, whatever the data holds."""
-        return one_line(self._subject_t.render(self.context(notification)))
+        return one_line(self._run(self._subject_t, self.context(notification)))
 
     def text(self, notification: Notification) -> str:
         """Plain text with the title, the message and every field.
 
         Lines are not wrapped: chat and push channels wrap for themselves. An email's
         text part is rendered with ``text_width`` (see :func:`email_text`)."""
-        return self._text_t.render(self.context(notification)).strip() + "\n"
+        return self._run(self._text_t, self.context(notification)).strip() + "\n"
 
     def html(self, notification: Notification) -> str:
         """A full HTML document, table layout, CSS inlined for mail clients."""
-        return self._inliner.inline(self._html_t.render(self.context(notification)))
+        return self._inliner.inline(self._run(self._html_t, self.context(notification)))
 
     def render(
         self, template: str, notification: Notification, *, html: bool = False, **extra: Any
@@ -243,7 +245,7 @@ class Renderer:
         else one of dbnotify's own. A template a plugin ships is not found by name: pass
         its text to :meth:`render_string` or :meth:`render_json`."""
         env = self._html if html else self._text
-        return env.get_template(template).render({**self.context(notification), **extra})
+        return self._run(env.get_template(template), {**self.context(notification), **extra})
 
     def render_json(self, source: str, notification: Notification, **extra: Any) -> str:
         """Render an operator's JSON payload template: every value is JSON-escaped.
@@ -252,8 +254,19 @@ class Renderer:
         newlines, backslashes): strings are escaped as JSON string content, other values
         written as JSON (``{{ fields | tojson }}`` also works).
         """
-        return self._json.from_string(source).render({**self.context(notification), **extra})
+        context = {**self.context(notification), **extra}
+        return self._run(self._json.from_string(source), context, operator=True)
 
     def render_string(self, source: str, notification: Notification, **extra: Any) -> str:
         """Render an operator-supplied template string (e.g. a webhook payload) sandboxed."""
-        return self._text.from_string(source).render({**self.context(notification), **extra})
+        context = {**self.context(notification), **extra}
+        return self._run(self._text.from_string(source), context, operator=True)
+
+    def _run(
+        self, template: jinja2.Template, context: dict[str, Any], *, operator: bool = False
+    ) -> str:
+        """Render; an operator's template under :func:`~dbnotify.rendering.limits.time_limit`."""
+        if not (operator or self._operators):
+            return template.render(context)
+        with time_limit():
+            return template.render(context)
