@@ -758,3 +758,19 @@ async def test_a_store_closed_opens_again_on_next_use(sqlite_store: SQLiteStore)
     await put(sqlite_store)
     await sqlite_store.aclose()
     assert (await sqlite_store.counts())["pending"] == 1
+
+
+async def test_a_deadline_then_a_success_leaves_nothing_pending(store: OutboxStore) -> None:
+    """The first attempt ran out of time before any recipient was known (``(channel)``);
+    the second delivered to each: nothing may stay listed as pending."""
+    await put(store)
+    (first,) = await take(store, T0)
+    await record(store, first, [later(CHANNEL_LABEL, reply="")], now=T0, delay=10)
+    (second,) = await take(store, T0 + 10)
+    assert second.retry_only is None  # everyone: nobody was known yet
+    state = await record(store, second, [ok("a@x.org"), ok("b@x.org")], now=T0 + 10)
+    assert state == DONE
+    assert await store.history(status=RecipientState.PENDING) == []
+    rows = {r.recipient: (r.status, r.attempts) for r in await store.history()}
+    assert rows == {"a@x.org": ("delivered", 1), "b@x.org": ("delivered", 1)}
+    assert [r.recipient for r in await store.failures_since(0)] == [CHANNEL_LABEL]  # kept

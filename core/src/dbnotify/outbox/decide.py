@@ -48,6 +48,10 @@ class Decision:
     """When to try again; ``None`` when the delivery is done."""
     park: str | None
     """Why to park the channel, or ``None`` to leave it alone."""
+    drop_placeholder: bool = False
+    """The attempt named its recipients: a ``(channel)`` row an earlier attempt left
+    (failed before any recipient was known, e.g. by the deadline) no longer stands for
+    anyone and goes, so that a delivered notification does not stay listed as pending."""
 
     def reason(self, result: RecipientResult) -> str | None:
         """The reason to record for ``result``."""
@@ -102,6 +106,7 @@ def decide(
         attempts=attempt,
         next_at=next_at if pending else None,
         park=(park.reason or "failed") if park is not None else None,
+        drop_placeholder=bool(results) and all(r.recipient != CHANNEL_LABEL for r in results),
     )
 
 

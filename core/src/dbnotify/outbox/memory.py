@@ -256,6 +256,8 @@ class MemoryStore:
         if delay is None:
             delay = claimed.policy.delay(claimed.attempts + 1)
         decision = decide(claimed, attempt.results, now, delay)
+        if decision.drop_placeholder:
+            d.recipients.pop(CHANNEL_LABEL, None)
         self._store_results(d, attempt.results, decision.states, decision.reasons, now)
         d.state, d.attempts = decision.state, decision.attempts
         d.next_at = decision.next_at if decision.next_at is not None else now

@@ -266,6 +266,11 @@ class SQLiteStore:
         if delay is None:
             delay = claimed.policy.delay(claimed.attempts + 1)
         decision = decide(claimed, attempt.results, now, delay)
+        if decision.drop_placeholder:
+            db.execute(
+                "DELETE FROM recipient WHERE delivery_id = ? AND address = ?",
+                (claimed.id, CHANNEL_LABEL),
+            )
         self._store_results(db, claimed.id, attempt.results, decision.states, decision.reasons, now)
         db.execute(
             "UPDATE delivery SET state = ?, attempts = ?, next_at = ?, lease_owner = NULL,"
