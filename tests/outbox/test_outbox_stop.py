@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from typing import Any
 
@@ -86,3 +88,21 @@ async def test_outbox_shows_a_parked_channel_as_it_is_once_its_configuration_cha
         "1 pending, 0 dead",
     ]
     assert "PARKED" not in after.out
+
+
+async def test_outbox_shows_a_delivery_held_by_a_worker_that_died(
+    files: Any, scripted: Any, start_worker: Any, dbnotify: Any, until: Any
+) -> None:
+    server = await scripted(final_delay=30)
+    config = files.config(server.port, deadline=60)
+    worker = await start_worker(config)
+    assert (await dbnotify(*SEND, "-c", str(config))).code == 0
+    await until(lambda: len(server.data) == 1, within=15)
+    worker.kill()  # kill -9: its lease stays until it runs out
+    await worker.proc.wait()
+    listed = await dbnotify("outbox", "-c", str(config))
+    (line,) = [x for x in listed.out.splitlines() if x.startswith("  #1 ")]
+    assert f"held by worker {socket.gethostname()}:{worker.pid}:" in line
+    assert "(if that worker is gone, it goes again then)" in line
+    rows = json.loads((await dbnotify("outbox", "-c", str(config), "--json")).out)["pending"]
+    assert rows[0]["held_by"].startswith(f"{socket.gethostname()}:{worker.pid}:")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -138,6 +139,11 @@ def describe_row(row: HistoryRow) -> str:
         parts.append(f"server said: {row.reply}")
     if row.status == RecipientState.PENDING and row.next_at is not None:
         parts.append(f"next attempt {when(row.next_at)}")
+    if row.status == RecipientState.PENDING and (row.held_until or 0) > time.time():
+        parts.append(
+            f"held by worker {row.held_by} until {when(row.held_until)} (if that worker is "
+            "gone, it goes again then)"
+        )
     line = (
         f"#{row.delivery_id} {row.event_type} {row.channel} {who}{row.recipient}: "
         + " - ".join(parts)

@@ -442,6 +442,8 @@ class MemoryStore:
                 attempts=0,
                 at=d.updated_at,
                 next_at=d.next_at if d.state is DeliveryState.PENDING else None,
+                held_by=d.lease_owner if d.state is DeliveryState.PENDING else None,
+                held_until=d.lease_until if d.state is DeliveryState.PENDING else None,
             )
             if not d.recipients:
                 yield row

@@ -120,12 +120,17 @@ class HistoryRow:
     attempts: int
     at: float
     next_at: float | None = None
+    held_by: str | None = None
+    """A pending delivery a worker has claimed: that worker (``host:pid:id``)."""
+    held_until: float | None = None
+    """When that worker's lease runs out: if it died, the delivery goes again then."""
 
     def as_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self)
         data["status"] = str(self.status)
         data["at"] = iso(self.at)
         data["next_at"] = iso(self.next_at) if self.next_at is not None else None
+        data["held_until"] = iso(self.held_until) if self.held_until is not None else None
         return data
 
 

@@ -521,14 +521,16 @@ class SQLiteStore:
                        r.reason AS reason, r.reply AS reply, r.hint AS hint,
                        coalesce(r.attempts, 0) AS attempts,
                        coalesce(r.updated_at, d.updated_at) AS at,
-                       CASE WHEN d.state = ? THEN d.next_at END AS next_at
+                       CASE WHEN d.state = ? THEN d.next_at END AS next_at,
+                       CASE WHEN d.state = ? THEN d.lease_owner END AS held_by,
+                       CASE WHEN d.state = ? THEN d.lease_until END AS held_until
                 FROM delivery d JOIN notification n ON n.id = d.notification_id
                 LEFT JOIN recipient r ON r.delivery_id = d.id
             )
             WHERE {" AND ".join(conditions)}
             ORDER BY at DESC, delivery_id DESC LIMIT ?"""
         return await asyncio.to_thread(
-            self._rows, query, (CHANNEL_LABEL, R_PENDING, PENDING, *args, limit)
+            self._rows, query, (CHANNEL_LABEL, R_PENDING, PENDING, PENDING, PENDING, *args, limit)
         )
 
     def _rows(self, query: str, args: Sequence[Any]) -> list[HistoryRow]:
@@ -577,4 +579,6 @@ def _history_row(row: sqlite3.Row) -> HistoryRow:
         attempts=row["attempts"],
         at=row["at"],
         next_at=row["next_at"],
+        held_by=row["held_by"] if "held_by" in row.keys() else None,  # noqa: SIM118
+        held_until=row["held_until"] if "held_until" in row.keys() else None,  # noqa: SIM118
     )
