@@ -22,7 +22,18 @@ async def email_schema(cli) -> dict:
 async def test_email_schema_describes_every_key_and_marks_secrets(email_schema: dict) -> None:
     jsonschema.Draft202012Validator.check_schema(email_schema)
     props = email_schema["properties"]
-    assert email_schema["required"] == ["type", "host", "from", "to"]
+    # a preset fills in host (but postfix, which names no server): required only without one
+    assert email_schema["required"] == ["type", "from", "to"]
+    assert email_schema["allOf"][0] == {
+        "if": {
+            "properties": {"preset": {"enum": ["gmail", "sendgrid", "mailgun", "ses", "mailtrap"]}},
+            "required": ["preset"],
+        },
+        "else": {"required": ["host"]},
+    }
+    assert props["port"]["minimum"] == 1
+    assert props["port"]["maximum"] == 65535
+    assert props["timeout"]["exclusiveMinimum"] == 0
     assert props["security"] == {
         "type": "string",
         "enum": ["none", "ssl", "starttls"],

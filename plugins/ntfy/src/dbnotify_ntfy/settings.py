@@ -12,6 +12,7 @@ from dbnotify.channel import InvalidField, Secret, describe_value, in_range, pos
 from dbnotify.http import header_secret
 
 DEFAULT_SERVER = "https://ntfy.sh"
+DEFAULT_PRIORITY = 3
 TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 
 
@@ -56,7 +57,16 @@ def _strip_slash(value: str) -> str:
 @attrs.frozen
 class NtfyConfig:
     topic: str = setting(
-        validator=_topic, description="the topic to publish to", example='"dbackup-alerts"'
+        validator=_topic,
+        description="the topic to publish to",
+        example='"dbackup-alerts"',
+        # unanchored: Python's $ also matches before a final line break
+        schema={
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "not": {"pattern": "[^-_A-Za-z0-9]"},
+        },
     )
     server_url: str = setting(
         default=DEFAULT_SERVER,
@@ -69,7 +79,9 @@ class NtfyConfig:
         validator=header_secret,
         description="access token of a user allowed to publish (Authorization: Bearer)",
     )
-    priority: int = setting(default=3, validator=in_range(1, 5), description="priority, 1 to 5")
+    priority: int = setting(
+        default=DEFAULT_PRIORITY, validator=in_range(1, 5), description="priority, 1 to 5"
+    )
     failure_priority: int | None = setting(
         default=None,
         validator=in_range(1, 5),
@@ -90,3 +102,16 @@ class NtfyConfig:
     @property
     def effective_failure_priority(self) -> int:
         return 5 if self.failure_priority is None else self.failure_priority
+
+
+SCHEMA_RULES: tuple[dict[str, Any], ...] = tuple(
+    {
+        # a priority left out is the default: the rule for 3 holds then too
+        "if": {"properties": {"priority": {"const": level}}}
+        | ({} if level == DEFAULT_PRIORITY else {"required": ["priority"]}),
+        "then": {"properties": {"failure_priority": {"minimum": level}}},
+    }
+    for level in range(1, 6)
+)
+"""``failure_priority >= priority`` (:meth:`NtfyConfig.__attrs_post_init__`), one rule per
+priority, for ``dbnotify schema``: JSON Schema cannot compare two values."""
