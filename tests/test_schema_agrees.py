@@ -11,9 +11,10 @@ Left out of the generators, because JSON Schema cannot say them:
   files, which only ``validate`` can read;
 - the content of an address (email's ``from``, ``to``, ``cc``, ``bcc``, ``reply_to``):
   ``Mailbox.parse`` asks email-validator; the schema only requires an ``@``;
-- the content of a URL (webhook's ``webhook_url``, ntfy's ``server_url``): ``urlsplit``
-  decides; and of a secret written as a literal (webhook's ``auth_header``, ntfy's
-  ``access_token``: printable ASCII), whose schema is the one every secret shares;
+- the content of a URL (webhook's ``webhook_url``, ntfy's and gotify's ``server_url``):
+  ``urlsplit`` decides; and of a secret written as a literal (webhook's ``auth_header``,
+  ntfy's ``access_token``, gotify's ``app_token``: printable ASCII), whose schema is the
+  one every secret shares;
 - webhook's ``payload``, a Jinja template that ``validate`` compiles; its header names
   that are forbidden (``Host``) or given twice in another case; its ``method`` in
   lower case, which ``validate`` takes (``post``) and the schema lists as ``POST``;
@@ -104,6 +105,17 @@ NTFY: dict[str, Values] = {
 }
 NTFY_REQUIRED = ("topic",)
 
+GOTIFY_PRIORITY: Values = ([0, 1, 5, 8, 10], [-1, 11, "5", 5.5, False])
+GOTIFY: dict[str, Values] = {
+    "server_url": (["https://gotify.example.com", "http://10.0.0.2:8080/"], [5, []]),
+    "app_token": (["AbCdEf.123"], [5, ["t"]]),
+    "priority": GOTIFY_PRIORITY,
+    "failure_priority": GOTIFY_PRIORITY,
+    "timeout": TIMES,
+    "token": ([], ["AbCdEf.123"]),
+}
+GOTIFY_REQUIRED = ("server_url", "app_token")
+
 WEBHOOK: dict[str, Values] = {
     "webhook_url": (["https://hooks.example.com/x/1", "http://localhost:8080/hook"], [5, []]),
     "method": (["POST", "PUT", "PATCH"], ["GET", "DELETE", "FETCH", "", 1]),
@@ -182,6 +194,14 @@ async def test_ntfy_schema_accepts_what_validate_accepts(cli: Any) -> None:
     from dbnotify_ntfy.plugin import validate_config
 
     accepted, refused = await _agree(cli, "ntfy", validate_config, NTFY, NTFY_REQUIRED, 12)
+    assert accepted > BLOCKS // 10
+    assert refused > BLOCKS // 10
+
+
+async def test_gotify_schema_accepts_what_validate_accepts(cli: Any) -> None:
+    from dbnotify_gotify.plugin import validate_config
+
+    accepted, refused = await _agree(cli, "gotify", validate_config, GOTIFY, GOTIFY_REQUIRED, 12)
     assert accepted > BLOCKS // 10
     assert refused > BLOCKS // 10
 

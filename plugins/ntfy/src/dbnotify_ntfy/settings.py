@@ -10,6 +10,7 @@ import attrs
 
 from dbnotify.channel import InvalidField, Secret, describe_value, in_range, positive, setting
 from dbnotify.http import header_secret
+from dbnotify.schema import not_below
 
 DEFAULT_SERVER = "https://ntfy.sh"
 DEFAULT_PRIORITY = 3
@@ -104,14 +105,5 @@ class NtfyConfig:
         return 5 if self.failure_priority is None else self.failure_priority
 
 
-SCHEMA_RULES: tuple[dict[str, Any], ...] = tuple(
-    {
-        # a priority left out is the default: the rule for 3 holds then too
-        "if": {"properties": {"priority": {"const": level}}}
-        | ({} if level == DEFAULT_PRIORITY else {"required": ["priority"]}),
-        "then": {"properties": {"failure_priority": {"minimum": level}}},
-    }
-    for level in range(1, 6)
-)
-"""``failure_priority >= priority`` (:meth:`NtfyConfig.__attrs_post_init__`), one rule per
-priority, for ``dbnotify schema``: JSON Schema cannot compare two values."""
+SCHEMA_RULES = not_below("failure_priority", "priority", range(1, 6), DEFAULT_PRIORITY)
+""":meth:`NtfyConfig.__attrs_post_init__`'s check, for ``dbnotify schema``."""
