@@ -85,6 +85,9 @@ class Block:
         default=("a",), validator=attrs.validators.and_(non_empty), description="n"
     )
     wait: Duration = setting(default=Duration(1.0), description="w")
+    level: int | None = setting(
+        default=None, validator=attrs.validators.optional(in_range(0, 9)), description="l"
+    )
 
 
 def test_the_core_validators_carry_their_limits_into_the_schema() -> None:
@@ -97,6 +100,7 @@ def test_the_core_validators_carry_their_limits_into_the_schema() -> None:
         "default": 1,
     }
     assert props["timeout"]["exclusiveMinimum"] == 0
+    assert props["level"]["maximum"] == 9
     assert props["names"]["minItems"] == 1
     assert "minLength" not in props["names"]
     wait = {"$schema": "https://json-schema.org/draft/2020-12/schema", **props["wait"]}

@@ -144,14 +144,17 @@ non_empty = NonEmpty()
 
 def validator_schema(validator: Any) -> dict[str, Any]:
     """The JSON Schema keywords a validator carries (``json_schema()``), through attrs'
-    ``and_`` and lists of validators; ``{}`` for a plain function, which says nothing."""
+    ``and_``, ``optional`` and lists of validators; ``{}`` for a plain function, which
+    says nothing."""
     found: dict[str, Any] = {}
     for part in getattr(validator, "_validators", None) or (validator,):
         if part is None:
             continue
-        inner = getattr(part, "_validators", None)
-        if inner is not None:
+        # attrs' and_ has _validators, its optional() a validator: private, so duck-typed
+        if hasattr(part, "_validators"):
             found.update(validator_schema(part))
+        elif type(part).__name__ == "_OptionalValidator":
+            found.update(validator_schema(part.validator))
         elif callable(method := getattr(part, "json_schema", None)):
             found.update(method())
     return found
