@@ -40,6 +40,14 @@ class ChannelInfo:
     extra_options: dict[str, Any] = attrs.field(factory=dict)
     """JSON Schema of keys that ``validate_config`` handles before the config class
     (such as the email channel's ``preset``), for ``dbnotify schema``."""
+    supplied: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    """Required keys of the config class that ``validate_config`` fills in from other
+    keys: key -> JSON Schema of the blocks that supply it (email's ``host``, from most
+    presets). ``dbnotify schema`` requires the key only in the other blocks."""
+    schema_rules: tuple[dict[str, Any], ...] = ()
+    """JSON Schemas the whole block must also match (``allOf``): the checks across keys
+    that the config class makes in ``__attrs_post_init__``, so that a form built from
+    ``dbnotify schema`` refuses what ``validate`` refuses."""
 
 
 @hookspec

@@ -1,7 +1,9 @@
 """JSON Schema of a channel's configuration, for hosts that draw their own forms.
 
 Built from the attrs config class: types, defaults, required keys, choices,
-descriptions, and which fields are secret (``"writeOnly": true, "x-secret": true``).
+descriptions, the limits that the core's validators carry (``in_range`` as
+``minimum``/``maximum``), and which fields are secret (``"writeOnly": true, "x-secret":
+true``).
 A field whose type is the plugin's own (an email address, a table of headers) carries
 its schema in the class: ``setting(..., schema={...})``. There is no registry, so what
 this module prints depends on the config class alone, never on what was imported.
@@ -18,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from dbnotify.config.fields import Duration, file_key
+from dbnotify.config.fields import DURATION_SCHEMA, Duration, file_key, validator_schema
 from dbnotify.hookspecs import ChannelInfo
 from dbnotify.secrets import Secret
 
@@ -47,12 +49,7 @@ _SECRET: dict[str, Any] = {
 _CORE_TYPES: Mapping[Any, dict[str, Any]] = types.MappingProxyType(
     {
         Secret: _SECRET,
-        Duration: {
-            "oneOf": [
-                {"type": "number", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhd]\s*$"},
-            ]
-        },
+        Duration: dict(DURATION_SCHEMA),
     }
 )
 """The core's own types that cannot be derived from a Python type; read-only."""
@@ -103,6 +100,25 @@ def _type_schema(tp: Any) -> dict[str, Any]:
     return {}
 
 
+_KEYWORD_TYPES = {
+    "minLength": {"string"},
+    "minItems": {"array"},
+    "minProperties": {"object"},
+    "minimum": {"number", "integer"},
+    "maximum": {"number", "integer"},
+    "exclusiveMinimum": {"number", "integer"},
+}
+
+
+def _applicable(schema: Mapping[str, Any], keywords: Mapping[str, Any]) -> dict[str, Any]:
+    """A validator's keywords (``non_empty`` gives minLength, minItems and minProperties)
+    less those that cannot apply to a value of the schema's one ``type``: noise in a form."""
+    kind = schema.get("type")
+    if not isinstance(kind, str):
+        return dict(keywords)
+    return {k: v for k, v in keywords.items() if kind in _KEYWORD_TYPES.get(k, {kind})}
+
+
 def object_schema(cls: type) -> dict[str, Any]:
     attrs.resolve_types(cls)
     properties: dict[str, Any] = {}
@@ -113,6 +129,7 @@ def object_schema(cls: type) -> dict[str, Any]:
         key = file_key(field)
         given = field.metadata.get("schema")
         schema = copy.deepcopy(dict(given)) if given is not None else _type_schema(field.type)
+        schema.update(_applicable(schema, validator_schema(field.validator)))
         if field.metadata.get("description"):
             schema["description"] = field.metadata["description"]
         if field.default is attrs.NOTHING:
@@ -135,8 +152,27 @@ def object_schema(cls: type) -> dict[str, Any]:
     return result
 
 
+def not_below(key: str, other: str, levels: range, default: int) -> tuple[dict[str, Any], ...]:
+    """``schema_rules`` for ``key >= other`` when both are integers in ``levels`` (ntfy's
+    ``failure_priority`` and ``priority``): one rule per value of ``other``, as JSON Schema
+    cannot compare two keys. ``other`` left out is its ``default``."""
+    return tuple(
+        {
+            "if": {"properties": {other: {"const": level}}}
+            | ({} if level == default else {"required": [other]}),
+            "then": {"properties": {key: {"minimum": level}}},
+        }
+        for level in levels
+    )
+
+
 def channel_schema(channel_type: str, info: ChannelInfo) -> dict[str, Any]:
-    """The whole block of ``[channels.NAME]`` for this channel type, ``type`` included."""
+    """The whole block of ``[channels.NAME]`` for this channel type, ``type`` included.
+
+    A required key that ``validate_config`` can fill in (``info.supplied``) is required
+    only in the blocks that do not supply it; ``info.schema_rules`` (the checks across
+    keys) must hold too.
+    """
     schema = object_schema(info.config_class)
     schema["properties"] = {
         "type": {"const": channel_type, "description": "the channel type"},
@@ -144,5 +180,13 @@ def channel_schema(channel_type: str, info: ChannelInfo) -> dict[str, Any]:
         **info.extra_options,
     }
     description = info.description
-    schema["required"] = ["type", *schema.get("required", [])]
+    required = [k for k in schema.get("required", []) if k not in info.supplied]
+    schema["required"] = ["type", *required]
+    rules = [
+        {"if": copy.deepcopy(dict(when)), "else": {"required": [key]}}
+        for key, when in info.supplied.items()
+    ]
+    rules += [copy.deepcopy(dict(rule)) for rule in info.schema_rules]
+    if rules:
+        schema["allOf"] = rules
     return {"$schema": SCHEMA_DRAFT, "title": channel_type, "description": description, **schema}

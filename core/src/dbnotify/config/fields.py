@@ -91,22 +91,73 @@ def setting(
     return attrs.field(default=default, validator=validator, metadata=metadata, converter=converter)
 
 
-def in_range(low: float, high: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    def check(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
-        if value is not None and not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high} (got {value})")
+@attrs.frozen
+class InRange:
+    """Validator: ``low <= value <= high``. Its limits are data, not a closure, so that
+    ``dbnotify schema`` prints them as ``minimum``/``maximum`` (:meth:`json_schema`)."""
 
-    return check
+    low: float
+    high: float
+
+    def __call__(self, _inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not self.low <= value <= self.high:
+            raise ValueError(f"must be between {self.low} and {self.high} (got {value})")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"minimum": self.low, "maximum": self.high}
 
 
-def positive(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"must be greater than 0 (got {value})")
+def in_range(low: float, high: float) -> InRange:
+    return InRange(low, high)
 
 
-def non_empty(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and len(value) == 0:
-        raise ValueError("must not be empty")
+@attrs.frozen
+class Positive:
+    """Validator: ``value > 0`` (``exclusiveMinimum: 0`` in the schema)."""
+
+    def __call__(self, _inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and value <= 0:
+            raise ValueError(f"must be greater than 0 (got {value})")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"exclusiveMinimum": 0}
+
+
+positive = Positive()
+
+
+@attrs.frozen
+class NonEmpty:
+    """Validator: ``len(value) > 0``. The schema's keyword depends on how the value is
+    written, so all three are given: JSON Schema applies each to its own type only."""
+
+    def __call__(self, _inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and len(value) == 0:
+            raise ValueError("must not be empty")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"minLength": 1, "minItems": 1, "minProperties": 1}
+
+
+non_empty = NonEmpty()
+
+
+def validator_schema(validator: Any) -> dict[str, Any]:
+    """The JSON Schema keywords a validator carries (``json_schema()``), through attrs'
+    ``and_``, ``optional`` and lists of validators; ``{}`` for a plain function, which
+    says nothing."""
+    found: dict[str, Any] = {}
+    for part in getattr(validator, "_validators", None) or (validator,):
+        if part is None:
+            continue
+        # attrs' and_ has _validators, its optional() a validator: private, so duck-typed
+        if hasattr(part, "_validators"):
+            found.update(validator_schema(part))
+        elif type(part).__name__ == "_OptionalValidator":
+            found.update(validator_schema(part.validator))
+        elif callable(method := getattr(part, "json_schema", None)):
+            found.update(method())
+    return found
 
 
 def file_key(attribute: attrs.Attribute[Any]) -> str:
@@ -118,6 +169,15 @@ Duration = NewType("Duration", float)
 """Seconds: a number, or a string such as ``"30s"``, ``"5m"``, ``"1h"``, ``"2d"``."""
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*")
+DURATION_SCHEMA: Mapping[str, Any] = {
+    "oneOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        # _DURATION, with a digit 1-9 somewhere in the number: "0s" and "0.0m" are refused
+        {"type": "string", "pattern": r"^\s*(?=[0-9.]*[1-9])\d+(\.\d+)?\s*[smhd]\s*$"},
+    ]
+}
+"""How a :data:`Duration` is written, for ``dbnotify schema``: what :func:`parse_duration`
+accepts."""
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -181,12 +181,17 @@ def structure_address_list(value: Any, _cl: Any) -> tuple[Mailbox, ...]:
     return tuple(found)
 
 
-MAILBOX_SCHEMA = {"type": "string", "format": "email"}
-"""How a :class:`Mailbox` is written, for ``dbnotify schema``."""
+MAILBOX_SCHEMA = {"type": "string", "format": "email", "pattern": "@"}
+"""How a :class:`Mailbox` is written, for ``dbnotify schema``: only the ``@`` of what
+:meth:`Mailbox.parse` checks can be said in JSON Schema."""
 ADDRESS_LIST_SCHEMA = {
     "oneOf": [
-        {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1},
-        {"type": "string", "description": "addresses separated by commas or semicolons"},
+        {"type": "array", "items": MAILBOX_SCHEMA, "minItems": 1},
+        {
+            "type": "string",
+            "pattern": "@",
+            "description": "addresses separated by commas or semicolons",
+        },
     ]
 }
 """How an :data:`AddressList` is written, for ``dbnotify schema``."""

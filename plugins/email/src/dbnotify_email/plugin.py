@@ -29,7 +29,7 @@ from dbnotify_email.errors import Stage, past_deadline
 from dbnotify_email.masking import masker
 from dbnotify_email.pool import close_all, pool_for
 from dbnotify_email.session import StageFailed, StageLog, open_session
-from dbnotify_email.settings import CONVERTER, EmailConfig
+from dbnotify_email.settings import CONVERTER, SCHEMA_RULES, EmailConfig
 from dbnotify_email.transaction import NothingSent, Outgoing
 
 
@@ -48,9 +48,12 @@ def channel_info() -> ChannelInfo:
             },
             "region": {
                 "type": "string",
+                "pattern": presets.REGION_PATTERN,
                 "description": 'AWS region with preset = "ses" (default us-east-1)',
             },
         },
+        supplied={"host": presets.SUPPLIES_HOST},
+        schema_rules=(*presets.SCHEMA_RULES, *SCHEMA_RULES),
     )
 
 

@@ -6,6 +6,7 @@ configuration win over the preset's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "postfix": {"port": 587, "security": "starttls"},
 }
 SES_DEFAULT_REGION = "us-east-1"
+_REGION = re.compile(r"-*[A-Za-z0-9][A-Za-z0-9-]*")
+REGION_PATTERN = "^" + _REGION.pattern + "$"
+
+SUPPLIES_HOST: dict[str, Any] = {
+    "properties": {"preset": {"enum": [n for n in PRESETS if n != "postfix"]}},
+    "required": ["preset"],
+}
+"""The blocks whose preset fills in ``host``, for ``dbnotify schema``: all but postfix,
+which names no server."""
+SCHEMA_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "if": {"not": {"properties": {"preset": {"const": "ses"}}, "required": ["preset"]}},
+        "then": {"not": {"required": ["region"]}},
+    },
+)
+"""What :func:`apply` refuses across keys: ``region`` only with ``preset = "ses"``."""
 
 
 def apply(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,7 +62,7 @@ def apply(options: Mapping[str, Any]) -> dict[str, Any]:
     preset = dict(PRESETS[name])
     if name == "ses":
         chosen = region if region is not None else SES_DEFAULT_REGION
-        if not isinstance(chosen, str) or not chosen.replace("-", "").isalnum():
+        if not isinstance(chosen, str) or not _REGION.fullmatch(chosen):
             raise ConfigError([ConfigIssue("region", f"not an AWS region name (got {chosen!r})")])
         preset["host"] = f"email-smtp.{chosen}.amazonaws.com"
     elif region is not None:

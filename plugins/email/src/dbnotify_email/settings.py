@@ -178,10 +178,22 @@ def _hostname(_inst: Any, _attr: Any, value: str | None) -> None:
         )
 
 
+HOST_SCHEMA = {
+    "type": "string",
+    "pattern": r"\S",
+    "not": {"pattern": r"[\x00-\x20\x7f]"},
+}
+"""What :func:`_host` accepts: something not blank, with no space or control character
+(unanchored patterns: Python's ``$`` also matches before a final line break)."""
+
+
 @attrs.frozen(repr=False)
 class EmailConfig:
     host: str = setting(
-        validator=_host, description="SMTP server hostname", example='"smtp.example.com"'
+        validator=_host,
+        description="SMTP server hostname",
+        example='"smtp.example.com"',
+        schema=HOST_SCHEMA,
     )
     from_: Mailbox = setting(
         key="from",
@@ -262,6 +274,11 @@ class EmailConfig:
         default=None,
         validator=_hostname,
         description="name sent with EHLO (default: this machine's FQDN)",
+        schema={
+            "type": "string",
+            "pattern": "^(?:" + _HOSTNAME.pattern + ")$",
+            "not": {"pattern": "\n"},  # Python's $ also matches before a final line break
+        },
     )
 
     def __attrs_post_init__(self) -> None:
@@ -329,3 +346,28 @@ class EmailConfig:
             "to": [str(t) for t in self.to],
         }
         return "EmailConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def _when(**values: Any) -> dict[str, Any]:
+    """JSON Schema: a block in which each of these keys is written with this value."""
+    return {"properties": {k: {"const": v} for k, v in values.items()}, "required": list(values)}
+
+
+SCHEMA_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "if": _when(auth="xoauth2"),
+        "then": {"required": ["oauth2_token", "user"], "not": {"required": ["password"]}},
+        "else": {
+            "not": {"required": ["oauth2_token"]},
+            "dependentRequired": {"user": ["password"], "password": ["user"]},
+        },
+    },
+    {
+        "if": {**_when(security="none"), "required": ["security", "user"]},
+        "then": _when(allow_plaintext_auth=True),
+    },
+    {"dependentRequired": {"tls_client_key": ["tls_client_cert"]}},
+    # every preset and the default say starttls, and security = "ssl" alone means 465
+    {"if": _when(port=465), "then": _when(security="ssl")},
+)
+""":meth:`EmailConfig.__attrs_post_init__`'s checks across keys, for ``dbnotify schema``."""

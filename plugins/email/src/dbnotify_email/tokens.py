@@ -133,12 +133,25 @@ def structure_token_source(value: Any, _cl: Any) -> TokenSource:
 
 TOKEN_SOURCE_SCHEMA = {
     "oneOf": [
-        {"type": "object", "properties": {"env": {"type": "string"}}, "required": ["env"]},
-        {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
         {
             "type": "object",
-            "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+            "properties": {"env": {"type": "string", "minLength": 1}},
+            "required": ["env"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"file": {"type": "string", "minLength": 1}},
+            "required": ["file"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "command": {"type": "array", "items": {"type": "string"}, "minItems": 1}
+            },
             "required": ["command"],
+            "additionalProperties": False,
         },
     ],
     "writeOnly": True,

@@ -25,7 +25,7 @@ from dbnotify.channel import (
     structure,
 )
 from dbnotify.http import deliver, request_stage, where
-from dbnotify_gotify.settings import GotifyConfig
+from dbnotify_gotify.settings import SCHEMA_RULES, GotifyConfig
 
 
 @hookimpl
@@ -34,6 +34,7 @@ def channel_info() -> ChannelInfo:
         description="Gotify: push messages to a self-hosted Gotify server",
         config_class=GotifyConfig,
         user_delivery=False,
+        schema_rules=SCHEMA_RULES,
     )
 
 

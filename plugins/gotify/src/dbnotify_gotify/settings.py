@@ -9,6 +9,9 @@ import attrs
 
 from dbnotify.channel import InvalidField, Secret, describe_value, in_range, positive, setting
 from dbnotify.http import header_secret
+from dbnotify.schema import not_below
+
+DEFAULT_PRIORITY = 5
 
 
 def http_url(_inst: Any, _attr: Any, value: str) -> None:
@@ -56,7 +59,9 @@ class GotifyConfig:
         example='{ env = "GOTIFY_APP_TOKEN" }',
     )
     priority: int = setting(
-        default=5, validator=in_range(0, 10), description="message priority, 0 to 10"
+        default=DEFAULT_PRIORITY,
+        validator=in_range(0, 10),
+        description="message priority, 0 to 10",
     )
     failure_priority: int | None = setting(
         default=None,
@@ -80,3 +85,7 @@ class GotifyConfig:
         if self.failure_priority is not None:
             return self.failure_priority
         return max(8, self.priority)
+
+
+SCHEMA_RULES = not_below("failure_priority", "priority", range(11), DEFAULT_PRIORITY)
+""":meth:`GotifyConfig.__attrs_post_init__`'s check, for ``dbnotify schema``."""

@@ -30,7 +30,7 @@ from dbnotify.channel import (
     structure,
 )
 from dbnotify.http import deliver, request_stage, where
-from dbnotify_ntfy.settings import NtfyConfig
+from dbnotify_ntfy.settings import SCHEMA_RULES, NtfyConfig
 
 MESSAGE_LIMIT = 4096
 """ntfy's default message-size-limit, in bytes: a longer body becomes an attachment."""
@@ -51,6 +51,7 @@ def channel_info() -> ChannelInfo:
         description="ntfy: push notifications to phones and desktops through an ntfy topic",
         config_class=NtfyConfig,
         user_delivery=False,
+        schema_rules=SCHEMA_RULES,
     )
 
 

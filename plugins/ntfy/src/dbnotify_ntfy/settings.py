@@ -10,8 +10,10 @@ import attrs
 
 from dbnotify.channel import InvalidField, Secret, describe_value, in_range, positive, setting
 from dbnotify.http import header_secret
+from dbnotify.schema import not_below
 
 DEFAULT_SERVER = "https://ntfy.sh"
+DEFAULT_PRIORITY = 3
 TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 
 
@@ -56,7 +58,16 @@ def _strip_slash(value: str) -> str:
 @attrs.frozen
 class NtfyConfig:
     topic: str = setting(
-        validator=_topic, description="the topic to publish to", example='"dbackup-alerts"'
+        validator=_topic,
+        description="the topic to publish to",
+        example='"dbackup-alerts"',
+        # unanchored: Python's $ also matches before a final line break
+        schema={
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "not": {"pattern": "[^-_A-Za-z0-9]"},
+        },
     )
     server_url: str = setting(
         default=DEFAULT_SERVER,
@@ -69,7 +80,9 @@ class NtfyConfig:
         validator=header_secret,
         description="access token of a user allowed to publish (Authorization: Bearer)",
     )
-    priority: int = setting(default=3, validator=in_range(1, 5), description="priority, 1 to 5")
+    priority: int = setting(
+        default=DEFAULT_PRIORITY, validator=in_range(1, 5), description="priority, 1 to 5"
+    )
     failure_priority: int | None = setting(
         default=None,
         validator=in_range(1, 5),
@@ -90,3 +103,7 @@ class NtfyConfig:
     @property
     def effective_failure_priority(self) -> int:
         return 5 if self.failure_priority is None else self.failure_priority
+
+
+SCHEMA_RULES = not_below("failure_priority", "priority", range(1, 6), DEFAULT_PRIORITY)
+""":meth:`NtfyConfig.__attrs_post_init__`'s check, for ``dbnotify schema``."""

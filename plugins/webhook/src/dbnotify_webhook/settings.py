@@ -178,6 +178,14 @@ CONVERTER.register_structure_hook(Headers, _headers)
 _MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+CONTENT_TYPE_SCHEMA = {
+    "type": "string",
+    "pattern": r"^[ \t]*" + _MEDIA_TYPE.pattern + r"[ \t]*(;[\t\x20-\x7e]*)?$",
+    "not": {"pattern": "\n"},  # Python's $ also matches before a final line break
+}
+"""What :func:`_content_type` accepts, for ``dbnotify schema``."""
+
+
 def _content_type(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
     problem = header_value_problem(value)
     if problem:
@@ -221,6 +229,7 @@ class WebhookConfig:
         default="application/json",
         validator=_content_type,
         description="the body's media type; a JSON type makes the payload checked as JSON",
+        schema=CONTENT_TYPE_SCHEMA,
     )
     auth_header: Secret | None = setting(
         default=None,
