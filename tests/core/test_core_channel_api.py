@@ -41,6 +41,7 @@ EXPORTED = [
     "in_range",
     "make_converter",
     "non_empty",
+    "not_below",
     "one_line",
     "positive",
     "regular_file_problem",

@@ -152,20 +152,6 @@ def object_schema(cls: type) -> dict[str, Any]:
     return result
 
 
-def not_below(key: str, other: str, levels: range, default: int) -> tuple[dict[str, Any], ...]:
-    """``schema_rules`` for ``key >= other`` when both are integers in ``levels`` (ntfy's
-    ``failure_priority`` and ``priority``): one rule per value of ``other``, as JSON Schema
-    cannot compare two keys. ``other`` left out is its ``default``."""
-    return tuple(
-        {
-            "if": {"properties": {other: {"const": level}}}
-            | ({} if level == default else {"required": [other]}),
-            "then": {"properties": {key: {"minimum": level}}},
-        }
-        for level in levels
-    )
-
-
 def channel_schema(channel_type: str, info: ChannelInfo) -> dict[str, Any]:
     """The whole block of ``[channels.NAME]`` for this channel type, ``type`` included.
 

@@ -197,3 +197,17 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError(f"must be more than 0 seconds (got {describe_value(value)})")
     return seconds
+
+
+def not_below(key: str, other: str, levels: range, default: int) -> tuple[dict[str, Any], ...]:
+    """``schema_rules`` for ``key >= other`` when both are integers in ``levels`` (ntfy's
+    ``failure_priority`` and ``priority``): one rule per value of ``other``, as JSON Schema
+    cannot compare two keys. ``other`` left out is its ``default``."""
+    return tuple(
+        {
+            "if": {"properties": {other: {"const": level}}}
+            | ({} if level == default else {"required": [other]}),
+            "then": {"properties": {key: {"minimum": level}}},
+        }
+        for level in levels
+    )

@@ -8,9 +8,16 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dbnotify.channel import InvalidField, Secret, describe_value, in_range, positive, setting
+from dbnotify.channel import (
+    InvalidField,
+    Secret,
+    describe_value,
+    in_range,
+    not_below,
+    positive,
+    setting,
+)
 from dbnotify.http import header_secret
-from dbnotify.schema import not_below
 
 DEFAULT_SERVER = "https://ntfy.sh"
 DEFAULT_PRIORITY = 3
