@@ -595,3 +595,20 @@ async def test_send_refuses_a_user_email_the_event_would_ignore(cli, tmp_path: P
         "error: --user-email is for events that concern a user (user_login, user_created); "
         "backup_failure is not one\n"
     )
+
+
+async def test_send_exits_1_when_no_channel_is_configured_for_the_event(
+    cli, tmp_path: Path
+) -> None:
+    """Nothing to do by a rule (a disabled event) is 0; nowhere to go at all is 1."""
+    path = tmp_path / "c.toml"
+    path.write_text("[routing.events.test]\nenabled = false\n", encoding="utf-8")
+    disabled = await cli("send", "test", "-c", str(path))
+    assert disabled.code == 0
+    assert "not sent: event 'test' is disabled" in disabled.out
+    nowhere = await cli("send", "backup_failure", "-c", str(path), "-d", "job_name=j")
+    assert nowhere.code == 1
+    assert (
+        "not sent: no channels for event 'backup_failure'; set routing.channels, or "
+        "routing.events.backup_failure.channels"
+    ) in nowhere.out

@@ -175,6 +175,22 @@ def test_no_channels_at_all(make_config: Callable[..., Config], registry: Plugin
         "no channels for event 'backup_failure'; set routing.channels, "
         "or routing.events.backup_failure.channels"
     )
+    assert result.unrouted  # a gap in the configuration, not one of its rules
+
+
+def test_an_event_left_out_by_a_rule_is_not_unrouted(
+    make_config: Callable[..., Config], registry: PluginRegistry
+) -> None:
+    config = make_config(
+        routing={"channels": ["ops-mail"], "events": {"restore_failure": {"channels": []}}},
+        jobs={"nightly-pg": {"condition": "failure_only"}},
+    )
+    emptied = route(config, Event("restore_failure"), registry)
+    filtered = route(config, Event("backup_success", SUCCESS), registry)
+    for planned in (emptied, filtered):
+        assert planned.deliveries == ()
+        assert planned.reason
+        assert not planned.unrouted
 
 
 # --- per-job rules ---------------------------------------------------------------------------

@@ -115,7 +115,11 @@ class Notifier:
             )
         )
         result = DispatchResult(
-            event.type, notification.id, (*delivered, *plan.outcomes), plan.reason
+            event.type,
+            notification.id,
+            (*delivered, *plan.outcomes),
+            plan.reason,
+            unrouted=plan.unrouted,
         )
         _log(result)
         return result
@@ -159,7 +163,12 @@ class Notifier:
         if self._worker is not None:
             self._worker.wake.set()
         result = DispatchResult(
-            event.type, notification.id, (*queued, *plan.outcomes), plan.reason, tuple(ids)
+            event.type,
+            notification.id,
+            (*queued, *plan.outcomes),
+            plan.reason,
+            tuple(ids),
+            unrouted=plan.unrouted,
         )
         _log(result)
         return result

@@ -136,6 +136,9 @@ class DispatchResult:
     """Set when the event was not sent at all (disabled, condition not met)."""
     delivery_ids: tuple[int, ...] = ()
     """Durable mode: the outbox's ids of the deliveries, for ``history`` and ``retry``."""
+    unrouted: bool = False
+    """Not sent because no channel is configured for this event (see ``reason``): a gap
+    in the configuration, where a disabled event or a job's condition is one of its rules."""
 
     @property
     def recipients(self) -> tuple[RecipientResult, ...]:

@@ -32,6 +32,9 @@ class Plan:
     """Targets decided without sending: skipped users, unknown channels."""
     reason: str | None = None
     """Set when the event goes nowhere at all, and why."""
+    unrouted: bool = False
+    """It goes nowhere because no channel is configured for it: a gap in the
+    configuration, not one of its rules (disabled, a job's condition, an empty list)."""
 
 
 def _unique(names: Iterable[str]) -> list[str]:
@@ -56,6 +59,7 @@ def plan(config: Config, event: Event, severity: Severity, user_channels: Collec
         )
 
     channels = list(rule.channels if rule.channels is not None else config.routing.channels)
+    unrouted = rule.channels is None
     nowhere = (
         f"routing.events.{event.type}.channels is empty: this event is sent nowhere"
         if rule.channels is not None
@@ -69,6 +73,7 @@ def plan(config: Config, event: Event, severity: Severity, user_channels: Collec
         if job is not None:
             if job.channels is not None:
                 channels = list(job.channels)
+                unrouted = False
                 nowhere = (
                     f"jobs.{event.job_name}.channels is empty: this job's events are sent nowhere"
                 )
@@ -93,7 +98,7 @@ def plan(config: Config, event: Event, severity: Severity, user_channels: Collec
         else:
             outcomes.append(user)
     if not deliveries and not outcomes:
-        return Plan((), reason=nowhere)
+        return Plan((), reason=nowhere, unrouted=unrouted)
     return Plan(tuple(deliveries), tuple(outcomes))
 
 

@@ -1,7 +1,8 @@
 """The ``dbnotify`` command.
 
-Exit codes: 0 all delivered (or nothing to do), 1 a delivery or test failed,
-2 configuration or usage error.
+Exit codes: 0 all delivered (or nothing to do by the configuration's rules), 1 a
+delivery or test failed, or no channel is configured for the event, 2 configuration or
+usage error.
 
 Each command lives in a module of its group (``plugins``, ``check``, ``send``,
 ``outbox``, ``demo``), imported only when that command runs or help lists it: only click

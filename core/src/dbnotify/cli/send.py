@@ -138,7 +138,7 @@ def send(
         sys.exit(EXIT_FAILED)
     print_result(result)
     if notifier.outbox is None or no_wait or not result.delivery_ids:
-        sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+        sys.exit(EXIT_OK if result.ok and not result.unrouted else EXIT_FAILED)
     sys.exit(_first_attempts(notifier, result.delivery_ids))
 
 
