@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dbnotify import humanize
 from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def plugins(check: bool, as_json: bool) -> None:
     if check:
         count = len(rows) + len(registry.failures)
         click.echo(
-            f"checked {count} plugin{'s' if count != 1 else ''}: {len(rows)} loaded, "
+            f"checked {humanize.count(count, 'plugin')}: {len(rows)} loaded, "
             f"{len(registry.failures)} failed"
         )
         sys.exit(EXIT_FAILED if registry.failures else EXIT_OK)

@@ -184,9 +184,14 @@ class Worker:
         if not in_flight:
             return
         done, late = await asyncio.wait(in_flight, timeout=self.grace)
+        unrecorded: BaseException | None = None
         for task in done:
             claimed = in_flight.pop(task)
-            if on_attempt is not None and not task.cancelled() and task.exception() is None:
+            if task.cancelled():
+                continue
+            if (exc := task.exception()) is not None:
+                unrecorded = unrecorded or exc  # said once the leases are given back
+            elif on_attempt is not None:
                 on_attempt(claimed, task.result())
         for task in late:
             task.cancel()
@@ -200,6 +205,8 @@ class Worker:
                 humanize.count(self.released, "delivery", "deliveries"),
                 self.grace,
             )
+        if unrecorded is not None:
+            raise unrecorded
 
     async def _idle(self) -> None:
         next_due = await self.store.next_due()
