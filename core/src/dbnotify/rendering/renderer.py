@@ -124,6 +124,9 @@ def wrap(value: str, indent: int = 0, width: int = 0) -> str:
     pad = " " * indent
     out: list[str] = []
     for line in _LINE_BREAK.split(str(value)):
+        if len(line) <= room:  # most lines: what textwrap would make of them, without it
+            out.append(line.rstrip())
+            continue
         own = _INDENT.match(line)
         wrapped = textwrap.wrap(
             line,
