@@ -616,6 +616,32 @@ async def test_an_attempt_recorded_after_its_notification_was_purged_changes_not
     assert await store.history() == []
 
 
+async def test_a_worker_past_its_lease_cannot_record_over_the_one_that_took_over(
+    store: OutboxStore,
+) -> None:
+    """The fence: a worker paused past its lease (SIGSTOP, a cut link) comes back and
+    records; the delivery was claimed again meanwhile, so its record is refused and the
+    history shows the delivery once, as the worker that took over left it."""
+    await put(store, now=T0)
+    (paused,) = await take(store, T0, owner="paused")
+    (took_over,) = await take(store, T0 + 31, owner="took-over")
+    assert took_over.fence == paused.fence + 1
+    assert await record(store, took_over, [ok(CHANNEL_LABEL)], now=T0 + 32) == DONE
+    late = await record(store, paused, [never(CHANNEL_LABEL)], now=T0 + 40)
+    assert late == DeliveryState.TAKEN_OVER
+    (row,) = await store.history()
+    assert (row.status, row.attempts, row.reply) == ("delivered", 1, "250 OK")
+    assert await store.failures_since(T0) == []
+
+
+async def test_a_late_record_no_one_took_over_still_counts(store: OutboxStore) -> None:
+    """Past its lease but not claimed by another: the outcome is the truth, recorded."""
+    await put(store, now=T0)
+    (slow,) = await take(store, T0, owner="slow")
+    assert await record(store, slow, [ok(CHANNEL_LABEL)], now=T0 + 45) == DONE
+    assert [r.status for r in await store.history()] == ["delivered"]
+
+
 # --- SQLite only: the file, shared and durable ------------------------------------------------
 
 

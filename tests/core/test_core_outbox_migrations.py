@@ -390,10 +390,14 @@ async def test_a_new_file_gets_the_latest_schema_and_its_version(tmp_path: Path)
     store = SQLiteStore(path)
     await store.counts()
     await store.aclose()
-    assert user_version(path) == schema.LATEST == 1
+    assert user_version(path) == schema.LATEST == 2
+    assert "fence" in dump_columns(path, "delivery")
     old = tmp_path / "old.sqlite"
     OldFile(old).create()
-    assert dump(path) == dump(old)  # migration 1 is 0.1.0's schema, exactly
+    upgraded = SQLiteStore(old)
+    await upgraded.counts()
+    await upgraded.aclose()
+    assert dump(path) == dump(old)  # a 0.1.0 file, upgraded, has a new file's schema exactly
 
 
 def dump(path: Path) -> list[tuple[str, str]]:
@@ -415,11 +419,11 @@ async def test_a_file_from_a_newer_dbnotify_is_refused_and_left_alone(tmp_path: 
         with pytest.raises(OutboxError) as info:
             await operation
         assert str(info.value) == (
-            f"the outbox {path} has schema version 2, newer than this dbnotify knows (1); "
+            f"the outbox {path} has schema version 3, newer than this dbnotify knows (2); "
             "upgrade dbnotify, or point [outbox] path at another file"
         )
     await store.aclose()
-    assert user_version(path) == 2
+    assert user_version(path) == 3
 
 
 async def test_the_cli_says_so_for_a_newer_file(tmp_path: Path) -> None:
@@ -433,7 +437,7 @@ async def test_the_cli_says_so_for_a_newer_file(tmp_path: Path) -> None:
     assert (code, output.strip()) == (
         2,
         f"error: the outbox {outbox} has schema version 7, newer than this dbnotify knows "
-        "(1); upgrade dbnotify, or point [outbox] path at another file",
+        "(2); upgrade dbnotify, or point [outbox] path at another file",
     )
 
 
@@ -456,23 +460,26 @@ async def test_a_later_migration_applies_in_one_transaction_or_not_at_all(
     and one that fails leaves the file as it was, at its old version."""
     path = tmp_path / "outbox.sqlite"
     store = SQLiteStore(path)
-    await store.counts()  # version 1
+    await store.counts()  # the latest version
     await store.aclose()
+    latest = schema.LATEST
     broken = schema.Migration(
-        2, "0.2.0", "ALTER TABLE delivery ADD COLUMN priority INTEGER;\nSELECT * FROM nowhere;\n"
+        latest + 1,
+        "0.3.0",
+        "ALTER TABLE delivery ADD COLUMN priority INTEGER;\nSELECT * FROM nowhere;\n",
     )
     monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
-    monkeypatch.setattr(schema, "LATEST", 2)
+    monkeypatch.setattr(schema, "LATEST", latest + 1)
     with pytest.raises(OutboxError, match="no such table: nowhere"):
         await store.counts()
-    assert user_version(path) == 1
+    assert user_version(path) == latest
     assert "priority" not in dump_columns(path, "delivery")
 
     fixed = attrs.evolve(broken, script="ALTER TABLE delivery ADD COLUMN priority INTEGER;\n")
     monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS[:-1], fixed))
     assert (await store.counts())["pending"] == 0
     await store.aclose()
-    assert user_version(path) == 2
+    assert user_version(path) == latest + 1
     assert "priority" in dump_columns(path, "delivery")
 
 

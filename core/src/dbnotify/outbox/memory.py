@@ -71,6 +71,7 @@ class _Delivery:
     attempts: int = 0
     lease_owner: str | None = None
     lease_until: float | None = None
+    fence: int = 0
     recipients: dict[str, _Recipient] = attrs.field(factory=dict)
     """By address, in the order first recorded."""
 
@@ -197,6 +198,7 @@ class MemoryStore:
         claimed = []
         for d in due:
             d.lease_owner, d.lease_until = owner, now + lease
+            d.fence += 1
             stored = self._notifications[d.notification_id]
             content = stored.notification
             if d.delivery.target is Target.USER and stored.user_notification is not None:
@@ -212,6 +214,7 @@ class MemoryStore:
                         d.max_attempts, d.first_delay, d.max_delay, d.expires_at - now
                     ),
                     expires_at=d.expires_at,
+                    fence=d.fence,
                 )
             )
         return claimed
@@ -243,9 +246,11 @@ class MemoryStore:
     ) -> list[DeliveryState]:
         now = _now(now)
         return [
-            self._record(d, attempt, now, delay)
-            if (d := self._deliveries.get(attempt.claimed.id)) is not None
-            else DeliveryState.DONE  # purged meanwhile
+            DeliveryState.DONE  # purged meanwhile
+            if (d := self._deliveries.get(attempt.claimed.id)) is None
+            else DeliveryState.TAKEN_OVER
+            if d.fence != attempt.claimed.fence
+            else self._record(d, attempt, now, delay)
             for attempt in attempts
         ]
 

@@ -23,6 +23,11 @@ class DeliveryState(enum.StrEnum):
 
     PENDING = "pending"
     DONE = "done"
+    TAKEN_OVER = "taken over"
+    """Never stored: what :meth:`~dbnotify.outbox.store.OutboxStore.record_many` returns
+    for an attempt whose worker held the delivery past its lease while another worker
+    claimed it (the fencing number moved on). That attempt's outcome is not recorded;
+    the other worker's stands."""
 
 
 class RecipientState(enum.StrEnum):
@@ -70,6 +75,10 @@ class Claimed:
     """Attempts and backoff as committed; its ``max_age`` is what was left at the claim."""
     expires_at: float
     """No attempt is scheduled at or after this time (the event's max_age)."""
+    fence: int = 0
+    """The delivery's fencing number, one more at every claim: a record whose number is no
+    longer the delivery's is refused (:attr:`DeliveryState.TAKEN_OVER`), so that a worker
+    paused or cut off past its lease cannot write over the worker that took over."""
 
 
 @attrs.frozen

@@ -58,8 +58,10 @@ class OutboxStore(Protocol):
         """Lease up to ``limit`` due deliveries to ``owner`` for ``lease`` seconds, soonest
         due first, none of a parked channel (``only``: among these ids). No delivery is
         leased to two owners at once, across processes too; one whose lease ran out (its
-        worker died) is due again. First, deliveries past their max_age become dead with
-        :data:`~dbnotify.outbox.decide.EXPIRED`. A lease need not survive a power cut."""
+        worker died) is due again. Each claim adds one to the delivery's fencing number
+        (:attr:`~dbnotify.outbox.model.Claimed.fence`). First, deliveries past their
+        max_age become dead with :data:`~dbnotify.outbox.decide.EXPIRED`. A lease need
+        not survive a power cut."""
         ...
 
     async def record_many(
@@ -73,7 +75,9 @@ class OutboxStore(Protocol):
         makes of them (recipient states, next attempt, parking), and end its lease; one
         transaction, returns once durable. ``delay``: the backoff for every attempt here
         (tests); ``None`` draws each from its policy. A delivery purged meanwhile stays
-        gone (``done``)."""
+        gone (``done``); one claimed again since this attempt's claim (its
+        :attr:`~dbnotify.outbox.model.Claimed.fence` moved on) is left as the newer
+        worker has it (``taken over``)."""
         ...
 
     async def release(self, owner: str, ids: Sequence[int]) -> int:

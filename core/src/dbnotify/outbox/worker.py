@@ -238,7 +238,7 @@ class Worker:
         if self._records is None:
             self._records = GroupCommit(self.store.record_many)
         try:
-            return await self._records.submit(
+            state = await self._records.submit(
                 Attempt(claimed, results, fingerprints.get(delivery.channel, ""))
             )
         except OutboxError as exc:
@@ -249,3 +249,11 @@ class Worker:
                 f"recorded: {exc}; the worker stops rather than send it again and again "
                 "(a worker started once the outbox is fixed tries it once more)"
             ) from exc
+        if state is DeliveryState.TAKEN_OVER:
+            log.warning(
+                "delivery #%d: this worker held it past its lease and another worker has "
+                "taken it over; this attempt's outcome is not recorded, the other's stands "
+                "(the recipients may get it twice)",
+                claimed.id,
+            )
+        return state

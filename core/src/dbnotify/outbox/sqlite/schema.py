@@ -87,7 +87,14 @@ class Migration:
     script: str
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "0.1.0", V1),)
+V2 = """
+ALTER TABLE delivery ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+"""
+"""The fencing number: one more at every claim, so that a worker past its lease cannot
+record over the worker that took the delivery over."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "0.1.0", V1), Migration(2, "0.2.0", V2))
 """Every step, in order; the last one's version is what this code writes."""
 
 LATEST = MIGRATIONS[-1].version

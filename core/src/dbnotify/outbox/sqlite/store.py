@@ -172,7 +172,8 @@ class SQLiteStore:
             marks = ",".join("?" * len(rows))
             ids = [row["id"] for row in rows]
             db.execute(
-                f"UPDATE delivery SET lease_owner = ?, lease_until = ? WHERE id IN ({marks})",
+                "UPDATE delivery SET lease_owner = ?, lease_until = ?, fence = fence + 1 "
+                f"WHERE id IN ({marks})",
                 (owner, now + lease, *ids),
             )
             known: dict[int, dict[str, RecipientState]] = {}
@@ -201,6 +202,7 @@ class SQLiteStore:
                 row["max_attempts"], row["first_delay"], row["max_delay"], row["expires_at"] - now
             ),
             expires_at=row["expires_at"],
+            fence=row["fence"] + 1,  # read before the claim's update
         )
 
     @staticmethod
@@ -245,17 +247,19 @@ class SQLiteStore:
     ) -> list[DeliveryState]:
         with self.database.write() as db:
             marks = ",".join("?" * len(attempts))
-            held = {
-                row[0]
+            fences: dict[int, int] = {
+                row[0]: row[1]
                 for row in db.execute(
-                    f"SELECT id FROM delivery WHERE id IN ({marks})",
+                    f"SELECT id, fence FROM delivery WHERE id IN ({marks})",
                     [a.claimed.id for a in attempts],
                 )
             }
             return [
-                self._record(db, attempt, now, delay)
-                if attempt.claimed.id in held
-                else DeliveryState.DONE  # purged meanwhile
+                DeliveryState.DONE  # purged meanwhile
+                if (fence := fences.get(attempt.claimed.id)) is None
+                else DeliveryState.TAKEN_OVER
+                if fence != attempt.claimed.fence
+                else self._record(db, attempt, now, delay)
                 for attempt in attempts
             ]
 
