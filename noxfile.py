@@ -39,12 +39,15 @@ def _name(folder: Path) -> str:
 # member -> (test folder, what to install besides the test tools)
 MEMBERS: dict[str, tuple[str, list[str]]] = {
     # the core alone: its tests that need a channel plugin live in tests/core
-    "dbnotify": ("core/tests", ["./core[testing,http]"]),
+    "dbnotify": ("core/tests", ["./core[testing,http,postgresql]"]),
     **{
         _name(folder): (f"{folder}/tests", ["./core[testing,http]", f"./{folder}"])
         for folder in PLUGINS
     },
-    "integration": ("tests", ["./core[demo,http]", *(f"./{folder}" for folder in PLUGINS)]),
+    "integration": (
+        "tests",
+        ["./core[demo,http,postgresql]", *(f"./{folder}" for folder in PLUGINS)],
+    ),
 }
 
 
@@ -70,7 +73,10 @@ def lint(session: nox.Session) -> None:
 def types(session: nox.Session) -> None:
     """mypy --strict on what ``[tool.mypy] files`` lists: every member's sources, bench, tools."""
     session.install(
-        *LINT_DEPS, *TEST_DEPS, "./core[testing,http]", *(f"./{folder}" for folder in PLUGINS)
+        *LINT_DEPS,
+        *TEST_DEPS,
+        "./core[testing,http,postgresql]",
+        *(f"./{folder}" for folder in PLUGINS),
     )
     session.run("mypy")
 

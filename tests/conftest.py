@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import attrs
 import pytest
 
+from dbnotify.testing import postgres as pg
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 DBNOTIFY = str(Path(sys.executable).with_name("dbnotify"))
@@ -36,6 +38,23 @@ async def _cli(*args: str, env: dict[str, str] | None = None) -> Run:
 @pytest.fixture
 async def smtp() -> AsyncIterator[LocalSMTPServer]:
     async with LocalSMTPServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pg.Server]:
+    """A throwaway PostgreSQL on 127.0.0.1 for the session (``dbnotify.testing.postgres``).
+
+    Skips when PostgreSQL or psycopg is missing, but fails when ``CI`` is set: CI must
+    never skip these tests silently.
+    """
+    try:
+        server = pg.start()
+    except pg.Unavailable as missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} (CI is set: this test must run, not skip)", pytrace=False)
+        pytest.skip(str(missing))
+    with server:
         yield server
 
 
