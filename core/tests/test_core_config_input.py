@@ -69,9 +69,58 @@ def test_deeply_nested_toml_is_refused(tmp_path: Path) -> None:
     assert issues_of(path) == [f"{path}: not valid TOML: nested too deeply"]
 
 
-def test_an_outbox_url_is_refused_without_echoing_its_password() -> None:
+def test_an_outbox_url_in_path_is_refused_without_echoing_its_password() -> None:
     raw = {"outbox": {"path": "postgresql://dbnotify:pg-Secret-77@db.internal/dbnotify"}}
     assert issues_of(raw) == [
-        "outbox.path: must be the path of a SQLite file, not a postgresql:// URL (an outbox "
-        "on a database server is not supported yet)"
+        "outbox.path: must be the path of a SQLite file, not a postgresql:// URL; put it in "
+        "[outbox] url"
     ]
+
+
+def test_an_outbox_url_that_is_not_postgresql_is_refused_without_echoing_it() -> None:
+    raw = {"outbox": {"url": "mysql://root:pg-Secret-77@db.internal/dbnotify"}}
+    assert issues_of(raw) == [
+        'outbox.url: must be a PostgreSQL URL such as "postgresql://dbnotify@db.internal:5432/'
+        'dbnotify" (for a SQLite file, use path)'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("outbox", "expected"),
+    [
+        (
+            {},
+            'outbox: set path (a SQLite file: path = "/var/lib/dbackup/dbnotify-outbox.sqlite")'
+            ' or url (PostgreSQL: url = "postgresql://dbnotify@db.internal:5432/dbnotify")',
+        ),
+        (
+            {"path": "outbox.sqlite", "url": "postgresql://db/dbnotify"},
+            "outbox: path and url are both set; keep one (to move a SQLite outbox to "
+            "PostgreSQL, run dbnotify outbox copy --to URL, then remove path)",
+        ),
+        (
+            {"path": "outbox.sqlite", "password": "x"},
+            "outbox.password: is for url (PostgreSQL); a SQLite path has none",
+        ),
+        (
+            {"url": "postgresql://db/dbnotify", "schema": "Bad-Name"},
+            "outbox.schema: must be a lower-case SQL name of letters, digits and _ (got "
+            "'Bad-Name'); e.g. schema = \"dbnotify\"",
+        ),
+    ],
+)
+def test_the_outbox_names_one_store(outbox: dict[str, object], expected: str) -> None:
+    assert issues_of({"outbox": outbox}) == [expected]
+
+
+def test_an_outbox_url_with_a_password_is_never_shown() -> None:
+    from dbnotify.config.model import OutboxSettings
+    from dbnotify.secrets import Secret
+
+    settings = OutboxSettings(
+        url="postgresql://dbnotify:pg-Secret-77@db.internal:5432/dbnotify",
+        password=Secret("pg-Other-88"),
+    )
+    assert "pg-Secret-77" not in repr(settings)
+    assert "pg-Other-88" not in repr(settings)
+    assert settings.where == "postgresql://dbnotify:********@db.internal:5432/dbnotify"

@@ -1,8 +1,9 @@
 """The outbox store: durable enqueue, leases, outcomes, limits, parking, history.
 
 Written against the :class:`OutboxStore` protocol: every test that takes the ``store``
-fixture runs on each backend (SQLite and memory; a new backend adds itself to
-``BACKENDS``). What only SQLite has (the file, WAL, fsync, locking, a full disk) is at
+fixture runs on each backend (SQLite, PostgreSQL and memory; a new backend adds itself
+to ``BACKENDS``). PostgreSQL is a real server (the session's ``postgres`` fixture), each
+test in a schema of its own. What only SQLite has (the file, WAL, fsync, locking, a full disk) is at
 the end, on ``SQLiteStore`` alone. Time is passed in (``now=``) wherever the store takes
 it, so every schedule is exact.
 """
@@ -15,8 +16,10 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -38,6 +41,7 @@ from dbnotify.results import (
     RecipientResult,
     Target,
 )
+from dbnotify.secrets import Secret
 
 T0 = 1_750_000_000.0
 POLICY = RetryPolicy(attempts=3, first_delay=10, max_delay=60, max_age=600)
@@ -45,16 +49,33 @@ FAILURE = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full
 TRANSIENT, PERMANENT = FailureKind.TRANSIENT, FailureKind.PERMANENT
 PENDING, DONE = DeliveryState.PENDING, DeliveryState.DONE
 
-BACKENDS: dict[str, Callable[[Path], OutboxStore]] = {
-    "sqlite": lambda folder: SQLiteStore(folder / "outbox.sqlite"),
-    "memory": lambda _folder: MemoryStore(),
+
+def postgres_store(request: pytest.FixtureRequest) -> OutboxStore:
+    from dbnotify.outbox.postgres import PostgresStore
+
+    server = request.getfixturevalue("postgres")
+    return PostgresStore(postgres_settings(server))
+
+
+def postgres_settings(server: Any, **changes: Any) -> OutboxSettings:
+    """``[outbox]`` for ``server``, in a schema no other test uses."""
+    settings = OutboxSettings(
+        url=server.url, password=Secret(server.password), schema=f"t_{uuid.uuid4().hex[:12]}"
+    )
+    return attrs.evolve(settings, **changes)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], OutboxStore]] = {
+    "sqlite": lambda _request, folder: SQLiteStore(folder / "outbox.sqlite"),
+    "postgres": lambda request, _folder: postgres_store(request),
+    "memory": lambda _request, _folder: MemoryStore(),
 }
-"""Each backend, made fresh in a test's folder."""
+"""Each backend, made fresh for a test."""
 
 
 @pytest.fixture(params=list(BACKENDS))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OutboxStore]:
-    made = BACKENDS[request.param](tmp_path)
+    made = BACKENDS[request.param](request, tmp_path)
     yield made
     await made.aclose()
 

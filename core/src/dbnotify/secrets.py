@@ -6,9 +6,26 @@ A plain slotted class, not an attrs class, so that ``attrs.asdict`` and
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 MASK = "********"
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with the password of its user part masked, for messages and reprs
+    (``postgresql://dbnotify:********@db:5432/dbnotify``); unchanged when it has none.
+    A string that does not parse as a URL is replaced whole: it may be mostly password."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return MASK
+    if password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{name}:{MASK}@{host}"))
 
 
 class Secret:

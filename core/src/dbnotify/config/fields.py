@@ -75,20 +75,28 @@ def setting(
     converter: Callable[[Any], Any] | None = None,
     example: str | None = None,
     schema: Mapping[str, Any] | None = None,
+    repr: bool = True,
 ) -> Any:
     """An attrs field with the metadata our errors and docs use.
 
     ``key`` is the name in the file when it differs from the attribute (``from`` ->
     ``from_``); ``example`` is shown when a required key is missing. ``schema`` is the
     JSON Schema of the value, for a type of the plugin's own that ``dbnotify schema``
-    cannot derive: it is part of the class, so no import can change it.
+    cannot derive: it is part of the class, so no import can change it. ``repr=False``
+    keeps a value that may hold a secret (a URL with a password) out of the repr.
     """
     metadata = {"description": description, "key": key, "example": example, "schema": schema}
     if factory is not None:
         return attrs.field(
-            factory=factory, validator=validator, metadata=metadata, converter=converter
+            factory=factory,
+            validator=validator,
+            metadata=metadata,
+            converter=converter,
+            repr=repr,
         )
-    return attrs.field(default=default, validator=validator, metadata=metadata, converter=converter)
+    return attrs.field(
+        default=default, validator=validator, metadata=metadata, converter=converter, repr=repr
+    )
 
 
 @attrs.frozen

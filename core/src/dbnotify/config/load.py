@@ -129,6 +129,29 @@ def load_config(
     )
 
 
+def _check_outbox(outbox: OutboxSettings) -> list[ConfigIssue]:
+    """One store, and the settings that belong to it."""
+    if outbox.path is None and outbox.url is None:
+        return [
+            ConfigIssue(
+                "outbox",
+                'set path (a SQLite file: path = "/var/lib/dbackup/dbnotify-outbox.sqlite") '
+                'or url (PostgreSQL: url = "postgresql://dbnotify@db.internal:5432/dbnotify")',
+            )
+        ]
+    if outbox.path is not None and outbox.url is not None:
+        return [
+            ConfigIssue(
+                "outbox",
+                "path and url are both set; keep one (to move a SQLite outbox to PostgreSQL, "
+                "run dbnotify outbox copy --to URL, then remove path)",
+            )
+        ]
+    if outbox.path is not None and outbox.password is not None:
+        return [ConfigIssue("outbox.password", "is for url (PostgreSQL); a SQLite path has none")]
+    return []
+
+
 def _salvage(cl: Any, raw: Any) -> Any:
     """The valid part of ``raw`` as ``cl``, bad keys left out (their issues are reported
     already), so that one mistake does not hide the reference errors beside it: a typo in
@@ -217,6 +240,8 @@ def _check_references(
             )
     for job, job_rule in layout.jobs.items():
         check_names(f"jobs.{job}.channels", job_rule.channels)
+    if layout.outbox is not None:
+        issues.extend(_check_outbox(layout.outbox))
     for event_type in layout.outbox.retry if layout.outbox else ():
         hint = did_you_mean(event_type, [*CATALOGUE, "default"])
         if event_type not in CATALOGUE and event_type != "default" and hint:

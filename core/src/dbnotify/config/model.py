@@ -14,6 +14,7 @@ import attrs
 
 from dbnotify.config.fields import Duration, in_range, positive, setting
 from dbnotify.events import JobRule, NotifyUser
+from dbnotify.secrets import Secret, redacted_url
 
 
 @attrs.frozen
@@ -88,13 +89,17 @@ class RetryOverride:
     )
 
 
-def _outbox_path(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+"""What an ``[outbox] url`` may start with (libpq's two spellings)."""
+
+
+def _outbox_path(_inst: Any, _attr: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
     scheme, sep, _rest = value.partition("://")
     if sep and scheme.replace("+", "").isalpha():  # a URL may carry a password: never echo it
-        raise ValueError(
-            f"must be the path of a SQLite file, not a {scheme}:// URL (an outbox on a "
-            "database server is not supported yet)"
-        )
+        fix = "put it in [outbox] url" if scheme in POSTGRES_SCHEMES else "use a file path"
+        raise ValueError(f"must be the path of a SQLite file, not a {scheme}:// URL; {fix}")
     folder = Path(value).expanduser().parent
     if not folder.is_dir():
         raise ValueError(
@@ -102,14 +107,69 @@ def _outbox_path(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
         )
 
 
+def _outbox_url(_inst: Any, _attr: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    scheme, sep, _rest = value.partition("://")
+    if not sep or scheme not in POSTGRES_SCHEMES:  # never echoed: it may hold a password
+        raise ValueError(
+            "must be a PostgreSQL URL such as "
+            '"postgresql://dbnotify@db.internal:5432/dbnotify" (for a SQLite file, use path)'
+        )
+
+
+def _schema_name(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
+    if not (value.isascii() and value.isidentifier() and value == value.lower()):
+        raise ValueError(
+            f"must be a lower-case SQL name of letters, digits and _ (got {value!r}); "
+            'e.g. schema = "dbnotify"'
+        )
+    if value.startswith("pg_"):
+        raise ValueError(f"{value!r}: names starting pg_ are PostgreSQL's own; choose another")
+
+
 @attrs.frozen
 class OutboxSettings:
-    """``[outbox]``: durable delivery through a SQLite file (several processes may share it)."""
+    """``[outbox]``: durable delivery, through a SQLite file (``path``: processes of one
+    host) or a PostgreSQL database (``url``: any number of hosts)."""
 
-    path: str = setting(
+    path: str | None = setting(
+        default=None,
         validator=_outbox_path,
-        description="the outbox's SQLite file",
+        description="the outbox's SQLite file (one host; or url)",
         example='"/var/lib/dbackup/dbnotify-outbox.sqlite"',
+    )
+    url: str | None = setting(
+        default=None,
+        validator=_outbox_url,
+        repr=False,
+        description="the outbox's PostgreSQL database (several hosts; or path)",
+        example='"postgresql://dbnotify@db.internal:5432/dbnotify"',
+    )
+    password: Secret | None = setting(
+        default=None,
+        description="PostgreSQL: the password (else the URL's, PGPASSWORD or ~/.pgpass)",
+    )
+    schema: str = setting(
+        default="dbnotify",
+        validator=_schema_name,
+        description="PostgreSQL: the schema that holds the outbox's tables",
+    )
+    listen: bool = setting(
+        default=True,
+        description="PostgreSQL: wake workers with LISTEN/NOTIFY; false polls only "
+        "(behind PgBouncer in transaction mode)",
+    )
+    pool_size: int = setting(
+        default=4,
+        validator=in_range(1, 100),
+        description="PostgreSQL: connections each process keeps open at most",
+    )
+    timeout: float = setting(
+        default=10.0,
+        validator=positive,
+        description="PostgreSQL: seconds to connect, wait for a pooled connection, a lock "
+        "or a statement before the operation fails",
     )
     retention: Duration = setting(
         default=Duration(30 * 86400.0), description="history kept this long (purge)"
@@ -117,11 +177,16 @@ class OutboxSettings:
     busy_timeout: float = setting(
         default=5.0,
         validator=positive,
-        description="seconds to wait for another process holding the file",
+        description="SQLite: seconds to wait for another process holding the file",
     )
     retry: dict[str, RetryOverride] = setting(
         factory=dict, description="retry limits per event type, and 'default'"
     )
+
+    @property
+    def where(self) -> str:
+        """The outbox as messages name it: the file, or the URL with no password."""
+        return redacted_url(self.url) if self.url is not None else str(self.path)
 
 
 @attrs.frozen

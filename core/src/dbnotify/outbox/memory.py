@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -116,6 +116,9 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         """Nothing to close: what it holds stays until the store is dropped."""
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Nothing to listen to: workers of other processes poll."""
 
     # -- writing ----------------------------------------------------------------------
 

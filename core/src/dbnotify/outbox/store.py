@@ -16,10 +16,11 @@ Failures to store or read are :class:`~dbnotify.errors.OutboxError`, worded by
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from dbnotify.config.model import OutboxSettings
+from dbnotify.errors import OutboxError
 from dbnotify.outbox.model import (
     Attempt,
     Claimed,
@@ -151,6 +152,12 @@ class OutboxStore(Protocol):
         first; status ``failed``, with the recipient's hint and attempts so far."""
         ...
 
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever another process may have committed work, until
+        cancelled, so that an idle worker starts at once rather than at its next poll.
+        A backend with no such signal (a file) returns at once: the worker polls."""
+        ...
+
     async def aclose(self) -> None:
         """Close what the store holds open (connections, threads); it opens again on next
         use, from whatever event loop that runs on. Its owner calls it (a command, when
@@ -161,9 +168,20 @@ class OutboxStore(Protocol):
 
 
 def open_store(settings: OutboxSettings) -> OutboxStore:
-    """The store ``[outbox]`` names: the SQLite file at ``path``. Opens nothing yet: the
-    first operation does (creating or upgrading the file)."""
-    # imported here, as a later backend's driver will be: only the chosen one loads
+    """The store ``[outbox]`` names: the PostgreSQL database at ``url``, or the SQLite
+    file at ``path``. Opens nothing yet: the first operation does (creating or upgrading
+    the tables)."""
+    # imported here: only the chosen backend's driver loads (psycopg is an extra)
+    if settings.url is not None:
+        try:
+            from dbnotify.outbox.postgres import PostgresStore
+        except ImportError as exc:
+            raise OutboxError(
+                f"[outbox] url needs psycopg, which is not installed ({exc.name}); "
+                "pip install 'dbnotify[postgresql]'"
+            ) from None
+        return PostgresStore(settings)
     from dbnotify.outbox.sqlite import SQLiteStore
 
+    assert settings.path is not None  # load_config requires path or url
     return SQLiteStore(settings.path, busy_timeout=settings.busy_timeout)

@@ -31,10 +31,11 @@ def damaged(where: str) -> str:
     return f"the outbox {where} is damaged or not an outbox; move it aside"
 
 
-def too_new(where: str, found: int, known: int) -> str:
+def too_new(where: str, found: int, known: int, key: str = "path") -> str:
+    other = "another file" if key == "path" else "another database or schema"
     return (
         f"the outbox {where} has schema version {found}, newer than this dbnotify knows "
-        f"({known}); upgrade dbnotify, or point [outbox] path at another file"
+        f"({known}); upgrade dbnotify, or point [outbox] {key} at {other}"
     )
 
 

@@ -1,8 +1,9 @@
 """The worker: takes due deliveries from the outbox, sends them, records what happened.
 
 Runs as a background task inside a host (:meth:`dbnotify.Notifier.start`) or as its own
-process (``dbnotify worker``). Idle, it sleeps until the next retry is due, waking once
-a second to look for new notifications (other processes may add them): next to no CPU.
+process (``dbnotify worker``). Idle, it sleeps until the next retry is due, waking when
+another process commits work (where the store can say so: PostgreSQL's NOTIFY) and
+once a second to look anyway: next to no CPU.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class Worker:
         # committed with the others that end with it; at most ``concurrency`` in flight
         in_flight: dict[asyncio.Task[DeliveryState], Claimed] = {}
         stopping = asyncio.get_running_loop().create_task(self._stopping.wait())
+        # another process's commit wakes an idle worker at once (PostgreSQL's NOTIFY)
+        listening = asyncio.get_running_loop().create_task(self.store.listen(self.wake.set))
         try:
             while not self._stopping.is_set():
                 if len(in_flight) <= self.concurrency // 2:  # refill in batches, not one by one
@@ -170,6 +173,13 @@ class Worker:
             await self._finish(in_flight, on_attempt)
         finally:
             stopping.cancel()
+            listening.cancel()
+            try:
+                await listening
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # waking early is a nicety: polling goes on without it
+                log.exception("outbox worker: listening for new work failed")
             for task in in_flight:  # cancelled: what is in flight is abandoned; leases run out
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)

@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,9 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.database.close)
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Nothing to listen to: workers of other processes poll."""
 
     # -- writing ----------------------------------------------------------------------
 

@@ -1,0 +1,219 @@
+"""Connections to the PostgreSQL outbox: a pool per event loop, transactions, and errors.
+
+Connections notice a dead peer (TCP keepalives and ``tcp_user_timeout``), the server
+ends a transaction left idle (``idle_in_transaction_session_timeout``), and statements
+and lock waits are bounded by ``[outbox] timeout``; the pool checks a connection before
+lending it, so one broken by a server restart is replaced, not used. Every failure
+becomes an :class:`~dbnotify.errors.OutboxError` that names the outbox (its URL without
+the password) and what to do. A failure while committing is said to be *in doubt*: the
+transaction may or may not have been committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from dbnotify.config.model import OutboxSettings
+from dbnotify.errors import OutboxError
+from dbnotify.outbox import wording
+from dbnotify.outbox.postgres import schema
+
+IDLE_IN_TRANSACTION = 60.0
+"""Seconds the server lets a transaction of ours sit idle (a process paused or cut off
+with a transaction open) before it ends it, releasing its row locks."""
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+
+class InDoubt(OutboxError):
+    """The connection broke while committing: what the transaction wrote may or may not
+    be stored."""
+
+
+def connection_kwargs(settings: OutboxSettings) -> dict[str, Any]:
+    """libpq parameters besides the URL: the password, and the bounds on every wait."""
+    millis = math.ceil(settings.timeout * 1000)
+    kwargs: dict[str, Any] = {
+        "application_name": "dbnotify",
+        "connect_timeout": max(2, math.ceil(settings.timeout)),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": max(millis, 10_000),
+        "options": (
+            f"-c statement_timeout={millis} -c lock_timeout={millis} "
+            f"-c idle_in_transaction_session_timeout={math.ceil(IDLE_IN_TRANSACTION * 1000)}"
+        ),
+        "autocommit": True,  # transactions are explicit: Database.transaction
+        "row_factory": dict_row,
+    }
+    if settings.password is not None:
+        kwargs["password"] = settings.password.reveal()
+    return kwargs
+
+
+def explain(exc: BaseException, where: str, timeout: float) -> str:
+    """What an operator reads for a PostgreSQL failure of the outbox at ``where``."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return (
+            f"the PostgreSQL outbox {where} gave no connection within {timeout:g}s (every "
+            "pooled connection busy, or the server unreachable); check the server, or raise "
+            "[outbox] pool_size or timeout"
+        )
+    if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+        return (
+            f"the PostgreSQL outbox {where} did not answer within {timeout:g}s ({text}); a "
+            "long transaction of another session may hold its rows: see pg_stat_activity"
+        )
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege | psycopg.errors.InvalidSchemaName):
+        return (
+            f"the PostgreSQL outbox {where} refused: {text}; grant the user what "
+            "docs/scaling-out.md lists, or run dbnotify outbox init as the schema's owner"
+        )
+    lowered = text.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return (
+            f"PostgreSQL refused the login to the outbox {where}: {text}; check [outbox] "
+            "password (or PGPASSWORD, ~/.pgpass)"
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        return (
+            f"cannot reach the PostgreSQL outbox {where}: {text}; check that the server "
+            "runs and that [outbox] url names it"
+        )
+    return wording.failed(where, f"{type(exc).__name__}: {text}")
+
+
+class Database:
+    """The outbox's database: a connection pool, opened on first use in each event loop
+    (a host's ``notify_sync`` runs each call on a loop of its own), and the schema
+    migrated once per process."""
+
+    def __init__(self, settings: OutboxSettings) -> None:
+        assert settings.url is not None
+        self.settings = settings
+        self.where = settings.where
+        self.schema = settings.schema
+        self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._migrated = False
+
+    def q(self, sql: str) -> str:
+        """``sql`` with ``{s}`` as the outbox's schema, quoted."""
+        return sql.format(s='"' + self.schema + '"')
+
+    async def connect(self) -> Connection:
+        """A connection of its own, outside the pool (LISTEN, tests)."""
+        url = self.settings.url
+        assert url is not None
+        try:
+            conn: Connection = await psycopg.AsyncConnection.connect(
+                url, **connection_kwargs(self.settings)
+            )
+        except psycopg.Error as exc:
+            raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+        return conn
+
+    async def _open(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._loop is loop:
+            return self._pool
+        # a pool belongs to the loop that opened it; that loop is gone: leave it behind
+        self._pool, self._loop = None, None
+        pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
+            self.settings.url or "",
+            kwargs=connection_kwargs(self.settings),
+            min_size=1,
+            max_size=self.settings.pool_size,
+            timeout=self.settings.timeout,
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            open=False,
+            name="dbnotify-outbox",
+        )
+        await pool.open(wait=False)
+        self._pool, self._loop = pool, loop
+        if not self._migrated:
+            try:
+                async with pool.connection() as conn:
+                    await migrate(conn, self.schema, self.where)
+            except psycopg.Error as exc:
+                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            except psycopg_pool.PoolTimeout as exc:
+                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            self._migrated = True
+        return pool
+
+    @asynccontextmanager
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
+        """One transaction on a pooled connection; failures become :class:`OutboxError`.
+
+        ``durable=False`` commits without waiting for the WAL flush (``synchronous_commit
+        = off``): only for what a crash may lose without harm, a lease. A failure while
+        committing is reported as in doubt.
+        """
+        committing = False
+        try:
+            pool = await self._open()
+            async with pool.connection() as conn, conn.transaction():
+                if not durable:
+                    await conn.execute("SET LOCAL synchronous_commit = off")
+                yield conn
+                committing = True
+        except OutboxError:
+            raise
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            if committing and isinstance(exc, psycopg.OperationalError):
+                raise InDoubt(
+                    f"the commit to the PostgreSQL outbox {self.where} is in doubt: the "
+                    f"connection broke while committing ({' '.join(str(exc).split())}); "
+                    "what it wrote may or may not be stored: see dbnotify history"
+                ) from None
+            raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+
+    async def close(self) -> None:
+        pool, self._pool, self._loop = self._pool, None, None
+        if pool is not None:
+            # opened by a loop that is gone (RuntimeError): its connections go with it
+            with contextlib.suppress(RuntimeError):
+                await pool.close(timeout=self.settings.timeout)
+
+
+async def migrate(conn: Connection, name: str, where: str) -> int:
+    """Create or bring the schema ``name`` up to :data:`~schema.LATEST`, in one
+    transaction, under an advisory lock; refuse a newer one. Returns the version found."""
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", ("dbnotify-outbox:" + name,)
+        )
+        for statement in schema.statements(schema.PREPARE, name):
+            await conn.execute(statement)
+        quoted = '"' + name + '"'
+        row = await (
+            await conn.execute(f"SELECT max(version) AS v FROM {quoted}.version")
+        ).fetchone()
+        found = int(row["v"]) if row and row["v"] is not None else 0
+        if found > schema.LATEST:
+            raise OutboxError(wording.too_new(where, found, schema.LATEST, "url"))
+        for step in schema.MIGRATIONS:
+            if step.version > found:
+                for statement in schema.statements(step.script, name):
+                    await conn.execute(statement)
+        if found < schema.LATEST:
+            await conn.execute(f"DELETE FROM {quoted}.version")
+            await conn.execute(
+                f"INSERT INTO {quoted}.version (version) VALUES (%s)",
+                (schema.LATEST,),
+            )
+    return found
