@@ -79,8 +79,8 @@ def _event(event_type: str, **kwargs: Any) -> Event:
 
 def default_messages() -> dict[str, bytes]:
     """What ``send`` builds: one per catalogue event (every data key given), the user's
-    own copies, a failure with a 50 KB traceback, and a failure sent 4 and 30 hours after
-    it happened (a retry)."""
+    own copies, a failure with a 50 KB traceback, ten 15 KB fields (cut by the HTML's
+    budget), and a failure sent 4 and 30 hours after it happened (a retry)."""
     renderer = Renderer()
     messages: dict[str, bytes] = {}
     for event_type in CATALOGUE:
@@ -96,6 +96,13 @@ def default_messages() -> dict[str, bytes]:
     long_error = {**_event("backup_failure").data, "error": "Traceback:\n" + traceback}
     messages["backup_failure.50kb-error"] = outgoing(
         CONFIG, to_notification(Event("backup_failure", long_error)), renderer
+    )[0].data
+    logs = {
+        f"Log {n}": "".join(f"log {n} line {i:04d}: step done\n" for i in range(555))
+        for n in range(10)
+    }
+    messages["custom.10-fields-of-15kb"] = outgoing(
+        CONFIG, to_notification(Event("custom", title="Nightly report", fields=logs)), renderer
     )[0].data
     now = dt.datetime.now(dt.UTC)
     for late, ago in (("4h", dt.timedelta(hours=4)), ("30h", dt.timedelta(hours=30))):
