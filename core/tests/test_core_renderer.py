@@ -534,6 +534,31 @@ def test_values_that_grow_when_escaped_stay_under_gmails_clip() -> None:
     assert "Sent by DBackup" in html
 
 
+def test_all_values_share_one_html_budget_spent_in_order() -> None:
+    """Ten 15 KB values, each under the one-value cap, would make 150 KB of HTML: they
+    share ``HTML_TOTAL_LIMIT``. The first are whole, the later ones cut with the note
+    (showing how they start); a short value after them is whole; each rendering starts
+    with the whole budget again."""
+    from dbnotify.rendering.renderer import HTML_TOTAL_LIMIT, HTML_VALUE_FLOOR
+
+    logs = {f"Log {n}": f"log {n}: " + "x" * 15_000 for n in range(10)}
+    notification = note("custom", {}, title="T", message="m", fields={**logs, "Host": "db1"})
+    renderer = Renderer()
+    html = renderer.html(notification)
+    assert len(html.encode()) < HTML_TOTAL_LIMIT + 20_000, len(html.encode())
+    cells = [value_cell(html, label) for label in logs]
+    assert cells[0] == logs["Log 0"]
+    cut = [cell for cell in cells if "the plain-text part of this email has" in cell]
+    assert 0 < len(cut) < 10
+    assert cells[-len(cut) :] == cut  # the first whole, the rest cut
+    assert all(f"log {n}: x" in cell for n, cell in enumerate(cells))
+    assert len(cells[-1]) < HTML_VALUE_FLOOR + 200  # the budget spent: its first characters
+    assert value_cell(html, "Host") == "db1"
+    assert renderer.html(notification) == html  # a fresh budget every time
+    text = renderer.text(notification)
+    assert all(f"{label}: {value}" in text for label, value in logs.items())
+
+
 # --- an operator's template cannot stall delivery or validation ------------------------------
 
 NESTED = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"

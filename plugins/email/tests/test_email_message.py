@@ -234,6 +234,32 @@ async def test_a_50_kb_error_arrives_whole_in_text_and_under_gmails_clip_in_html
     assert all(line.strip() in plain for line in error.splitlines())  # every frame
 
 
+async def test_many_long_fields_stay_under_gmails_clip_together(
+    smtp_server: Any, make_notifier: Any
+) -> None:
+    """Each value under the one-value cap (15 KB of 20,000 characters) but 150 KB in all:
+    the HTML has a budget for all of them, spent in order; the values past it are cut,
+    each with the note, the fields and footer stay; the text part has every line."""
+    fields = {
+        f"Log {n}": "".join(f"log {n} line {i:04d}: " + "x" * 40 + "\n" for i in range(250))
+        for n in range(10)
+    }
+    assert all(14_000 < len(value) < 16_000 for value in fields.values())
+    event = Event("custom", title="Nightly report", message="Ten logs.", fields=fields)
+    _, received = await deliver(smtp_server, make_notifier, event)
+    html = received.part("html")
+
+    assert len(html.encode()) < 100_000, len(html.encode())
+    assert "log 0 line 0249: " in html  # the first values are whole
+    note = "more characters: the plain-text part of this email has the whole text"
+    assert 1 <= html.count(note) <= 10
+    assert all(f"Log {n}</th>" in html for n in range(10))  # every field is there
+    assert "log 9 line 0000: " in html  # the start of the last one, too
+    assert "Sent by DBackup" in html
+    plain = received.part("plain")
+    assert all(line in plain for value in fields.values() for line in value.splitlines())
+
+
 @pytest.mark.parametrize(
     ("event", "colour"),
     [

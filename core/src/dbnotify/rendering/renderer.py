@@ -10,6 +10,7 @@ Templates are compiled once, when the renderer is made.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 import textwrap
@@ -43,6 +44,21 @@ Gmail clips an HTML body past about 102 KB and hides the rest behind a link: a l
 error must not push the fields and footer out. The text part keeps every character; the
 HTML keeps enough of it that SpamAssassin does not find the parts too different
 (MPART_ALT_DIFF_COUNT, 2.8 points, when the text has over 3 times the HTML's words)."""
+HTML_TOTAL_LIMIT = 70_000
+"""Bytes of markup all the values of one HTML rendering share (the message and every
+field, in order): each under ``HTML_VALUE_LIMIT``, ten 15 KB values would still make
+150 KB. Once it is spent, each later value shows its first ``HTML_VALUE_FLOOR``
+characters and the note. 70 KB leaves the template, its inlined CSS and a row per field
+room under Gmail's ~102 KB."""
+HTML_VALUE_FLOOR = 300
+"""Characters a value always shows, the budget spent or not: a short one is never cut,
+a long one still shows how it starts."""
+
+_html_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "html_budget", default=None
+)
+"""Bytes of markup left to the values of the HTML being rendered (a one-item list, spent
+by :func:`html_lines`); ``None`` outside :meth:`Renderer.html`."""
 
 
 def template_problem(exc: jinja2.TemplateError) -> str:
@@ -79,20 +95,29 @@ def html_lines(value: str, limit: int = HTML_VALUE_LIMIT) -> markupsafe.Markup:
     only ``<br>`` keeps a traceback's lines apart (and ``&nbsp;`` its indentation).
     Nothing from the event becomes markup. Past ``limit`` characters the text is cut,
     with a note that says where the whole of it is; sooner if its markup would pass
-    twice that (text of ``<`` or of deep indentation grows four to six times).
+    twice that (text of ``<`` or of deep indentation grows four to six times). In an
+    HTML rendering (:meth:`Renderer.html`), all values share ``HTML_TOTAL_LIMIT`` bytes
+    of markup, spent in order: a value past what is left is cut there, with the same
+    note (though never below ``HTML_VALUE_FLOOR`` characters).
     """
     text = str(value)
+    left = _html_budget.get()
     budget = 2 * limit
+    if left is not None and left[0] < budget:
+        budget = max(left[0], HTML_VALUE_FLOOR)
+        limit = min(limit, budget)
     html = _html_lines(text, limit)
-    while (size := _markup_size(html)) > budget and limit > 100:
-        limit = limit * budget // size * 9 // 10
+    while (size := _markup_size(html)) > budget and limit > HTML_VALUE_FLOOR:
+        limit = max(limit * budget // size * 9 // 10, HTML_VALUE_FLOOR)
         html = _html_lines(text, limit)
+    if left is not None:
+        left[0] -= _markup_size(html)
     return html
 
 
 def _markup_size(html: str) -> int:
-    """Its size once written out: a no-break space becomes ``&nbsp;``."""
-    return len(html) + 5 * html.count("\u00a0")
+    """Its size in bytes once written out: a no-break space becomes ``&nbsp;``."""
+    return len(html.encode()) + 4 * html.count("\u00a0")
 
 
 def _html_lines(text: str, limit: int) -> markupsafe.Markup:
@@ -238,8 +263,14 @@ class Renderer:
         return self._run(self._text_t, self.context(notification)).strip() + "\n"
 
     def html(self, notification: Notification) -> str:
-        """A full HTML document, table layout, CSS inlined for mail clients."""
-        return self._inliner.inline(self._run(self._html_t, self.context(notification)))
+        """A full HTML document, table layout, CSS inlined for mail clients. Its values
+        share ``HTML_TOTAL_LIMIT`` (see :func:`html_lines`)."""
+        budget = _html_budget.set([HTML_TOTAL_LIMIT])
+        try:
+            html = self._run(self._html_t, self.context(notification))
+        finally:
+            _html_budget.reset(budget)
+        return self._inliner.inline(html)
 
     def render(
         self, template: str, notification: Notification, *, html: bool = False, **extra: Any
