@@ -115,6 +115,9 @@ def configure_logging(verbosity: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # psycopg sets its own WARNING level unless one is set: its pool's retries would be
+    # said before, and beside, the outbox's one error that names the cause
+    logging.getLogger("psycopg").setLevel(level)
 
 
 def when(ts: float | None) -> str:

@@ -157,8 +157,8 @@ class OutboxSettings:
     )
     listen: bool = setting(
         default=True,
-        description="PostgreSQL: wake workers with LISTEN/NOTIFY; false polls only "
-        "(behind PgBouncer in transaction mode)",
+        description="PostgreSQL: wake workers with LISTEN/NOTIFY; false polls only and "
+        "prepares no statements (behind PgBouncer in transaction mode)",
     )
     pool_size: int = setting(
         default=4,

@@ -58,6 +58,8 @@ def connection_kwargs(settings: OutboxSettings) -> dict[str, Any]:
         "autocommit": True,  # transactions are explicit: Database.transaction
         "row_factory": dict_row,
     }
+    if not settings.listen:  # behind PgBouncer in transaction mode: no prepared statements
+        kwargs["prepare_threshold"] = None
     if settings.password is not None:
         kwargs["password"] = settings.password.reveal()
     return kwargs
@@ -128,11 +130,18 @@ class Database:
 
     async def _open(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
         loop = asyncio.get_running_loop()
-        if self._pool is not None and self._loop is loop:
-            return self._pool
-        # a pool belongs to the loop that opened it; that loop is gone: leave it behind
-        self._pool, self._loop = None, None
-        pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
+        if self._pool is None or self._loop is not loop:
+            # a pool belongs to the loop that opened it; that loop is gone: leave it behind
+            self._pool, self._loop = self._new_pool(), loop
+            await self._pool.open(wait=False)
+        if not self._migrated:  # again after a failure: the server may be back
+            async with self._pool.connection() as conn:
+                await migrate(conn, self.schema, self.where)
+            self._migrated = True
+        return self._pool
+
+    def _new_pool(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
+        return psycopg_pool.AsyncConnectionPool(
             self.settings.url or "",
             kwargs=connection_kwargs(self.settings),
             min_size=1,
@@ -142,18 +151,6 @@ class Database:
             open=False,
             name="dbnotify-outbox",
         )
-        await pool.open(wait=False)
-        self._pool, self._loop = pool, loop
-        if not self._migrated:
-            try:
-                async with pool.connection() as conn:
-                    await migrate(conn, self.schema, self.where)
-            except psycopg.Error as exc:
-                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
-            except psycopg_pool.PoolTimeout as exc:
-                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
-            self._migrated = True
-        return pool
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
@@ -173,7 +170,16 @@ class Database:
                 committing = True
         except OutboxError:
             raise
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        except psycopg_pool.PoolTimeout as exc:
+            # no connection came: say why one cannot be made (a refused login, a server
+            # down), or else that every one is busy
+            try:
+                conn = await self.connect()
+            except OutboxError as cause:
+                raise cause from None
+            await conn.close()
+            raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+        except psycopg.Error as exc:
             if committing and isinstance(exc, psycopg.OperationalError):
                 raise InDoubt(
                     f"the commit to the PostgreSQL outbox {self.where} is in doubt: the "
