@@ -29,7 +29,15 @@ from dbnotify.config.model import OutboxSettings
 from dbnotify.errors import OutboxError
 from dbnotify.events import Notification, to_notification
 from dbnotify.outbox.memory import MemoryStore
-from dbnotify.outbox.model import Attempt, Claimed, DeliveryState, Enqueue, RecipientState
+from dbnotify.outbox.model import (
+    Attempt,
+    Claimed,
+    DeliveryState,
+    Enqueue,
+    Mute,
+    MuteScope,
+    RecipientState,
+)
 from dbnotify.outbox.policy import RetryPolicy, policy_for
 from dbnotify.outbox.sqlite import SQLiteStore
 from dbnotify.outbox.store import OutboxStore, open_store
@@ -661,6 +669,46 @@ async def test_a_late_record_no_one_took_over_still_counts(store: OutboxStore) -
     (slow,) = await take(store, T0, owner="slow")
     assert await record(store, slow, [ok(CHANNEL_LABEL)], now=T0 + 45) == DONE
     assert [r.status for r in await store.history()] == ["delivered"]
+
+
+async def test_a_mute_is_in_force_for_its_duration_then_ends_by_itself(
+    store: OutboxStore,
+) -> None:
+    made = await store.mute(MuteScope.CHANNEL, "mail", duration=3600, reason="maintenance", now=T0)
+    assert (made.scope, made.value, made.reason, made.since, made.until) == (
+        MuteScope.CHANNEL,
+        "mail",
+        "maintenance",
+        T0,
+        T0 + 3600,
+    )
+    other = await store.mute(MuteScope.JOB, "nightly-pg", duration=60, now=T0 + 1)
+    assert other.id != made.id
+    assert await store.mutes(now=T0 + 59) == [made, other]
+    assert await store.mutes(now=T0 + 61) == [made]  # the job's ran out
+    assert await store.mutes(now=T0 + 3600) == []
+    assert made.skip_reason == (
+        f"muted by mute #{made.id} (channel mail) until 2025-06-15T16:06:40+00:00: maintenance"
+    )
+
+
+async def test_unmute_ends_a_mute_now_and_only_one_in_force(store: OutboxStore) -> None:
+    made = await store.mute(MuteScope.EVENT, "backup_success", duration=3600, now=T0)
+    ended = await store.unmute(made.id, now=T0 + 10)
+    assert ended is not None
+    assert ended.until == T0 + 10
+    assert await store.mutes(now=T0 + 11) == []
+    assert await store.unmute(made.id, now=T0 + 20) is None  # ended already
+    assert await store.unmute(made.id + 100, now=T0 + 20) is None  # never was
+
+
+def test_a_mute_matches_its_channel_event_or_job() -> None:
+    notification = to_notification(FAILURE)
+    assert Mute(1, MuteScope.CHANNEL, "mail", "", T0, T0 + 1).matches("mail", notification)
+    assert not Mute(1, MuteScope.CHANNEL, "mail", "", T0, T0 + 1).matches("chat", notification)
+    assert Mute(1, MuteScope.EVENT, "backup_failure", "", T0, T0 + 1).matches("x", notification)
+    assert Mute(1, MuteScope.JOB, "nightly-pg", "", T0, T0 + 1).matches("x", notification)
+    assert not Mute(1, MuteScope.JOB, "weekly", "", T0, T0 + 1).matches("x", notification)
 
 
 # --- SQLite only: the file, shared and durable ------------------------------------------------

@@ -390,7 +390,7 @@ async def test_a_new_file_gets_the_latest_schema_and_its_version(tmp_path: Path)
     store = SQLiteStore(path)
     await store.counts()
     await store.aclose()
-    assert user_version(path) == schema.LATEST == 2
+    assert user_version(path) == schema.LATEST == 3
     assert "fence" in dump_columns(path, "delivery")
     old = tmp_path / "old.sqlite"
     OldFile(old).create()
@@ -419,11 +419,12 @@ async def test_a_file_from_a_newer_dbnotify_is_refused_and_left_alone(tmp_path: 
         with pytest.raises(OutboxError) as info:
             await operation
         assert str(info.value) == (
-            f"the outbox {path} has schema version 3, newer than this dbnotify knows (2); "
+            f"the outbox {path} has schema version {schema.LATEST + 1}, newer than this dbnotify "
+            f"knows ({schema.LATEST}); "
             "upgrade dbnotify, or point [outbox] path at another file"
         )
     await store.aclose()
-    assert user_version(path) == 3
+    assert user_version(path) == schema.LATEST + 1
 
 
 async def test_the_cli_says_so_for_a_newer_file(tmp_path: Path) -> None:
@@ -437,7 +438,7 @@ async def test_the_cli_says_so_for_a_newer_file(tmp_path: Path) -> None:
     assert (code, output.strip()) == (
         2,
         f"error: the outbox {outbox} has schema version 7, newer than this dbnotify knows "
-        "(2); upgrade dbnotify, or point [outbox] path at another file",
+        f"({schema.LATEST}); upgrade dbnotify, or point [outbox] path at another file",
     )
 
 

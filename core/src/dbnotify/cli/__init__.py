@@ -5,7 +5,7 @@ delivery or test failed, or no channel is configured for the event, 2 configurat
 usage error.
 
 Each command lives in a module of its group (``plugins``, ``check``, ``send``,
-``outbox``, ``demo``), imported only when that command runs or help lists it: only click
+``outbox``, ``mute``, ``demo``), imported only when that command runs or help lists it: only click
 is imported here, so that a light command (``dbnotify plugins``) does not pay for
 Jinja2, cattrs, asyncio or any plugin.
 """
@@ -20,6 +20,7 @@ import click
 COMMANDS: Mapping[str, tuple[str, str]] = {
     "demo": ("dbnotify.cli.demo", "demo"),
     "history": ("dbnotify.cli.outbox", "history"),
+    "mute": ("dbnotify.cli.mute", "mute"),
     "outbox": ("dbnotify.cli.outbox", "outbox_command"),
     "plugins": ("dbnotify.cli.plugins", "plugins"),
     "purge": ("dbnotify.cli.outbox", "purge"),
@@ -28,6 +29,7 @@ COMMANDS: Mapping[str, tuple[str, str]] = {
     "schema": ("dbnotify.cli.plugins", "schema"),
     "send": ("dbnotify.cli.send", "send"),
     "test": ("dbnotify.cli.check", "test"),
+    "unmute": ("dbnotify.cli.mute", "unmute"),
     "validate": ("dbnotify.cli.check", "validate"),
     "worker": ("dbnotify.cli.outbox", "worker"),
 }

@@ -28,6 +28,8 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Mute,
+    MuteScope,
     Parked,
     RecipientState,
 )
@@ -109,6 +111,7 @@ class MemoryStore:
         self._deliveries: dict[int, _Delivery] = {}
         self._attempts: list[_AttemptRow] = []
         self._parked: dict[str, _Parked] = {}
+        self._mutes: dict[int, Mute] = {}
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -116,6 +119,32 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         """Nothing to close: what it holds stays until the store is dropped."""
+
+    async def mute(
+        self,
+        scope: MuteScope,
+        value: str,
+        *,
+        duration: float,
+        reason: str = "",
+        now: float | None = None,
+    ) -> Mute:
+        at = _now(now)
+        made = Mute(len(self._mutes) + 1, scope, value, reason, at, at + duration)
+        self._mutes[made.id] = made
+        return made
+
+    async def mutes(self, *, now: float | None = None) -> list[Mute]:
+        at = _now(now)
+        return [m for m in self._mutes.values() if m.until > at]
+
+    async def unmute(self, mute_id: int, *, now: float | None = None) -> Mute | None:
+        at = _now(now)
+        found = self._mutes.get(mute_id)
+        if found is None or found.until <= at:
+            return None
+        self._mutes[mute_id] = ended = attrs.evolve(found, until=at)
+        return ended
 
     async def listen(self, wake: Callable[[], None]) -> None:
         """Nothing to listen to: workers of other processes poll."""

@@ -91,6 +91,46 @@ class Attempt:
     fingerprint: str = ""
 
 
+class MuteScope(enum.StrEnum):
+    """What a mute silences: one channel, one event type, or one backup job."""
+
+    CHANNEL = "channel"
+    EVENT = "event"
+    JOB = "job"
+
+
+@attrs.frozen
+class Mute:
+    """``dbnotify mute``: deliveries it matches are skipped, with its reason, until it
+    ends. Kept in the outbox, so every worker of every host honours it."""
+
+    id: int
+    scope: MuteScope
+    value: str
+    reason: str
+    since: float
+    until: float
+
+    def matches(self, channel: str, notification: Notification) -> bool:
+        if self.scope is MuteScope.CHANNEL:
+            return channel == self.value
+        if self.scope is MuteScope.EVENT:
+            return notification.event_type == self.value
+        return notification.job_name == self.value
+
+    @property
+    def skip_reason(self) -> str:
+        """What history says of a delivery this mute skipped."""
+        text = f"muted by mute #{self.id} ({self.scope} {self.value}) until {iso(self.until)}"
+        return f"{text}: {self.reason}" if self.reason else text
+
+    def as_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["scope"] = str(self.scope)
+        data["since"], data["until"] = iso(self.since), iso(self.until)
+        return data
+
+
 class Parked(NamedTuple):
     """Why a channel's queue is held, and since when (a tuple: ``reason, since``)."""
 

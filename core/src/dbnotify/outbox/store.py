@@ -28,6 +28,8 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Mute,
+    MuteScope,
     Parked,
     RecipientState,
 )
@@ -150,6 +152,27 @@ class OutboxStore(Protocol):
     async def failures_since(self, since: float) -> list[HistoryRow]:
         """Every failed attempt at or after ``since``, transient ones included, newest
         first; status ``failed``, with the recipient's hint and attempts so far."""
+        ...
+
+    async def mute(
+        self,
+        scope: MuteScope,
+        value: str,
+        *,
+        duration: float,
+        reason: str = "",
+        now: float | None = None,
+    ) -> Mute:
+        """Start a mute of ``scope`` ``value`` for ``duration`` seconds (from the store's
+        clock); returns it, with its id."""
+        ...
+
+    async def mutes(self, *, now: float | None = None) -> list[Mute]:
+        """The mutes in force now, oldest first."""
+        ...
+
+    async def unmute(self, mute_id: int, *, now: float | None = None) -> Mute | None:
+        """End the mute ``mute_id`` now; ``None`` when no such mute is in force."""
         ...
 
     async def listen(self, wake: Callable[[], None]) -> None:

@@ -29,7 +29,7 @@ from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError
 from dbnotify.outbox.defaults import CONCURRENCY, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.model import Attempt, Claimed, DeliveryState
+from dbnotify.outbox.model import Attempt, Claimed, DeliveryState, Mute
 from dbnotify.outbox.store import OutboxStore
 from dbnotify.results import FailureKind, RecipientResult
 from dbnotify.secrets import Secret
@@ -80,6 +80,8 @@ class Worker:
     _stopping: asyncio.Event = attrs.field(factory=asyncio.Event)
     _records: GroupCommit[Attempt, DeliveryState] | None = None
     """Attempts that end together are recorded in one transaction."""
+    _mutes: tuple[float, list[Mute]] = (float("-inf"), [])
+    """The mutes in force, and when they were read (again after :data:`POLL` seconds)."""
 
     @property
     def lease(self) -> float:
@@ -131,6 +133,7 @@ class Worker:
                                     channel,
                                 )
                             unparked = True
+                        mutes = await self._mutes_now()  # read first: a claim is not lost
                         batch = await self.store.claim(
                             self.owner,
                             limit=self.concurrency - len(in_flight),
@@ -145,7 +148,9 @@ class Worker:
                         continue
                     loop = asyncio.get_running_loop()
                     for claimed in batch:
-                        in_flight[loop.create_task(self._attempt(claimed, fingerprints))] = claimed
+                        in_flight[loop.create_task(self._attempt(claimed, fingerprints, mutes))] = (
+                            claimed
+                        )
                 if in_flight:
                     done, _ = await asyncio.wait(
                         [*in_flight, stopping], return_when=asyncio.FIRST_COMPLETED
@@ -225,11 +230,27 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=wait)
 
-    async def _attempt(self, claimed: Claimed, fingerprints: dict[str, str]) -> DeliveryState:
+    async def _mutes_now(self) -> list[Mute]:
+        read_at, mutes = self._mutes
+        now = time.monotonic()
+        if now - read_at >= POLL:
+            mutes = await self.store.mutes()
+            self._mutes = (now, mutes)
+        return mutes
+
+    async def _attempt(
+        self, claimed: Claimed, fingerprints: dict[str, str], mutes: Sequence[Mute] = ()
+    ) -> DeliveryState:
         self.attempted += 1
         delivery = claimed.delivery
-        if delivery.channel not in self.deliverer.config.channels:
+        mute = next((m for m in mutes if m.matches(delivery.channel, claimed.notification)), None)
+        if mute is not None:  # the mute's reason is the outcome: in history, not sent
             results: Sequence[RecipientResult] = [
+                RecipientResult.skipped(label, mute.skip_reason)
+                for label in delivery.labels(claimed.retry_only)
+            ]
+        elif delivery.channel not in self.deliverer.config.channels:
+            results = [
                 RecipientResult.failed(
                     label,
                     FailureKind.PERMANENT,

@@ -32,6 +32,8 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Mute,
+    MuteScope,
     Parked,
     RecipientState,
 )
@@ -567,6 +569,52 @@ class PostgresStore:
             )
             return cursor.rowcount
 
+    async def mute(
+        self,
+        scope: MuteScope,
+        value: str,
+        *,
+        duration: float,
+        reason: str = "",
+        now: float | None = None,
+    ) -> Mute:
+        async with self.database.transaction() as conn:
+            at = await self._now(conn, now)
+            row = await (
+                await conn.execute(
+                    self.q(
+                        "INSERT INTO {s}.mute (scope, value, reason, since, until) "
+                        "VALUES (%s, %s, %s, %s, %s) RETURNING *"
+                    ),
+                    (scope.value, _text(value), _text(reason), at, at + duration),
+                )
+            ).fetchone()
+            assert row is not None
+            return _mute_row(row)
+
+    async def mutes(self, *, now: float | None = None) -> list[Mute]:
+        async with self.database.transaction() as conn:
+            at = await self._now(conn, now)
+            rows = await (
+                await conn.execute(
+                    self.q("SELECT * FROM {s}.mute WHERE until > %s ORDER BY id"), (at,)
+                )
+            ).fetchall()
+            return [_mute_row(r) for r in rows]
+
+    async def unmute(self, mute_id: int, *, now: float | None = None) -> Mute | None:
+        async with self.database.transaction() as conn:
+            at = await self._now(conn, now)
+            row = await (
+                await conn.execute(
+                    self.q(
+                        "UPDATE {s}.mute SET until = %s WHERE id = %s AND until > %s RETURNING *"
+                    ),
+                    (at, mute_id, at),
+                )
+            ).fetchone()
+            return _mute_row(row) if row is not None else None
+
     # -- reading ----------------------------------------------------------------------
 
     async def counts(self, *, now: float | None = None) -> Counts:
@@ -750,6 +798,12 @@ def _claimed(
         ),
         expires_at=row["expires_at"],
         fence=row["fence"],  # RETURNING gives the row as the claim left it
+    )
+
+
+def _mute_row(row: Mapping[str, Any]) -> Mute:
+    return Mute(
+        row["id"], MuteScope(row["scope"]), row["value"], row["reason"], row["since"], row["until"]
     )
 
 

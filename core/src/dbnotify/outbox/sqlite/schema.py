@@ -94,7 +94,25 @@ ALTER TABLE delivery ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
 record over the worker that took the delivery over."""
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "0.1.0", V1), Migration(2, "0.2.0", V2))
+V3 = """
+CREATE TABLE mute (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    value TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    since REAL NOT NULL,
+    until REAL NOT NULL
+);
+CREATE INDEX mute_until ON mute(until);
+"""
+"""Mutes (``dbnotify mute``): kept with the queue, so every worker honours them."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "0.1.0", V1),
+    Migration(2, "0.2.0", V2),
+    Migration(3, "0.2.0", V3),
+)
 """Every step, in order; the last one's version is what this code writes."""
 
 LATEST = MIGRATIONS[-1].version

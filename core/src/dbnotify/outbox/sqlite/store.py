@@ -23,6 +23,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from dbnotify.outbox.codec import decode, encode
 from dbnotify.outbox.decide import EXPIRED, decide, final, retry_only
 from dbnotify.outbox.model import (
@@ -33,6 +35,8 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Mute,
+    MuteScope,
     Parked,
     RecipientState,
 )
@@ -449,6 +453,49 @@ class SQLiteStore:
             ).rowcount
             return deleted
 
+    async def mute(
+        self,
+        scope: MuteScope,
+        value: str,
+        *,
+        duration: float,
+        reason: str = "",
+        now: float | None = None,
+    ) -> Mute:
+        return await asyncio.to_thread(self._mute, scope, value, duration, reason, _now(now))
+
+    def _mute(self, scope: MuteScope, value: str, duration: float, reason: str, now: float) -> Mute:
+        with self.database.write() as db:
+            cursor = db.execute(
+                "INSERT INTO mute (scope, value, reason, since, until) VALUES (?, ?, ?, ?, ?)",
+                (scope.value, value, reason, now, now + duration),
+            )
+            assert cursor.lastrowid is not None
+            return Mute(cursor.lastrowid, scope, value, reason, now, now + duration)
+
+    async def mutes(self, *, now: float | None = None) -> list[Mute]:
+        return await asyncio.to_thread(self._mutes, _now(now))
+
+    def _mutes(self, now: float) -> list[Mute]:
+        with self.database.read() as db:
+            return [
+                _mute_row(row)
+                for row in db.execute("SELECT * FROM mute WHERE until > ? ORDER BY id", (now,))
+            ]
+
+    async def unmute(self, mute_id: int, *, now: float | None = None) -> Mute | None:
+        return await asyncio.to_thread(self._unmute, mute_id, _now(now))
+
+    def _unmute(self, mute_id: int, now: float) -> Mute | None:
+        with self.database.write() as db:
+            row = db.execute(
+                "SELECT * FROM mute WHERE id = ? AND until > ?", (mute_id, now)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE mute SET until = ? WHERE id = ?", (now, mute_id))
+            return attrs.evolve(_mute_row(row), until=now)
+
     # -- reading ----------------------------------------------------------------------
 
     async def counts(self, *, now: float | None = None) -> Counts:
@@ -567,6 +614,12 @@ class SQLiteStore:
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
+
+
+def _mute_row(row: Any) -> Mute:
+    return Mute(
+        row["id"], MuteScope(row["scope"]), row["value"], row["reason"], row["since"], row["until"]
+    )
 
 
 def _history_row(row: sqlite3.Row) -> HistoryRow:
