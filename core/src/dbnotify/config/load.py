@@ -188,6 +188,62 @@ def _check_templates(settings: RenderingSettings) -> list[ConfigIssue]:
     return []
 
 
+def _check_fallbacks(layout: FileLayout, declared: set[str]) -> list[ConfigIssue]:
+    """Fallback channels exist, need the outbox (they are told of what it records), and
+    never lead back to the channel they stand in for."""
+    routing = layout.routing
+    issues: list[ConfigIssue] = []
+
+    def check(path: str, name: str) -> None:
+        if name not in declared:
+            issues.append(
+                ConfigIssue(
+                    path,
+                    f"no channel named {name!r}"
+                    + (
+                        did_you_mean(name, declared)
+                        or f" (defined: {', '.join(sorted(declared)) or 'none'})"
+                    ),
+                )
+            )
+
+    if routing.fallback is not None:
+        check("routing.fallback", routing.fallback)
+    for channel, fallback in routing.fallbacks.items():
+        check("routing.fallbacks", channel)
+        check(f"routing.fallbacks.{channel}", fallback)
+        if fallback == channel:
+            issues.append(
+                ConfigIssue(
+                    f"routing.fallbacks.{channel}",
+                    "a channel cannot be its own fallback; name another channel",
+                )
+            )
+    if (routing.fallback is not None or routing.fallbacks) and layout.outbox is None:
+        issues.append(
+            ConfigIssue(
+                "routing.fallback" if routing.fallback is not None else "routing.fallbacks",
+                "a fallback is told when the outbox parks a channel or gives up a delivery; "
+                'add [outbox] (e.g. path = "/var/lib/dbackup/dbnotify-outbox.sqlite")',
+            )
+        )
+    for start in routing.fallbacks:
+        seen = [start]
+        while (step := routing.fallback_for(seen[-1])) is not None and step not in seen:
+            seen.append(step)
+        if step is not None and step == start and len(seen) > 1:
+            issues.append(
+                ConfigIssue(
+                    f"routing.fallbacks.{start}",
+                    "fallbacks go round in a circle ("
+                    + " -> ".join([*seen, start])
+                    + "); end the chain at a channel with no fallback",
+                )
+            )
+            break
+    return issues
+
+
 def _check_references(
     layout: FileLayout,
     channels: Mapping[str, ChannelSettings],
@@ -216,6 +272,7 @@ def _check_references(
                 )
 
     check_names("routing.channels", layout.routing.channels)
+    issues.extend(_check_fallbacks(layout, declared))
     for event_type, rule in layout.routing.events.items():
         where = f"routing.events.{event_type}"
         if event_type not in CATALOGUE:

@@ -38,6 +38,20 @@ class Routing:
     user_channel: str | None = setting(
         default=None, description="channel for per-user copies (default: the first email channel)"
     )
+    fallback: str | None = setting(
+        default=None,
+        description="channel told when another channel breaks (parked, or a delivery dead); "
+        "needs [outbox]",
+    )
+    fallbacks: dict[str, str] = setting(
+        factory=dict, description="per channel, its own fallback channel (over fallback)"
+    )
+
+    def fallback_for(self, channel: str) -> str | None:
+        """Where to say that ``channel`` broke: its own fallback, else the global one,
+        never itself."""
+        found = self.fallbacks.get(channel, self.fallback)
+        return found if found != channel else None
 
 
 def _timezone(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:

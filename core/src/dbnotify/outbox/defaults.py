@@ -13,3 +13,7 @@ STOP_GRACE = 10.0
 """Seconds a stopping worker (SIGTERM) lets its attempts in flight finish before it gives
 their leases back: within the 10 s that ``docker stop`` waits by default before it
 kills."""
+
+FALLBACK_QUIET = 3600.0
+"""Seconds a worker waits before it tells a channel's fallback again that the channel was
+parked, or gave a delivery up (once it delivers again, the next failure is told at once)."""

@@ -27,11 +27,21 @@ from dbnotify import humanize
 from dbnotify.config.model import ChannelSettings
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError
-from dbnotify.outbox.defaults import CONCURRENCY, POLL, STOP_GRACE
+from dbnotify.events import Event, to_notification
+from dbnotify.outbox.defaults import CONCURRENCY, FALLBACK_QUIET, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.model import Attempt, Claimed, DeliveryState, Mute
+from dbnotify.outbox.model import (
+    Attempt,
+    Claimed,
+    DeliveryState,
+    Enqueue,
+    Mute,
+    RecipientState,
+    iso,
+)
+from dbnotify.outbox.policy import policy_for
 from dbnotify.outbox.store import OutboxStore
-from dbnotify.results import FailureKind, RecipientResult
+from dbnotify.results import Delivery, FailureKind, RecipientResult, Status, Target
 from dbnotify.secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -80,6 +90,9 @@ class Worker:
     _stopping: asyncio.Event = attrs.field(factory=asyncio.Event)
     _records: GroupCommit[Attempt, DeliveryState] | None = None
     """Attempts that end together are recorded in one transaction."""
+    _told: dict[tuple[str, str], float] = attrs.field(factory=dict)
+    """When this worker last told a fallback that a channel was parked or gave up a
+    delivery (by channel and kind): at most once per :data:`FALLBACK_QUIET`."""
     _mutes: tuple[float, list[Mute]] = (float("-inf"), [])
     """The mutes in force, and when they were read (again after :data:`POLL` seconds)."""
 
@@ -230,6 +243,63 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=wait)
 
+    async def _tell_fallback(self, claimed: Claimed, results: Sequence[RecipientResult]) -> None:
+        """Say on the channel's fallback that it was parked, or gave a delivery up, so that
+        a broken SMTP password does not silence every alert. Queued like any notification
+        (a ``system_error``); once per channel and kind per :data:`FALLBACK_QUIET`."""
+        channel = claimed.delivery.channel
+        config = self.deliverer.config
+        fallback = config.routing.fallback_for(channel)
+        if fallback is None or config.outbox is None:
+            return
+        if any(r.status is Status.FAILED and r.parks_channel for r in results):
+            parked = (await self.store.parked()).get(channel)
+            if parked is None:
+                return
+            kind, reason = "parked", parked.reason
+            details = (
+                f"parked since {iso(parked.since)}: nothing more is sent through it until its "
+                f"configuration changes, or `dbnotify retry --channel {channel}`"
+            )
+        else:
+            failed = {r.recipient for r in results if r.status is Status.FAILED}
+            dead = [
+                row
+                for row in await self.store.history(delivery_ids=[claimed.id])
+                if row.status == RecipientState.DEAD and row.recipient in failed
+            ]
+            if not dead:
+                return
+            kind = "dead"
+            reason = (dead[0].reason or "failed") + (
+                f" (server said: {dead[0].reply})" if dead[0].reply else ""
+            )
+            details = (
+                f"delivery #{claimed.id} ({claimed.notification.event_type}) to "
+                f"{', '.join(row.recipient for row in dead)} was given up; "
+                f"`dbnotify retry {claimed.id}` sends it again"
+            )
+        now = time.monotonic()
+        if now - self._told.get((channel, kind), float("-inf")) < FALLBACK_QUIET:
+            return
+        self._told[(channel, kind)] = now
+        event = Event(
+            "system_error",
+            {"component": f"notification channel '{channel}'", "error": reason, "details": details},
+        )
+        await self.store.enqueue_many(
+            [
+                Enqueue(
+                    to_notification(event),
+                    None,
+                    [Delivery(fallback, Target.CHANNEL)],
+                    policy_for(event.type, config.outbox.retry),
+                )
+            ]
+        )
+        self.wake.set()
+        log.warning("channel %s %s (%s); told channel %s", channel, kind, reason, fallback)
+
     async def _mutes_now(self) -> list[Mute]:
         read_at, mutes = self._mutes
         now = time.monotonic()
@@ -280,6 +350,16 @@ class Worker:
                 f"recorded: {exc}; the worker stops rather than send it again and again "
                 "(a worker started once the outbox is fixed tries it once more)"
             ) from exc
+        if any(r.status is Status.DELIVERED for r in results):  # working again
+            self._told.pop((delivery.channel, "parked"), None)
+            self._told.pop((delivery.channel, "dead"), None)
+        elif state is not DeliveryState.TAKEN_OVER and any(
+            r.status is Status.FAILED for r in results
+        ):
+            try:
+                await self._tell_fallback(claimed, results)
+            except OutboxError as exc:  # the attempt stands; only the notice is lost
+                log.error("channel %s: could not tell its fallback: %s", delivery.channel, exc)
         if state is DeliveryState.TAKEN_OVER:
             log.warning(
                 "delivery #%d: this worker held it past its lease and another worker has "
