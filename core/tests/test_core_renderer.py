@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from dbnotify.config.model import RenderingSettings
 from dbnotify.errors import ConfigError
 from dbnotify.events import Notification, Severity, to_notification
 from dbnotify.rendering import SEVERITY_COLORS, Renderer, template_problem
+from dbnotify.rendering.renderer import TemplateNotAFile
 
 WHEN = dt.datetime(2024, 3, 1, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
@@ -351,6 +353,39 @@ def test_validate_reports_a_broken_override(tmp_path: Path) -> None:
     assert [str(i) for i in caught.value.issues] == [
         "rendering.templates_dir: template subject.txt line 1: unexpected '}'"
     ]
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_made_after_the_renderer_is_refused_when_included(tmp_path: Path) -> None:
+    """Not read (a FIFO waits for a writer), not skipped for a default of its name."""
+    renderer = Renderer(overrides(tmp_path, message_txt="{% include 'part.txt' %}"))
+    os.mkfifo(tmp_path / "templates" / "part.txt")
+    with pytest.raises(TemplateNotAFile) as caught:
+        renderer.text(note())
+    assert template_problem(caught.value) == (
+        "template file part.txt is a FIFO (named pipe), not a regular file; replace it "
+        "with a template file, or remove it"
+    )
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_override_is_a_configuration_error(tmp_path: Path) -> None:
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    os.mkfifo(folder / "subject.txt")
+    with pytest.raises(ConfigError) as caught:
+        Renderer(RenderingSettings(templates_dir=str(folder)))
+    assert [str(i) for i in caught.value.issues] == [
+        "rendering.templates_dir: template file subject.txt is a FIFO (named pipe), not a "
+        "regular file; replace it with a template file, or remove it"
+    ]
+
+
+def test_a_folder_named_like_a_template_is_not_one(tmp_path: Path) -> None:
+    """As Jinja2 has it: the default of that name is used."""
+    settings = overrides(tmp_path)
+    (Path(settings.templates_dir or "") / "subject.txt").mkdir()
+    assert Renderer(settings).subject(note()) == "[DBackup] Backup Failed: nightly-pg"
 
 
 def test_unknown_variable_in_an_override_is_an_error(tmp_path: Path) -> None:
