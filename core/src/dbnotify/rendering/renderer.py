@@ -29,7 +29,7 @@ from dbnotify.config.fields import regular_file_problem
 from dbnotify.config.model import RenderingSettings
 from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import Notification, Severity
-from dbnotify.rendering.limits import BoundedSandbox, time_limit
+from dbnotify.rendering.limits import BoundedSandbox, output_limit, size_of, time_limit
 
 SEVERITY_COLORS: dict[Severity, str] = {
     Severity.SUCCESS: "#16a34a",
@@ -347,5 +347,6 @@ class Renderer:
         """Render; an operator's template under :func:`~dbnotify.rendering.limits.time_limit`."""
         if not (operator or self._operators):
             return template.render(context)
-        with time_limit():
+        given = size_of([v for k, v in context.items() if k != "n"])
+        with output_limit(given), time_limit():
             return template.render(context)
