@@ -104,7 +104,10 @@ def test_a_ping_url_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     ("url", "line"),
     [
         ("hc-ping.com/" + CHECK, "ping_url: must start with https:// or http:// (got no scheme)"),
-        ("ftp://hc-ping.com/" + CHECK, "ping_url: must start with https:// or http:// (got ftp://)"),
+        (
+            "ftp://hc-ping.com/" + CHECK,
+            "ping_url: must start with https:// or http:// (got ftp://)",
+        ),
         (
             "https://hc-ping.com/",
             "ping_url: has no check in its path: copy the check's ping URL, e.g. "

@@ -106,9 +106,7 @@ async def test_without_run_id_or_job_no_rid_is_sent(
     system = Event("system_error", {"component": "scheduler", "error": "stuck"}, timestamp=WHEN)
     async with make_notifier(ping_url(httpserver), run_id=False) as notifier:
         assert (await notifier.notify(failure_event)).ok
-    async with make_notifier(
-        ping_url(httpserver), signals={"system_error": "fail"}
-    ) as notifier:
+    async with make_notifier(ping_url(httpserver), signals={"system_error": "fail"}) as notifier:
         assert (await notifier.notify(system)).ok
     assert [request.query_string for request, _ in httpserver.log] == [b"", b""]
 
