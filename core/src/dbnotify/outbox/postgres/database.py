@@ -128,22 +128,24 @@ class Database:
 
     async def _open(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
         loop = asyncio.get_running_loop()
-        if self._pool is not None and self._loop is loop:
-            return self._pool
-        # a pool belongs to the loop that opened it; that loop is gone: leave it behind
-        self._pool, self._loop = None, None
-        pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
-            self.settings.url or "",
-            kwargs=connection_kwargs(self.settings),
-            min_size=1,
-            max_size=self.settings.pool_size,
-            timeout=self.settings.timeout,
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
-            open=False,
-            name="dbnotify-outbox",
-        )
-        await pool.open(wait=False)
-        self._pool, self._loop = pool, loop
+        pool = self._pool
+        if pool is None or self._loop is not loop:
+            # a pool belongs to the loop that opened it; that loop is gone: leave it behind
+            self._pool, self._loop = None, None
+            pool = psycopg_pool.AsyncConnectionPool(
+                self.settings.url or "",
+                kwargs=connection_kwargs(self.settings),
+                min_size=1,
+                max_size=self.settings.pool_size,
+                timeout=self.settings.timeout,
+                check=psycopg_pool.AsyncConnectionPool.check_connection,
+                open=False,
+                name="dbnotify-outbox",
+            )
+            await pool.open(wait=False)
+            self._pool, self._loop = pool, loop
+        # until a migration succeeds, every use tries it (the first may have failed: the
+        # server down, a grant missing), not only the use that opened the pool
         if not self._migrated:
             try:
                 async with pool.connection() as conn:
