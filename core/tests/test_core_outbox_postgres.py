@@ -37,3 +37,56 @@ async def test_a_first_use_that_failed_migrates_on_the_next_one(postgres: pg.Ser
         assert await store.counts() == {"pending": 0, "due": 0, "dead": 0, "delivered": 0}
     finally:
         await store.aclose()
+
+
+GRANTS = (
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+    "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+)
+"""What docs/scaling-out.md grants the application's user, once the owner made the
+tables: no ``CREATE`` on the database or the schema."""
+
+
+async def test_a_user_granted_only_table_rights_uses_an_outbox_made_by_its_owner(
+    postgres: pg.Server,
+) -> None:
+    from psycopg import sql
+
+    from dbnotify.events import Event, to_notification
+    from dbnotify.outbox.model import Attempt, Enqueue
+    from dbnotify.outbox.policy import RetryPolicy
+    from dbnotify.outbox.postgres import PostgresStore
+    from dbnotify.results import Delivery, RecipientResult, Target
+
+    owner = settings(postgres)
+    made = PostgresStore(owner)
+    assert await made.init() == 0
+    await made.aclose()
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    postgres.admin(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'app-pw'").format(sql.Identifier(role)))
+    for grant in GRANTS:
+        postgres.admin(
+            sql.SQL(grant).format(schema=sql.Identifier(owner.schema), role=sql.Identifier(role))
+        )
+    app = OutboxSettings(
+        url=postgres.url.replace("dbnotify@", f"{role}@"),
+        password=Secret("app-pw"),
+        schema=owner.schema,
+    )
+    store = PostgresStore(app)
+    try:
+        assert await store.init() == 1  # found up to date: nothing to create, nothing refused
+        policy = RetryPolicy(attempts=3, first_delay=10, max_delay=60, max_age=600)
+        item = Enqueue(
+            to_notification(Event("test")), None, [Delivery("mail", Target.CHANNEL)], policy, ()
+        )
+        (ids,) = await store.enqueue_many([item])
+        (claimed,) = await store.claim("w1", limit=10, lease=30)
+        assert claimed.id == ids[0]
+        await store.record_many([Attempt(claimed, [RecipientResult.delivered("a@x")], "")])
+        assert (await store.counts())["delivered"] == 1
+        assert [r.status for r in await store.history()] == ["delivered"]
+        assert await store.purge(0.0, now=10**10) == 1
+    finally:
+        await store.aclose()

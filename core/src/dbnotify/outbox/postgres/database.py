@@ -194,14 +194,31 @@ class Database:
 
 async def migrate(conn: Connection, name: str, where: str) -> int:
     """Create or bring the schema ``name`` up to :data:`~schema.LATEST`, in one
-    transaction, under an advisory lock; refuse a newer one. Returns the version found."""
+    transaction, under an advisory lock; refuse a newer one. Returns the version found.
+
+    A schema already up to date is only read: no DDL runs, so that a user granted only
+    ``USAGE`` on the schema and rights on its tables (not ``CREATE``) can use it, as
+    docs/scaling-out.md sets it up. PostgreSQL checks ``CREATE`` privileges before it
+    looks whether an ``IF NOT EXISTS`` object exists."""
+    quoted = '"' + name + '"'
     async with conn.transaction():
+        row = await (
+            await conn.execute("SELECT to_regclass(%s) AS t", (quoted + ".version",))
+        ).fetchone()
+        if row is not None and row["t"] is not None:
+            row = await (
+                await conn.execute(f"SELECT max(version) AS v FROM {quoted}.version")
+            ).fetchone()
+            current = int(row["v"]) if row and row["v"] is not None else 0
+            if current > schema.LATEST:
+                raise OutboxError(wording.too_new(where, current, schema.LATEST, "url"))
+            if current == schema.LATEST:
+                return current
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext(%s))", ("dbnotify-outbox:" + name,)
         )
         for statement in schema.statements(schema.PREPARE, name):
             await conn.execute(statement)
-        quoted = '"' + name + '"'
         row = await (
             await conn.execute(f"SELECT max(version) AS v FROM {quoted}.version")
         ).fetchone()
