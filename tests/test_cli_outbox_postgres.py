@@ -451,13 +451,24 @@ async def test_copy_refuses_a_missing_password_env_and_a_postgres_source(
 def test_notify_sync_again_and_again_each_call_on_a_loop_of_its_own(
     write_config: Callable[..., Path], tmp_path: Path, outbox: Outbox, monkeypatch
 ) -> None:
+    from psycopg import sql
+
     from dbnotify import Event, Notifier, load_config
 
-    monkeypatch.setenv(PASSWORD_ENV, outbox.server.password)
-    notifier = Notifier(load_config(write_config(tmp_path / "c.toml", 2525, extra=outbox.toml)))
+    # a user of its own, so that only this test's connections are counted
+    role = f"sync_{uuid.uuid4().hex[:8]}"
+    outbox.server.admin(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'sync-pw'").format(sql.Identifier(role))
+    )
+    outbox.server.admin(
+        sql.SQL("GRANT CREATE ON DATABASE dbnotify TO {}").format(sql.Identifier(role))
+    )
+    monkeypatch.setenv(PASSWORD_ENV, "sync-pw")
+    toml = outbox.toml.replace("dbnotify@", f"{role}@")
+    notifier = Notifier(load_config(write_config(tmp_path / "c.toml", 2525, extra=toml)))
     ids = [notifier.notify_sync(Event("test")).delivery_ids for _ in range(5)]
     assert ids == [(1,), (2,), (3,), (4,), (5,)]
     connections = outbox.server.admin(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbnotify'"
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,)
     )[0][0]
     assert connections <= 2  # the pools of the loops gone are closed, not piled up
