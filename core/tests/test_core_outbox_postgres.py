@@ -4,6 +4,7 @@ its schema made on first use, again after that first use failed."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,41 @@ async def test_a_user_granted_only_table_rights_uses_an_outbox_made_by_its_owner
         assert await store.purge(0.0, now=10**10) == 1
     finally:
         await store.aclose()
+
+
+def test_a_loop_ends_even_while_the_pool_is_connecting(
+    postgres: pg.Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``notify_sync`` leaves the store open as its loop ends; a pool connection attempt
+    then in flight must not keep ``asyncio.run`` from returning."""
+    import asyncio
+    import threading
+
+    import psycopg
+
+    from dbnotify.outbox.postgres import PostgresStore
+
+    connect = psycopg.AsyncConnection.connect
+
+    async def slow_connect(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)  # a server far away: the pool grows while requests wait
+        return await connect(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", slow_connect)
+    store = PostgresStore(settings(postgres))
+
+    async def burst() -> None:
+        await asyncio.gather(*(store.counts() for _ in range(3)))
+
+    ended: list[int] = []
+
+    def three_loops() -> None:
+        for number in range(3):
+            asyncio.run(burst())
+            ended.append(number)
+
+    thread = threading.Thread(target=three_loops, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "asyncio.run did not return: the loop could not end"
+    assert ended == [0, 1, 2]

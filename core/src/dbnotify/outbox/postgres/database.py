@@ -108,6 +108,7 @@ class Database:
         self.schema = settings.schema
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._guard: asyncio.Task[None] | None = None
         self._migrated = False
 
     def q(self, sql: str) -> str:
@@ -144,6 +145,7 @@ class Database:
             )
             await pool.open(wait=False)
             self._pool, self._loop = pool, loop
+            self._guard = loop.create_task(_close_with_the_loop(pool, self.settings.timeout))
         # until a migration succeeds, every use tries it (the first may have failed: the
         # server down, a grant missing), not only the use that opened the pool
         if not self._migrated:
@@ -186,10 +188,35 @@ class Database:
 
     async def close(self) -> None:
         pool, self._pool, self._loop = self._pool, None, None
+        guard, self._guard = self._guard, None
         if pool is not None:
             # opened by a loop that is gone (RuntimeError): its connections go with it
             with contextlib.suppress(RuntimeError):
                 await pool.close(timeout=self.settings.timeout)
+        if guard is not None and not guard.done():  # the pool is closed: nothing left to it
+            with contextlib.suppress(RuntimeError):  # its loop is gone
+                guard.cancel()
+
+
+async def _close_with_the_loop(
+    pool: psycopg_pool.AsyncConnectionPool[Connection], seconds: float
+) -> None:
+    """Wait, as long as the pool's loop runs; close the pool when the loop ends.
+
+    A pool left open is not safe to leave behind: ``asyncio.run`` ends by cancelling
+    every task of its loop and waiting for them, and a pool task cancelled in the middle
+    of a connection attempt takes the cancellation for a failed attempt, schedules
+    another and waits for work forever, so the loop never ends (``notify_sync``, or a
+    command, hangs). Cancelled with the others, this task closes the pool, which tells
+    its tasks to stop. ``Database.close`` closes the pool itself, then cancels this.
+    """
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        if not pool.closed:
+            with contextlib.suppress(Exception):
+                await pool.close(timeout=seconds)
+        raise
 
 
 async def migrate(conn: Connection, name: str, where: str) -> int:
