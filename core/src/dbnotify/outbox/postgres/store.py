@@ -48,6 +48,11 @@ R_PENDING, R_DELIVERED, R_DEAD = (
     RecipientState.DEAD.value,
 )
 CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8 AS now"
+LAZY_CLOCK = (
+    "SELECT set_config('synchronous_commit', 'off', true) AS sync, "
+    "extract(epoch FROM clock_timestamp())::float8 AS now"
+)
+"""The clock, and this transaction's commit not waiting for the WAL flush (a claim)."""
 RECONNECT = (1.0, 30.0)
 """Seconds between attempts to listen again after the connection broke: first, most."""
 
@@ -255,10 +260,15 @@ class PostgresStore:
         only: Collection[int] | None = None,
         now: float | None = None,
     ) -> list[Claimed]:
-        async with self.database.transaction(durable=False) as conn:  # a lost lease runs out
-            at = await self._now(conn, now)
+        async with self.database.transaction() as conn:
+            # a lost lease runs out: the claim's commit need not wait for the WAL flush
+            # (synchronous_commit off, set with the clock read: one round trip for both)
+            row = await (await conn.execute(LAZY_CLOCK)).fetchone()
+            assert row is not None
+            at = float(row["now"]) if now is None else now
             await self._expire(conn, at)
             only_sql = " AND d.id = ANY(%(only)s)" if only is not None else ""
+            # the claim, each delivery's content and its recipients' states: one statement
             rows = await (
                 await conn.execute(
                     self.q(
@@ -266,10 +276,14 @@ class PostgresStore:
                         " AND d.next_at <= %(now)s AND (d.lease_until IS NULL OR"
                         " d.lease_until < %(now)s) AND NOT EXISTS (SELECT 1 FROM {s}.parked p"
                         f" WHERE p.channel = d.channel){only_sql} ORDER BY d.next_at, d.id"
-                        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                        " UPDATE {s}.delivery d SET lease_owner = %(owner)s,"
+                        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+                        " claimed AS (UPDATE {s}.delivery d SET lease_owner = %(owner)s,"
                         " lease_until = %(until)s, fence = d.fence + 1 FROM due"
-                        " WHERE d.id = due.id RETURNING d.*"
+                        " WHERE d.id = due.id RETURNING d.*)"
+                        " SELECT c.*, n.content, n.user_content, (SELECT json_agg(json_build_array("
+                        "r.address, r.status)) FROM {s}.recipient r WHERE r.delivery_id = c.id)"
+                        " AS known FROM claimed c JOIN {s}.notification n"
+                        " ON n.id = c.notification_id ORDER BY c.next_at, c.id"
                     ),
                     {
                         "pending": PENDING,
@@ -281,35 +295,13 @@ class PostgresStore:
                     },
                 )
             ).fetchall()
-            if not rows:
-                return []
-            rows.sort(key=lambda r: (r["next_at"], r["id"]))
-            ids = [r["id"] for r in rows]
-            contents = {
-                r["id"]: r
-                for r in await (
-                    await conn.execute(
-                        self.q(
-                            "SELECT n.id, n.content, n.user_content FROM {s}.notification n "
-                            "WHERE n.id = ANY(%s)"
-                        ),
-                        (list({r["notification_id"] for r in rows}),),
-                    )
-                ).fetchall()
-            }
-            known: dict[int, dict[str, RecipientState]] = {}
-            for r in await (
-                await conn.execute(
-                    self.q(
-                        "SELECT delivery_id, address, status FROM {s}.recipient "
-                        "WHERE delivery_id = ANY(%s)"
-                    ),
-                    (ids,),
-                )
-            ).fetchall():
-                known.setdefault(r["delivery_id"], {})[r["address"]] = RecipientState(r["status"])
             return [
-                _claimed(row, contents[row["notification_id"]], known.get(row["id"], {}), at)
+                _claimed(
+                    row,
+                    row,
+                    {address: RecipientState(status) for address, status in row["known"] or ()},
+                    at,
+                )
                 for row in rows
             ]
 
@@ -424,13 +416,29 @@ class PostgresStore:
                     (placeholders, CHANNEL_LABEL),
                 )
             await self._store_results(conn, results, at)
-            if updates:
+            if len({u[-1] for u in updates}) < len(updates):  # one delivery twice: in turn
                 await conn.cursor().executemany(
                     self.q(
                         "UPDATE {s}.delivery SET state = %s, attempts = %s, next_at = %s, "
                         "lease_owner = NULL, lease_until = NULL, updated_at = %s WHERE id = %s"
                     ),
                     updates,
+                )
+            elif updates:  # one statement for the group, not one per delivery
+                await conn.execute(
+                    self.q(
+                        "UPDATE {s}.delivery d SET state = u.state, attempts = u.attempts, "
+                        "next_at = u.next_at, lease_owner = NULL, lease_until = NULL, "
+                        "updated_at = %s FROM unnest(%s::text[], %s::int[], %s::float8[], "
+                        "%s::bigint[]) AS u(state, attempts, next_at, id) WHERE d.id = u.id"
+                    ),
+                    (
+                        at,
+                        [u[0] for u in updates],
+                        [u[1] for u in updates],
+                        [u[2] for u in updates],
+                        [u[4] for u in updates],
+                    ),
                 )
             if parks:
                 await conn.cursor().executemany(
@@ -465,6 +473,41 @@ class PostgresStore:
             )
             for delivery_id, r, state, reason in results
         ]
+        if len({row[:2] for row in rows}) == len(rows):
+            # one statement for the group: each recipient's state, and the attempt's row
+            await conn.execute(
+                self.q(
+                    "WITH t AS MATERIALIZED (SELECT * FROM unnest(%(delivery)s::bigint[], "
+                    "%(address)s::text[], %(status)s::text[], %(kind)s::text[], "
+                    "%(reason)s::text[], %(reply)s::text[], %(hint)s::text[], "
+                    "%(attempt)s::text[]) WITH ORDINALITY AS t(delivery_id, address, status, "
+                    "kind, reason, reply, hint, attempt, ord)), "
+                    "r AS (INSERT INTO {s}.recipient (delivery_id, address, status, kind, "
+                    "reason, reply, hint, attempts, updated_at) SELECT delivery_id, address, "
+                    "status, kind, reason, reply, hint, 1, %(now)s FROM t "
+                    "ON CONFLICT (delivery_id, address) DO UPDATE SET status = excluded.status,"
+                    " kind = excluded.kind, reason = excluded.reason, reply = excluded.reply, "
+                    "hint = excluded.hint, attempts = recipient.attempts + 1, "
+                    "updated_at = excluded.updated_at) "
+                    "INSERT INTO {s}.attempt (delivery_id, at, address, status, kind, reason, "
+                    "reply) SELECT delivery_id, %(now)s, address, attempt, kind, reason, reply "
+                    "FROM t ORDER BY ord"
+                ),
+                {
+                    "delivery": [row[0] for row in rows],
+                    "address": [row[1] for row in rows],
+                    "status": [row[2] for row in rows],
+                    "kind": [row[3] for row in rows],
+                    "reason": [row[4] for row in rows],
+                    "reply": [row[5] for row in rows],
+                    "hint": [row[6] for row in rows],
+                    "attempt": [row[7] for row in rows],
+                    "now": now,
+                },
+            )
+            return
+        # a recipient twice in the group (an address listed twice): one row at a time, as
+        # each counts as an attempt of its own
         cursor = conn.cursor()
         await cursor.executemany(
             self.q(
