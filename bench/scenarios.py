@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import baselines, buildcost, coldstart, pipeline
+from bench import baselines, buildcost, coldstart, pipeline, queues
 from bench import postgres as pg
 from bench.report import Row, Scenario, Target, first_reasons
 from bench.servers import SMTP_SOURCE, ChildServer, Servers, SinkChoice
@@ -377,6 +377,59 @@ def _postgres_rows(
     ]
 
 
+async def _procrastinate(
+    ctx: Context, sink: AnyServer, cluster: pg.Cluster, events: int
+) -> tuple[baselines.Outcome, list[str], float] | str:
+    """procrastinate doing the same sends on the same PostgreSQL, once, after the
+    rounds; or why not."""
+    if cluster.server is None:
+        return cluster.skipped or "no PostgreSQL"
+    if (why := queues.missing()) is not None:
+        return why
+    ctx.progress(f"reference: procrastinate on the same PostgreSQL: {events} jobs")
+    runner = queues.Procrastinate(cluster.server.url, cluster.server.password)
+    content = ctx.content
+    (outcome, committed), problems = await _sent(
+        sink, events, lambda: runner.run(HOST, sink.port, events, content)
+    )
+    return outcome, problems, committed
+
+
+def _procrastinate_row(
+    scenario: Scenario,
+    reference: tuple[baselines.Outcome, list[str], float] | str,
+    direct: Row,
+    direct_rates: list[float],
+) -> None:
+    label = (
+        f"reference: procrastinate on the same PostgreSQL (1 worker, concurrency "
+        f"{queues.CONCURRENCY})"
+    )
+    if isinstance(reference, str):
+        scenario.rows.append(Row(label, None, "msgs/s", reference=True, skipped=reference))
+        return
+    outcome, problems, committed = reference
+    scenario.rows.append(
+        Row(
+            label,
+            outcome.rate,
+            "msgs/s",
+            direct.baseline,
+            direct.baseline_label,
+            problems=[*outcome.problems(), *problems],
+            reference=True,
+        )
+    )
+    scenario.notes.append(
+        f"procrastinate {queues.version()}: one job per email (gather of one defer_async() "
+        f"each), one worker in this process, {queues.CONNECTIONS} SMTP connections kept "
+        f"open; run once, after the rounds: {outcome.rate:.0f} msgs/s, "
+        f"{100 * outcome.rate / statistics.median(direct_rates):.1f} % of direct's median; "
+        f"all jobs deferred after {committed:.2f} s, all succeeded after "
+        f"{outcome.seconds:.2f} s"
+    )
+
+
 async def loopback(ctx: Context) -> Scenario:
     o = ctx.options
     n = o.events
@@ -407,6 +460,7 @@ async def loopback(ctx: Context) -> Scenario:
             rounds.append(await _throughput(ctx, scenario, sink, n, None, label))
             if cluster.server is not None:
                 on_postgres.append(await _postgres_round(ctx, sink, cluster, n))
+        reference = await _procrastinate(ctx, sink, cluster, n)
     finally:
         await cluster.close()
     direct_row = _median_row([r.direct for r in rounds])
@@ -448,6 +502,7 @@ async def loopback(ctx: Context) -> Scenario:
     else:
         scenario.notes.append("Postfix smtp-source not installed: no C reference")
     _postgres_rows(ctx, scenario, cluster, rounds, on_postgres)
+    _procrastinate_row(scenario, reference, direct_row, [r.direct_run.rate for r in rounds])
     ours, theirs = buildcost.message_sizes()
     if o.rounds > 1:
         scenario.notes.append(
