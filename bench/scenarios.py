@@ -189,13 +189,13 @@ async def _throughput(
             ),
         ),
     )
-    label = f"naive EmailMessage + aiosmtplib send_message, {o.connections} connections"
+    baseline = f"naive EmailMessage + aiosmtplib send_message, {o.connections} connections"
     direct_row = Row(
         "direct mode (Notifier → SMTP)",
         direct.rate,
         "msgs/s",
         naive.rate,
-        label,
+        baseline,
         problems=[*direct.problems(), *direct_sink, *base],
     )
     durable_row = Row(
@@ -203,7 +203,7 @@ async def _throughput(
         durable.rate,
         "msgs/s",
         naive.rate,
-        label,
+        baseline,
         problems=[*durable.problems(), *durable_sink, *base],
     )
     scenario.notes.append(
