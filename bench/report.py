@@ -171,9 +171,14 @@ def table(scenario: Scenario) -> str:
     baselines = {r.baseline_label for r in scenario.rows if r.baseline_label}
     for label in sorted(baselines):
         lines.append(f"   baseline: {label}")
+    skipped: dict[str, list[str]] = {}
     for row in scenario.rows:
         if row.skipped is not None:
-            lines.append(f"   {row.label}: skipped: {row.skipped}")
+            skipped.setdefault(row.skipped, []).append(row.label.strip())
+    for reason, labels in skipped.items():
+        what = labels[0] if len(labels) == 1 else f"{labels[0]} and {len(labels) - 1} more"
+        lines.append(f"   {what}: skipped: {reason}")
+    for row in scenario.rows:
         for problem in row.problems:
             lines.append(f"   INVALID {row.label}: {problem}")
     for note in scenario.notes:
