@@ -139,6 +139,9 @@ async def workers(config: dict[str, Any], count: int) -> AsyncIterator[list[str]
                 assert process.stderr is not None
                 with contextlib.suppress(TimeoutError):
                     rest = await asyncio.wait_for(process.stderr.read(), timeout=15)
+                    # its exit as asyncio sees it: a terminate() now would reap it first
+                    # (Popen polls before it signals), and asyncio would say "Unknown child"
+                    await asyncio.wait_for(process.wait(), timeout=15)
                     lines = rest.decode(errors="replace").strip().splitlines()
                     words.append(lines[-1] if lines else f"exit status {process.returncode}")
                 await _stop(process)
