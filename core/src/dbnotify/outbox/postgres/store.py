@@ -50,6 +50,11 @@ R_PENDING, R_DELIVERED, R_DEAD = (
     RecipientState.DEAD.value,
 )
 CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8 AS now"
+LAZY_CLOCK = (
+    "SELECT set_config('synchronous_commit', 'off', true) AS sync, "
+    "extract(epoch FROM clock_timestamp())::float8 AS now"
+)
+"""The clock, and this transaction's commit not waiting for the WAL flush (a claim)."""
 RECONNECT = (1.0, 30.0)
 """Seconds between attempts to listen again after the connection broke: first, most."""
 
@@ -114,7 +119,7 @@ class PostgresStore:
         try:
             async with self.database.transaction() as conn:
                 at = await self._now(conn, now)
-                ids = [await self._enqueue(conn, item, at) for item in items]
+                ids = await self._enqueue(conn, items, at)
                 await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except InDoubt:
             self._in_doubt.update(item.notification.id for item in items)
@@ -122,101 +127,134 @@ class PostgresStore:
         self._in_doubt.difference_update(item.notification.id for item in items)
         return ids
 
-    async def _enqueue(self, conn: Connection, item: Enqueue, now: float) -> list[int]:
-        notification = item.notification
+    async def _enqueue(
+        self, conn: Connection, items: Sequence[Enqueue], now: float
+    ) -> list[list[int]]:
+        """The group's notifications in one statement, their deliveries in another: a
+        burst's commit costs a few round trips, not two per notification."""
+        first: dict[str, Enqueue] = {}
+        for item in items:
+            first.setdefault(item.notification.id, item)
         cursor = await conn.execute(
             self.q(
                 "INSERT INTO {s}.notification (id, event_type, created_at, content, "
-                "user_content) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING "
-                "RETURNING id"
+                "user_content) SELECT t.id, t.event_type, %s, t.content, t.user_content "
+                "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                "AS t(id, event_type, content, user_content) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id"
             ),
             (
-                notification.id,
-                notification.event_type,
                 now,
-                encode(notification),
-                encode(item.user_notification) if item.user_notification is not None else None,
+                list(first),
+                [i.notification.event_type for i in first.values()],
+                [encode(i.notification) for i in first.values()],
+                [
+                    encode(i.user_notification) if i.user_notification is not None else None
+                    for i in first.values()
+                ],
             ),
         )
-        if await cursor.fetchone() is None:
-            if notification.id not in self._in_doubt:
-                raise OutboxError(
-                    f"notification {notification.id} is in the outbox already; a notification "
-                    "is stored once"
-                )
-            # the commit said to be in doubt went through, and this is its retry (the group
-            # commit tries each notification again alone): stored twice, it would go twice
-            rows = await (
-                await conn.execute(
-                    self.q("SELECT id FROM {s}.delivery WHERE notification_id = %s ORDER BY id"),
-                    (notification.id,),
-                )
-            ).fetchall()
-            return [int(r["id"]) for r in rows][: len(item.deliveries)]
-        ids = await self._insert_deliveries(
-            conn, notification.id, item.deliveries, PENDING, item.policy, now
+        stored = {r["id"] for r in await cursor.fetchall()}
+        new = [
+            item
+            for item in items
+            if first.get(item.notification.id) is item and item.notification.id in stored
+        ]
+        ids = iter(
+            await self._insert_deliveries(
+                conn,
+                [(i.notification.id, d, PENDING, i.policy) for i in new for d in i.deliveries],
+                now,
+            )
         )
-        for outcome in item.outcomes:
-            (delivery,) = await self._insert_deliveries(
-                conn,
-                notification.id,
-                [Delivery(outcome.channel, outcome.target)],
-                DONE,
-                item.policy,
-                now,
+        fresh = {id(item): [next(ids) for _ in item.deliveries] for item in new}
+        for item in new:
+            for outcome in item.outcomes:
+                (delivery,) = await self._insert_deliveries(
+                    conn,
+                    [
+                        (
+                            item.notification.id,
+                            Delivery(outcome.channel, outcome.target),
+                            DONE,
+                            item.policy,
+                        )
+                    ],
+                    now,
+                )
+                states = {r.recipient: final(r) for r in outcome.recipients}
+                await self._store_results(
+                    conn,
+                    [(delivery, r, states[r.recipient], r.reason) for r in outcome.recipients],
+                    now,
+                )
+        return [
+            fresh[id(item)] if id(item) in fresh else await self._stored_before(conn, item)
+            for item in items
+        ]
+
+    async def _stored_before(self, conn: Connection, item: Enqueue) -> list[int]:
+        """A notification that was in the outbox already: refused, unless it is the
+        retry of a commit that was in doubt."""
+        notification = item.notification
+        if notification.id not in self._in_doubt:
+            raise OutboxError(
+                f"notification {notification.id} is in the outbox already; a notification "
+                "is stored once"
             )
-            states = {r.recipient: final(r) for r in outcome.recipients}
-            await self._store_results(
-                conn,
-                [(delivery, r, states[r.recipient], r.reason) for r in outcome.recipients],
-                now,
+        # the commit said to be in doubt went through, and this is its retry (the group
+        # commit tries each notification again alone): stored twice, it would go twice
+        rows = await (
+            await conn.execute(
+                self.q("SELECT id FROM {s}.delivery WHERE notification_id = %s ORDER BY id"),
+                (notification.id,),
             )
-        return ids
+        ).fetchall()
+        return [int(r["id"]) for r in rows][: len(item.deliveries)]
 
     async def _insert_deliveries(
         self,
         conn: Connection,
-        notification_id: str,
-        deliveries: Sequence[Delivery],
-        state: str,
-        policy: RetryPolicy,
+        rows: Sequence[tuple[str, Delivery, str, RetryPolicy]],
         now: float,
     ) -> list[int]:
-        if not deliveries:
+        """Insert (notification id, delivery, state, policy) rows in one statement; their
+        ids, in the same order (each id drawn in the rows' order, then the rows stored)."""
+        if not rows:
             return []
-        cursor = conn.cursor()
-        await cursor.executemany(
+        cursor = await conn.execute(
             self.q(
-                "INSERT INTO {s}.delivery (notification_id, channel, target, recipients, state,"
-                " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+                "WITH src AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence("
+                "'{s}.delivery', 'id')) AS id, t.* FROM unnest(%(notification)s::text[], "
+                "%(channel)s::text[], %(target)s::text[], %(recipients)s::text[], "
+                "%(state)s::text[], %(max_attempts)s::int[], %(first_delay)s::float8[], "
+                "%(max_delay)s::float8[], %(expires_at)s::float8[]) WITH ORDINALITY AS "
+                "t(notification_id, channel, target, recipients, state, max_attempts, "
+                "first_delay, max_delay, expires_at, ord)), "
+                "stored AS (INSERT INTO {s}.delivery (id, notification_id, channel, target, "
+                "recipients, state, max_attempts, first_delay, max_delay, next_at, "
+                "expires_at, updated_at) SELECT id, notification_id, channel, target, "
+                "recipients, state, max_attempts, first_delay, max_delay, %(now)s, "
+                "expires_at, %(now)s FROM src) "
+                "SELECT id FROM src ORDER BY ord"
             ),
-            [
-                (
-                    notification_id,
-                    d.channel,
-                    d.target.value,
-                    _text(json.dumps(d.recipients)) if d.recipients is not None else None,
-                    state,
-                    policy.attempts,
-                    policy.first_delay,
-                    policy.max_delay,
-                    now,
-                    now + policy.max_age,
-                    now,
-                )
-                for d in deliveries
-            ],
-            returning=True,
+            {
+                "notification": [r[0] for r in rows],
+                "channel": [d.channel for _, d, _, _ in rows],
+                "target": [d.target.value for _, d, _, _ in rows],
+                "recipients": [
+                    _text(json.dumps(d.recipients)) if d.recipients is not None else None
+                    for _, d, _, _ in rows
+                ],
+                "state": [r[2] for r in rows],
+                "max_attempts": [p.attempts for *_, p in rows],
+                "first_delay": [p.first_delay for *_, p in rows],
+                "max_delay": [p.max_delay for *_, p in rows],
+                "expires_at": [now + p.max_age for *_, p in rows],
+                "now": now,
+            },
         )
-        ids: list[int] = []
-        while True:
-            row = await cursor.fetchone()
-            assert row is not None
-            ids.append(int(row["id"]))
-            if not cursor.nextset():
-                break
-        return ids
+        return [int(r["id"]) for r in await cursor.fetchall()]
 
     async def claim(
         self,
@@ -227,10 +265,15 @@ class PostgresStore:
         only: Collection[int] | None = None,
         now: float | None = None,
     ) -> list[Claimed]:
-        async with self.database.transaction(durable=False) as conn:  # a lost lease runs out
-            at = await self._now(conn, now)
+        async with self.database.transaction() as conn:
+            # a lost lease runs out: the claim's commit need not wait for the WAL flush
+            # (synchronous_commit off, set with the clock read: one round trip for both)
+            row = await (await conn.execute(LAZY_CLOCK)).fetchone()
+            assert row is not None
+            at = float(row["now"]) if now is None else now
             await self._expire(conn, at)
             only_sql = " AND d.id = ANY(%(only)s)" if only is not None else ""
+            # the claim, each delivery's content and its recipients' states: one statement
             rows = await (
                 await conn.execute(
                     self.q(
@@ -238,10 +281,14 @@ class PostgresStore:
                         " AND d.next_at <= %(now)s AND (d.lease_until IS NULL OR"
                         " d.lease_until < %(now)s) AND NOT EXISTS (SELECT 1 FROM {s}.parked p"
                         f" WHERE p.channel = d.channel){only_sql} ORDER BY d.next_at, d.id"
-                        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                        " UPDATE {s}.delivery d SET lease_owner = %(owner)s,"
+                        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+                        " claimed AS (UPDATE {s}.delivery d SET lease_owner = %(owner)s,"
                         " lease_until = %(until)s, fence = d.fence + 1 FROM due"
-                        " WHERE d.id = due.id RETURNING d.*"
+                        " WHERE d.id = due.id RETURNING d.*)"
+                        " SELECT c.*, n.content, n.user_content, (SELECT json_agg(json_build_array("
+                        "r.address, r.status)) FROM {s}.recipient r WHERE r.delivery_id = c.id)"
+                        " AS known FROM claimed c JOIN {s}.notification n"
+                        " ON n.id = c.notification_id ORDER BY c.next_at, c.id"
                     ),
                     {
                         "pending": PENDING,
@@ -253,35 +300,13 @@ class PostgresStore:
                     },
                 )
             ).fetchall()
-            if not rows:
-                return []
-            rows.sort(key=lambda r: (r["next_at"], r["id"]))
-            ids = [r["id"] for r in rows]
-            contents = {
-                r["id"]: r
-                for r in await (
-                    await conn.execute(
-                        self.q(
-                            "SELECT n.id, n.content, n.user_content FROM {s}.notification n "
-                            "WHERE n.id = ANY(%s)"
-                        ),
-                        (list({r["notification_id"] for r in rows}),),
-                    )
-                ).fetchall()
-            }
-            known: dict[int, dict[str, RecipientState]] = {}
-            for r in await (
-                await conn.execute(
-                    self.q(
-                        "SELECT delivery_id, address, status FROM {s}.recipient "
-                        "WHERE delivery_id = ANY(%s)"
-                    ),
-                    (ids,),
-                )
-            ).fetchall():
-                known.setdefault(r["delivery_id"], {})[r["address"]] = RecipientState(r["status"])
             return [
-                _claimed(row, contents[row["notification_id"]], known.get(row["id"], {}), at)
+                _claimed(
+                    row,
+                    row,
+                    {address: RecipientState(status) for address, status in row["known"] or ()},
+                    at,
+                )
                 for row in rows
             ]
 
@@ -396,13 +421,29 @@ class PostgresStore:
                     (placeholders, CHANNEL_LABEL),
                 )
             await self._store_results(conn, results, at)
-            if updates:
+            if len({u[-1] for u in updates}) < len(updates):  # one delivery twice: in turn
                 await conn.cursor().executemany(
                     self.q(
                         "UPDATE {s}.delivery SET state = %s, attempts = %s, next_at = %s, "
                         "lease_owner = NULL, lease_until = NULL, updated_at = %s WHERE id = %s"
                     ),
                     updates,
+                )
+            elif updates:  # one statement for the group, not one per delivery
+                await conn.execute(
+                    self.q(
+                        "UPDATE {s}.delivery d SET state = u.state, attempts = u.attempts, "
+                        "next_at = u.next_at, lease_owner = NULL, lease_until = NULL, "
+                        "updated_at = %s FROM unnest(%s::text[], %s::int[], %s::float8[], "
+                        "%s::bigint[]) AS u(state, attempts, next_at, id) WHERE d.id = u.id"
+                    ),
+                    (
+                        at,
+                        [u[0] for u in updates],
+                        [u[1] for u in updates],
+                        [u[2] for u in updates],
+                        [u[4] for u in updates],
+                    ),
                 )
             if parks:
                 await conn.cursor().executemany(
@@ -437,6 +478,41 @@ class PostgresStore:
             )
             for delivery_id, r, state, reason in results
         ]
+        if len({row[:2] for row in rows}) == len(rows):
+            # one statement for the group: each recipient's state, and the attempt's row
+            await conn.execute(
+                self.q(
+                    "WITH t AS MATERIALIZED (SELECT * FROM unnest(%(delivery)s::bigint[], "
+                    "%(address)s::text[], %(status)s::text[], %(kind)s::text[], "
+                    "%(reason)s::text[], %(reply)s::text[], %(hint)s::text[], "
+                    "%(attempt)s::text[]) WITH ORDINALITY AS t(delivery_id, address, status, "
+                    "kind, reason, reply, hint, attempt, ord)), "
+                    "r AS (INSERT INTO {s}.recipient (delivery_id, address, status, kind, "
+                    "reason, reply, hint, attempts, updated_at) SELECT delivery_id, address, "
+                    "status, kind, reason, reply, hint, 1, %(now)s FROM t "
+                    "ON CONFLICT (delivery_id, address) DO UPDATE SET status = excluded.status,"
+                    " kind = excluded.kind, reason = excluded.reason, reply = excluded.reply, "
+                    "hint = excluded.hint, attempts = recipient.attempts + 1, "
+                    "updated_at = excluded.updated_at) "
+                    "INSERT INTO {s}.attempt (delivery_id, at, address, status, kind, reason, "
+                    "reply) SELECT delivery_id, %(now)s, address, attempt, kind, reason, reply "
+                    "FROM t ORDER BY ord"
+                ),
+                {
+                    "delivery": [row[0] for row in rows],
+                    "address": [row[1] for row in rows],
+                    "status": [row[2] for row in rows],
+                    "kind": [row[3] for row in rows],
+                    "reason": [row[4] for row in rows],
+                    "reply": [row[5] for row in rows],
+                    "hint": [row[6] for row in rows],
+                    "attempt": [row[7] for row in rows],
+                    "now": now,
+                },
+            )
+            return
+        # a recipient twice in the group (an address listed twice): one row at a time, as
+        # each counts as an attempt of its own
         cursor = conn.cursor()
         await cursor.executemany(
             self.q(
