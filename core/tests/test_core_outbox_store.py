@@ -34,6 +34,7 @@ from dbnotify.outbox.model import (
     Claimed,
     DeliveryState,
     Enqueue,
+    Hold,
     Mute,
     MuteScope,
     RecipientState,
@@ -709,6 +710,59 @@ def test_a_mute_matches_its_channel_event_or_job() -> None:
     assert Mute(1, MuteScope.EVENT, "backup_failure", "", T0, T0 + 1).matches("x", notification)
     assert Mute(1, MuteScope.JOB, "nightly-pg", "", T0, T0 + 1).matches("x", notification)
     assert not Mute(1, MuteScope.JOB, "weekly", "", T0, T0 + 1).matches("x", notification)
+
+
+async def hold(
+    store: OutboxStore, group: str, now: float, *, wait: float = 30, interval: float = 300
+) -> int:
+    """One notification whose one delivery is held for ``group``."""
+    ((ident,),) = await store.enqueue_many(
+        [
+            Enqueue(
+                to_notification(FAILURE),
+                None,
+                [Delivery("mail", Target.CHANNEL)],
+                POLICY,
+                holds=[Hold(group, wait, interval)],
+            )
+        ],
+        now=now,
+    )
+    return ident
+
+
+async def test_a_group_is_held_for_its_wait_then_claimed_whole(store: OutboxStore) -> None:
+    first = await hold(store, "g1", T0)
+    second = await hold(store, "g1", T0 + 10)
+    other = await hold(store, "g2", T0 + 20)
+    assert await take(store, T0 + 29) == []  # gathering
+    got = await take(store, T0 + 30, limit=1)  # one due brings its group, not another's
+    assert sorted(c.id for c in got) == [first, second]
+    assert {c.group for c in got} == {"g1"}
+    (alone,) = await take(store, T0 + 50)
+    assert (alone.id, alone.group) == (other, "g2")
+
+
+async def test_a_group_claimed_brings_members_not_yet_due(store: OutboxStore) -> None:
+    first = await hold(store, "g1", T0)
+    (claimed,) = await take(store, T0 + 30)
+    late = await hold(store, "g1", T0 + 31)  # the open group went: a new one gathers
+    assert await record(store, claimed, [ok(CHANNEL_LABEL)], now=T0 + 32) == DONE
+    assert claimed.id == first
+    assert await take(store, T0 + 60) == []  # not before interval after the last message
+    (after,) = await take(store, T0 + 32 + 300)
+    assert after.id == late
+
+
+async def test_a_failed_group_goes_again_whole(store: OutboxStore) -> None:
+    ids = {await hold(store, "g1", T0 + i) for i in range(3)}
+    got = await take(store, T0 + 30)
+    states = await store.record_many(
+        [Attempt(c, [later(CHANNEL_LABEL)]) for c in got], now=T0 + 31, delay=10
+    )
+    assert states == [PENDING] * 3
+    again = await take(store, T0 + 41)
+    assert {c.id for c in again} == ids
 
 
 # --- SQLite only: the file, shared and durable ------------------------------------------------

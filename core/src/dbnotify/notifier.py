@@ -24,8 +24,9 @@ from dbnotify.config.model import Config
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError
 from dbnotify.events import Event, Notification, to_notification, to_user_notification
+from dbnotify.grouping import group_key
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.model import Enqueue, HistoryRow
+from dbnotify.outbox.model import Enqueue, HistoryRow, Hold
 from dbnotify.outbox.policy import policy_for
 from dbnotify.outbox.store import OutboxStore, open_store
 from dbnotify.outbox.worker import Worker
@@ -139,6 +140,19 @@ class Notifier:
         group = self._enqueues.get(loop)
         if group is None:  # notifications committed together share a transaction
             group = self._enqueues[loop] = GroupCommit(self.outbox.enqueue_many)
+        rule = self.config.grouping_for(event.type)
+        holds = (
+            [
+                Hold(
+                    group_key(rule, d, for_user if d.target is Target.USER else notification),
+                    rule.wait,
+                    rule.interval,
+                )
+                for d in plan.deliveries
+            ]
+            if rule is not None
+            else []
+        )
         ids = await group.submit(
             Enqueue(
                 notification,
@@ -146,6 +160,7 @@ class Notifier:
                 plan.deliveries,
                 policy,
                 plan.outcomes,
+                holds,
             )
         )
         queued = tuple(

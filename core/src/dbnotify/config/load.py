@@ -20,6 +20,7 @@ from dbnotify.config.model import (
     ChannelSettings,
     Config,
     DispatchSettings,
+    GroupingRule,
     OutboxSettings,
     RenderingSettings,
     Routing,
@@ -42,6 +43,9 @@ class FileLayout:
     dispatch: DispatchSettings = setting(factory=DispatchSettings, description="delivery")
     outbox: OutboxSettings | None = setting(
         default=None, description="durable delivery (without it: direct, in memory)"
+    )
+    grouping: dict[str, GroupingRule] = setting(
+        factory=dict, description="storm control per event type, and 'default' (needs outbox)"
     )
 
 
@@ -125,7 +129,13 @@ def load_config(
     if issues:
         raise ConfigError(issues)
     return Config(
-        channels, layout.routing, layout.jobs, layout.rendering, layout.dispatch, layout.outbox
+        channels,
+        layout.routing,
+        layout.jobs,
+        layout.rendering,
+        layout.dispatch,
+        layout.outbox,
+        layout.grouping,
     )
 
 
@@ -299,6 +309,24 @@ def _check_references(
         check_names(f"jobs.{job}.channels", job_rule.channels)
     if layout.outbox is not None:
         issues.extend(_check_outbox(layout.outbox))
+    for event_type in layout.grouping:
+        hint = did_you_mean(event_type, [*CATALOGUE, "default"])
+        if event_type not in CATALOGUE and event_type != "default" and hint:
+            issues.append(
+                ConfigIssue(
+                    f"grouping.{event_type}",
+                    "unknown event type" + hint + " (custom event types are allowed, but "
+                    "this one looks like a typo)",
+                )
+            )
+    if layout.grouping and layout.outbox is None:
+        issues.append(
+            ConfigIssue(
+                "grouping",
+                "grouping holds notifications in the outbox to gather them; add [outbox] "
+                '(e.g. path = "/var/lib/dbackup/dbnotify-outbox.sqlite")',
+            )
+        )
     for event_type in layout.outbox.retry if layout.outbox else ():
         hint = did_you_mean(event_type, [*CATALOGUE, "default"])
         if event_type not in CATALOGUE and event_type != "default" and hint:

@@ -6,6 +6,7 @@ schema``); they import only field helpers and the event catalogue's types.
 
 from __future__ import annotations
 
+import enum
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,36 @@ class OutboxSettings:
         return redacted_url(self.url) if self.url is not None else str(self.path)
 
 
+class GroupBy(enum.StrEnum):
+    """What, besides the channel, makes notifications one group."""
+
+    TYPE = "type"
+    JOB = "job"
+    SEVERITY = "severity"
+    CHANNEL = "channel"
+    """Always so: one message goes through one channel. Accepted for clarity."""
+
+
+@attrs.frozen
+class GroupingRule:
+    """``[grouping.<event type or default>]``: hold a group's first notification for
+    ``wait`` to gather the others, and send them as one message."""
+
+    by: tuple[GroupBy, ...] = setting(
+        default=(GroupBy.TYPE,),
+        description="what makes a group besides the channel: type, job, severity, channel",
+    )
+    wait: Duration = setting(
+        default=Duration(30.0),
+        description="hold a group's first notification this long to gather others",
+    )
+    interval: Duration = setting(
+        default=Duration(300.0),
+        description="after a group's message, hold the next one of that group until this "
+        "long after it",
+    )
+
+
 @attrs.frozen
 class ChannelSettings:
     """One configured channel: its name, its type, and the plugin's validated config."""
@@ -220,3 +251,8 @@ class Config:
     rendering: RenderingSettings = attrs.field(factory=RenderingSettings)
     dispatch: DispatchSettings = attrs.field(factory=DispatchSettings)
     outbox: OutboxSettings | None = None
+    grouping: dict[str, GroupingRule] = attrs.field(factory=dict)
+
+    def grouping_for(self, event_type: str) -> GroupingRule | None:
+        """The event type's grouping rule, else ``default``'s; ``None``: sent one by one."""
+        return self.grouping.get(event_type, self.grouping.get("default"))

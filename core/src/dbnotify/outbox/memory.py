@@ -28,12 +28,14 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Hold,
     Mute,
     MuteScope,
     Parked,
     RecipientState,
 )
 from dbnotify.outbox.policy import RetryPolicy
+from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ class _Delivery:
     lease_owner: str | None = None
     lease_until: float | None = None
     fence: int = 0
+    group: str | None = None
     recipients: dict[str, _Recipient] = attrs.field(factory=dict)
     """By address, in the order first recorded."""
 
@@ -166,8 +169,10 @@ class MemoryStore:
             notification, item.user_notification, now
         )
         ids = [
-            self._insert(notification.id, d, DeliveryState.PENDING, item.policy, now).id
-            for d in item.deliveries
+            self._insert(
+                notification.id, d, DeliveryState.PENDING, item.policy, now, item.hold(index)
+            ).id
+            for index, d in enumerate(item.deliveries)
         ]
         for outcome in item.outcomes:
             done = self._insert(
@@ -188,6 +193,7 @@ class MemoryStore:
         state: DeliveryState,
         policy: RetryPolicy,
         now: float,
+        hold: Hold | None = None,
     ) -> _Delivery:
         row = _Delivery(
             id=next(self._ids),
@@ -197,12 +203,27 @@ class MemoryStore:
             max_attempts=policy.attempts,
             first_delay=policy.first_delay,
             max_delay=policy.max_delay,
-            next_at=now,
+            next_at=self._held_until(hold, now) if hold is not None else now,
             expires_at=now + policy.max_age,
             updated_at=now,
+            group=hold.group if hold is not None else None,
         )
         self._deliveries[row.id] = row
         return row
+
+    def _held_until(self, hold: Hold, now: float) -> float:
+        """As the SQLite store: with the group's open deliveries, else after ``wait``,
+        and not before ``interval`` after the group's last message."""
+        group = [d for d in self._deliveries.values() if d.group == hold.group]
+        open_at = [
+            d.next_at
+            for d in group
+            if d.state is DeliveryState.PENDING and d.attempts == 0 and not d.leased(now)
+        ]
+        if open_at:
+            return min(open_at)
+        sent = [d.updated_at for d in group if d.state is DeliveryState.DONE]
+        return max(now + hold.wait, max(sent) + hold.interval if sent else now)
 
     async def claim(
         self,
@@ -227,6 +248,21 @@ class MemoryStore:
             ),
             key=lambda d: (d.next_at, d.id),
         )[:limit]
+        for group in dict.fromkeys(d.group for d in due if d.group is not None):
+            taken = {d.id for d in due}
+            count = sum(1 for d in due if d.group == group)
+            due += sorted(
+                (
+                    d
+                    for d in self._deliveries.values()
+                    if d.group == group
+                    and d.id not in taken
+                    and d.state is DeliveryState.PENDING
+                    and not d.leased(now)
+                    and d.delivery.channel not in self._parked
+                ),
+                key=lambda d: (d.next_at, d.id),
+            )[: max(0, GROUP_LIMIT - count)]
         claimed = []
         for d in due:
             d.lease_owner, d.lease_until = owner, now + lease
@@ -246,6 +282,7 @@ class MemoryStore:
                         d.max_attempts, d.first_delay, d.max_delay, d.expires_at - now
                     ),
                     expires_at=d.expires_at,
+                    group=d.group,
                     fence=d.fence,
                 )
             )

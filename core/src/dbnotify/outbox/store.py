@@ -34,6 +34,9 @@ from dbnotify.outbox.model import (
     RecipientState,
 )
 
+GROUP_LIMIT = 1000
+"""The most deliveries one group's message carries; the rest go in the next."""
+
 
 @runtime_checkable
 class OutboxStore(Protocol):
@@ -43,8 +46,11 @@ class OutboxStore(Protocol):
     async def enqueue_many(
         self, items: Sequence[Enqueue], *, now: float | None = None
     ) -> list[list[int]]:
-        """Commit the notifications, each with its deliveries (due now) and outcomes, in
-        one transaction; returns each one's delivery ids. Returns once committed
+        """Commit the notifications, each with its deliveries and outcomes, in one
+        transaction; returns each one's delivery ids. A delivery is due now, unless it is
+        held for its group (:class:`~dbnotify.outbox.model.Hold`): then it is due with its
+        group's open deliveries, or after ``wait`` for a new group, and not before
+        ``interval`` after the group's last message. Returns once committed
         durably: a crash of the process or the machine after it loses nothing. All or
         nothing: on :class:`OutboxError` none of them is stored."""
         ...
@@ -64,7 +70,9 @@ class OutboxStore(Protocol):
         worker died) is due again. Each claim adds one to the delivery's fencing number
         (:attr:`~dbnotify.outbox.model.Claimed.fence`). First, deliveries past their
         max_age become dead with :data:`~dbnotify.outbox.decide.EXPIRED`. A lease need
-        not survive a power cut."""
+        not survive a power cut. A due delivery of a group brings the group's other
+        pending deliveries with it, due or not (up to :data:`GROUP_LIMIT`), so that they
+        go as one message."""
         ...
 
     async def record_many(

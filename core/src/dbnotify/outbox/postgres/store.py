@@ -32,6 +32,7 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Hold,
     Mute,
     MuteScope,
     Parked,
@@ -39,6 +40,7 @@ from dbnotify.outbox.model import (
 )
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.postgres.database import Connection, Database, InDoubt
+from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
 
 log = logging.getLogger(__name__)
@@ -151,7 +153,13 @@ class PostgresStore:
             ).fetchall()
             return [int(r["id"]) for r in rows][: len(item.deliveries)]
         ids = await self._insert_deliveries(
-            conn, notification.id, item.deliveries, PENDING, item.policy, now
+            conn,
+            notification.id,
+            item.deliveries,
+            PENDING,
+            item.policy,
+            now,
+            [item.hold(index) for index in range(len(item.deliveries))],
         )
         for outcome in item.outcomes:
             (delivery,) = await self._insert_deliveries(
@@ -178,15 +186,21 @@ class PostgresStore:
         state: str,
         policy: RetryPolicy,
         now: float,
+        holds: Sequence[Hold | None] = (),
     ) -> list[int]:
         if not deliveries:
             return []
+        due = [
+            await self._held_until(conn, hold, now) if hold is not None else now
+            for hold in (*holds, *[None] * (len(deliveries) - len(holds)))
+        ]
         cursor = conn.cursor()
         await cursor.executemany(
             self.q(
                 "INSERT INTO {s}.delivery (notification_id, channel, target, recipients, state,"
-                " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+                " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at,"
+                " group_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " RETURNING id"
             ),
             [
                 (
@@ -198,11 +212,17 @@ class PostgresStore:
                     policy.attempts,
                     policy.first_delay,
                     policy.max_delay,
-                    now,
+                    at,
                     now + policy.max_age,
                     now,
+                    hold.group if hold is not None else None,
                 )
-                for d in deliveries
+                for d, at, hold in zip(
+                    deliveries,
+                    due,
+                    (*holds, *[None] * (len(deliveries) - len(holds))),
+                    strict=True,
+                )
             ],
             returning=True,
         )
@@ -214,6 +234,26 @@ class PostgresStore:
             if not cursor.nextset():
                 break
         return ids
+
+    async def _held_until(self, conn: Connection, hold: Hold, now: float) -> float:
+        """As the SQLite store: with the group's open deliveries, else after ``wait``,
+        and not before ``interval`` after the group's last message."""
+        row = await (
+            await conn.execute(
+                self.q(
+                    "SELECT (SELECT min(next_at) FROM {s}.delivery WHERE group_key = %(g)s AND "
+                    "state = %(p)s AND attempts = 0 AND (lease_until IS NULL OR "
+                    "lease_until < %(now)s)) AS open_at, (SELECT max(updated_at) FROM "
+                    "{s}.delivery WHERE group_key = %(g)s AND state = %(d)s) AS last"
+                ),
+                {"g": hold.group, "p": PENDING, "d": DONE, "now": now},
+            )
+        ).fetchone()
+        assert row is not None
+        if row["open_at"] is not None:
+            return float(row["open_at"])
+        last = row["last"]
+        return max(now + hold.wait, (last + hold.interval) if last is not None else now)
 
     async def claim(
         self,
@@ -252,6 +292,7 @@ class PostgresStore:
             ).fetchall()
             if not rows:
                 return []
+            rows += await self._group_members(conn, rows, owner, at + lease, at)
             rows.sort(key=lambda r: (r["next_at"], r["id"]))
             ids = [r["id"] for r in rows]
             contents = {
@@ -281,6 +322,42 @@ class PostgresStore:
                 _claimed(row, contents[row["notification_id"]], known.get(row["id"], {}), at)
                 for row in rows
             ]
+
+    async def _group_members(
+        self,
+        conn: Connection,
+        rows: Sequence[Mapping[str, Any]],
+        owner: str,
+        until: float,
+        now: float,
+    ) -> list[dict[str, Any]]:
+        """Claim the other pending deliveries of the groups among ``rows``, due or not:
+        a group goes as one message."""
+        members: list[dict[str, Any]] = []
+        for group in dict.fromkeys(r["group_key"] for r in rows if r["group_key"] is not None):
+            count = sum(1 for r in rows if r["group_key"] == group)
+            members += await (
+                await conn.execute(
+                    self.q(
+                        "WITH more AS (SELECT d.id FROM {s}.delivery d WHERE d.group_key = "
+                        "%(g)s AND d.state = %(p)s AND (d.lease_until IS NULL OR "
+                        "d.lease_until < %(now)s) AND NOT EXISTS (SELECT 1 FROM {s}.parked p "
+                        "WHERE p.channel = d.channel) ORDER BY d.next_at, d.id LIMIT %(limit)s "
+                        "FOR UPDATE SKIP LOCKED) UPDATE {s}.delivery d SET lease_owner = "
+                        "%(owner)s, lease_until = %(until)s, fence = d.fence + 1 FROM more "
+                        "WHERE d.id = more.id RETURNING d.*"
+                    ),
+                    {
+                        "g": group,
+                        "p": PENDING,
+                        "now": now,
+                        "limit": max(0, GROUP_LIMIT - count),
+                        "owner": owner,
+                        "until": until,
+                    },
+                )
+            ).fetchall()
+        return members
 
     async def _expire(self, conn: Connection, now: float) -> None:
         """Past max_age after a first attempt: dead, with the reason (as on SQLite)."""
@@ -797,6 +874,7 @@ def _claimed(
             row["max_attempts"], row["first_delay"], row["max_delay"], row["expires_at"] - now
         ),
         expires_at=row["expires_at"],
+        group=row["group_key"],
         fence=row["fence"],  # RETURNING gives the row as the claim left it
     )
 

@@ -35,6 +35,7 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Hold,
     Mute,
     MuteScope,
     Parked,
@@ -42,6 +43,7 @@ from dbnotify.outbox.model import (
 )
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.sqlite.database import Database
+from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
 
 PENDING, DONE = DeliveryState.PENDING.value, DeliveryState.DONE.value
@@ -96,8 +98,10 @@ class SQLiteStore:
             ),
         )
         ids = [
-            self._insert_delivery(db, notification.id, d, PENDING, item.policy, now)
-            for d in item.deliveries
+            self._insert_delivery(
+                db, notification.id, d, PENDING, item.policy, now, item.hold(index)
+            )
+            for index, d in enumerate(item.deliveries)
         ]
         for outcome in item.outcomes:
             delivery = self._insert_delivery(
@@ -113,18 +117,38 @@ class SQLiteStore:
         return ids
 
     @staticmethod
+    def _held_until(db: sqlite3.Connection, hold: Hold, now: float) -> float:
+        """When a delivery held for its group is due: with the group's open deliveries,
+        else after ``wait``, and not before ``interval`` after the group's last message."""
+        (open_at,) = db.execute(
+            "SELECT min(next_at) FROM delivery WHERE group_key = ? AND state = ? AND "
+            "attempts = 0 AND (lease_until IS NULL OR lease_until < ?)",
+            (hold.group, PENDING, now),
+        ).fetchone()
+        if open_at is not None:
+            return float(open_at)
+        (last,) = db.execute(
+            "SELECT max(updated_at) FROM delivery WHERE group_key = ? AND state = ?",
+            (hold.group, DONE),
+        ).fetchone()
+        return max(now + hold.wait, (last + hold.interval) if last is not None else now)
+
+    @classmethod
     def _insert_delivery(
+        cls,
         db: sqlite3.Connection,
         notification_id: str,
         delivery: Delivery,
         state: str,
         policy: RetryPolicy,
         now: float,
+        hold: Hold | None = None,
     ) -> int:
+        due = cls._held_until(db, hold, now) if hold is not None else now
         cursor = db.execute(
             "INSERT INTO delivery (notification_id, channel, target, recipients, state,"
-            " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at,"
+            " group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 notification_id,
                 delivery.channel,
@@ -134,9 +158,10 @@ class SQLiteStore:
                 policy.attempts,
                 policy.first_delay,
                 policy.max_delay,
-                now,
+                due,
                 now + policy.max_age,
                 now,
+                hold.group if hold is not None else None,
             ),
         )
         assert cursor.lastrowid is not None
@@ -174,6 +199,7 @@ class SQLiteStore:
             ).fetchall()
             if not rows:
                 return []
+            rows += self._group_members(db, rows, now)
             # a statement per batch, not per row: each one hands the GIL to the event loop
             # and back, which is what a busy host pays for
             marks = ",".join("?" * len(rows))
@@ -193,6 +219,29 @@ class SQLiteStore:
             return [self._claimed(row, known.get(row["id"], {}), now) for row in rows]
 
     @staticmethod
+    def _group_members(
+        db: sqlite3.Connection, rows: list[sqlite3.Row], now: float
+    ) -> list[sqlite3.Row]:
+        """The other pending deliveries of the groups among ``rows``, due or not: a
+        group goes as one message."""
+        taken = {row["id"] for row in rows}
+        members: list[sqlite3.Row] = []
+        for group in dict.fromkeys(r["group_key"] for r in rows if r["group_key"] is not None):
+            count = sum(1 for r in rows if r["group_key"] == group)
+            members += [
+                row
+                for row in db.execute(
+                    "SELECT d.*, n.content, n.user_content FROM delivery d JOIN notification n "
+                    "ON n.id = d.notification_id WHERE d.group_key = ? AND d.state = ? AND "
+                    "(d.lease_until IS NULL OR d.lease_until < ?) AND d.channel NOT IN "
+                    "(SELECT channel FROM parked) ORDER BY d.next_at, d.id LIMIT ?",
+                    (group, PENDING, now, GROUP_LIMIT),
+                ).fetchall()
+                if row["id"] not in taken
+            ][: max(0, GROUP_LIMIT - count)]
+        return members
+
+    @staticmethod
     def _claimed(row: sqlite3.Row, known: Mapping[str, RecipientState], now: float) -> Claimed:
         target = Target(row["target"])
         content = row["user_content"] if target is Target.USER else row["content"]
@@ -209,6 +258,7 @@ class SQLiteStore:
                 row["max_attempts"], row["first_delay"], row["max_delay"], row["expires_at"] - now
             ),
             expires_at=row["expires_at"],
+            group=row["group_key"],
             fence=row["fence"] + 1,  # read before the claim's update
         )
 
