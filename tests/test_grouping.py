@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -85,3 +87,54 @@ async def test_two_hundred_failures_make_one_message_per_channel(
     assert {r.status for r in rows} == {"delivered"}
     assert all(r.reason and r.reason.startswith("sent in a group of 200") for r in rows)
     print(f"200 failures -> {len(smtp.messages)} email, {len(httpserver.log)} webhook post")
+
+
+PRODUCER = """
+import asyncio, os, signal, sys
+from dbnotify import Event, Notifier, load_config
+
+async def main():
+    async with Notifier(load_config(sys.argv[1])) as notifier:
+        notifier.start()  # a host's own worker: it holds the open group when killed
+        for job in range(50):
+            await notifier.notify(Event("backup_failure", {"job_name": f"job-{job:02}"}))
+        print("queued", flush=True)
+        await asyncio.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_group_open_when_its_host_is_killed_is_sent_once_after(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    async with LocalSMTPServer() as smtp:
+        path = tmp_path / "dbnotify.toml"
+        path.write_text(
+            CONFIG.format(
+                port=smtp.port, hook=httpserver.url_for("/hook"), outbox=tmp_path / "o.sqlite"
+            ).replace('wait = "3s"', 'wait = "2s"'),
+            encoding="utf-8",
+        )
+        killed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", PRODUCER, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert killed.returncode == -9, killed.stderr
+        assert killed.stdout.strip() == "queued"
+        assert smtp.messages == []  # the group was still gathering
+        await asyncio.sleep(2.0)  # its wait runs out
+        dbnotify = str(Path(sys.executable).with_name("dbnotify"))
+        drained = await asyncio.create_subprocess_exec(
+            dbnotify, "worker", "-c", str(path), "--drain",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _out, err = await asyncio.wait_for(drained.communicate(), 60)
+        assert drained.returncode == 0, err.decode()
+    assert [m.message["Subject"] for m in smtp.messages] == ["[DBackup] 50 backups failed"]
+    assert len(httpserver.log) == 1
