@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pytest_httpserver import HTTPServer
@@ -138,3 +139,137 @@ async def test_a_group_open_when_its_host_is_killed_is_sent_once_after(
         assert drained.returncode == 0, err.decode()
     assert [m.message["Subject"] for m in smtp.messages] == ["[DBackup] 50 backups failed"]
     assert len(httpserver.log) == 1
+
+
+def clock_at(local: str, zone: str) -> Callable[[], float]:
+    """A clock that reads ``local`` (``2026-12-04 06:59:58``) in ``zone`` now, and runs on."""
+    import datetime as dt
+    import zoneinfo
+
+    target = dt.datetime.fromisoformat(local).replace(tzinfo=zoneinfo.ZoneInfo(zone)).timestamp()
+    offset = target - time.time()
+    return lambda: time.time() + offset
+
+
+async def run_until(notifier: Notifier, done: Callable[[], bool], within: float = 20) -> None:
+    notifier.start()
+    for _ in range(int(within * 10)):
+        if done():
+            return
+        await asyncio.sleep(0.1)
+
+
+QUIET = """
+[channels.ops-mail]
+type = "email"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+from = "DBackup <dbackup@example.com>"
+to = ["ops@example.com"]
+quiet_hours = {{ from = "22:00", to = "07:00", timezone = "Europe/Berlin", except = ["failure"] }}
+
+[routing]
+channels = ["ops-mail"]
+
+[outbox]
+path = "{outbox}"
+"""
+
+
+async def test_quiet_hours_hold_all_but_failures_then_send_one_digest(tmp_path: Path) -> None:
+    async with LocalSMTPServer() as smtp:
+        path = tmp_path / "dbnotify.toml"
+        path.write_text(QUIET.format(port=smtp.port, outbox=tmp_path / "o.sqlite"), "utf-8")
+        async with Notifier(load_config(path)) as notifier:
+            notifier.clock = clock_at("2026-12-04 06:59:57", "Europe/Berlin")
+            for job in ("a", "b", "c"):
+                await notifier.notify(Event("backup_success", {"job_name": job}))
+            await notifier.notify(Event("backup_failure", {"job_name": "d", "error": "x"}))
+            await run_until(notifier, lambda: len(smtp.messages) >= 1, within=2)
+            first = [m.message["Subject"] for m in smtp.messages]
+            await run_until(notifier, lambda: len(smtp.messages) >= 2)
+    assert first == ["[DBackup] Backup Failed: d"]  # a failure is not held
+    assert [m.message["Subject"] for m in smtp.messages][1:] == [
+        "[DBackup] While quiet: 3 backups succeeded"
+    ]
+
+
+DIGEST = """
+[channels.ops-mail]
+type = "email"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+from = "DBackup <dbackup@example.com>"
+to = ["ops@example.com"]
+
+[routing]
+channels = ["ops-mail"]
+
+[outbox]
+path = "{outbox}"
+
+[digest.daily]
+channels = ["ops-mail"]
+events = ["backup_success"]
+at = "08:00"
+timezone = "UTC"
+"""
+
+
+async def test_a_daily_digest_summarises_at_its_time(tmp_path: Path) -> None:
+    async with LocalSMTPServer() as smtp:
+        path = tmp_path / "dbnotify.toml"
+        path.write_text(DIGEST.format(port=smtp.port, outbox=tmp_path / "o.sqlite"), "utf-8")
+        async with Notifier(load_config(path)) as notifier:
+            notifier.clock = clock_at("2026-12-04 07:59:57", "UTC")
+            for job in ("nightly", "nightly", "weekly"):
+                await notifier.notify(Event("backup_success", {"job_name": job}))
+            rows = await notifier.history()
+            assert {r.status for r in rows} == {"pending"}
+            await run_until(notifier, lambda: bool(smtp.messages))
+    (mail,) = smtp.messages
+    assert mail.message["Subject"] == "[DBackup] Digest daily: 3 backups succeeded"
+    text = mail.message.get_body(("plain",)).get_content()
+    assert "per job: nightly 2, weekly 1" in text
+
+
+async def test_validate_refuses_what_cannot_be_held(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.toml"
+    path.write_text(
+        QUIET.format(port=2525, outbox="x").split("[outbox]")[0].replace('"07:00"', '"7am"')
+        + '[grouping.backup_falure]\nby = ["host"]\n'
+        + '[grouping.default]\nwait = "0s"\n'
+        + '[digest.daily]\nchannels = ["ops-mial"]\nevents = ["backup_sucess"]\nat = "08:00"\n'
+        + '[digest.weekly]\nchannels = ["ops-mail"]\nevents = []\nat = "25:00"\n',
+        "utf-8",
+    )
+    run = await cli("validate", "-c", str(path))
+    assert run.code == 2
+    lines = {line.strip() for line in run.err.splitlines()}
+    for expected in (
+        "channels.ops-mail.quiet_hours.to: must be a time of day as \"HH:MM\", 24-hour (got '7am')",
+        "grouping.default.wait: must be more than 0 seconds (got '0s')",
+        "digest.weekly.at: must be a time of day as \"HH:MM\", 24-hour (got '25:00')",
+        "digest.daily.channels[0]: no channel named 'ops-mial'; did you mean 'ops-mail'?",
+        "digest.daily.events[0]: unknown event type; did you mean 'backup_success'? (custom "
+        "event types are allowed, but this one looks like a typo)",
+        "grouping.backup_falure: unknown event type; did you mean 'backup_failure'? (custom "
+        "event types are allowed, but this one looks like a typo)",
+    ):
+        assert expected in lines, run.err
+    assert any(line.startswith("grouping.backup_falure.by") for line in lines), run.err
+
+
+async def test_validate_says_holding_needs_the_outbox(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.toml"
+    path.write_text(
+        DIGEST.format(port=2525, outbox="x").replace('[outbox]\npath = "x"\n', ""), "utf-8"
+    )
+    run = await cli("validate", "-c", str(path))
+    assert (run.code, run.err.strip().splitlines()[-1].strip()) == (
+        2,
+        "digest: holds notifications in the outbox to send them together later; add "
+        '[outbox] (e.g. path = "/var/lib/dbackup/dbnotify-outbox.sqlite")',
+    ), run.err

@@ -14,8 +14,9 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import time
 import weakref
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from dbnotify import router
@@ -24,9 +25,9 @@ from dbnotify.config.model import Config
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError
 from dbnotify.events import Event, Notification, to_notification, to_user_notification
-from dbnotify.grouping import group_key
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.model import Enqueue, HistoryRow, Hold
+from dbnotify.outbox.grouping import hold_for
+from dbnotify.outbox.model import Enqueue, HistoryRow
 from dbnotify.outbox.policy import policy_for
 from dbnotify.outbox.store import OutboxStore, open_store
 from dbnotify.outbox.worker import Worker
@@ -83,6 +84,8 @@ class Notifier:
         ] = weakref.WeakKeyDictionary()
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self.clock: Callable[[], float] = time.time
+        """Now, for quiet hours and digest times (tests set it)."""
 
     @classmethod
     def from_config(
@@ -140,19 +143,11 @@ class Notifier:
         group = self._enqueues.get(loop)
         if group is None:  # notifications committed together share a transaction
             group = self._enqueues[loop] = GroupCommit(self.outbox.enqueue_many)
-        rule = self.config.grouping_for(event.type)
-        holds = (
-            [
-                Hold(
-                    group_key(rule, d, for_user if d.target is Target.USER else notification),
-                    rule.wait,
-                    rule.interval,
-                )
-                for d in plan.deliveries
-            ]
-            if rule is not None
-            else []
-        )
+        now = self.clock()  # digests and quiet hours are times of day
+        holds = [
+            hold_for(self.config, d, for_user if d.target is Target.USER else notification, now)
+            for d in plan.deliveries
+        ]
         ids = await group.submit(
             Enqueue(
                 notification,

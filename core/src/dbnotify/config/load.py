@@ -17,11 +17,14 @@ import attrs
 
 from dbnotify.config.fields import did_you_mean, file_key, setting
 from dbnotify.config.model import (
+    CORE_CHANNEL_KEYS,
     ChannelSettings,
     Config,
+    DigestRule,
     DispatchSettings,
     GroupingRule,
     OutboxSettings,
+    QuietHours,
     RenderingSettings,
     Routing,
 )
@@ -46,6 +49,9 @@ class FileLayout:
     )
     grouping: dict[str, GroupingRule] = setting(
         factory=dict, description="storm control per event type, and 'default' (needs outbox)"
+    )
+    digest: dict[str, DigestRule] = setting(
+        factory=dict, description="scheduled summaries instead of one message each (needs outbox)"
     )
 
 
@@ -116,9 +122,15 @@ def load_config(
         if plugin is None:
             issues.append(ConfigIssue(f"{where}.type", registry.explain_missing(kind)))
             continue
-        options = {k: v for k, v in block.items() if k != "type"}
+        options = {k: v for k, v in block.items() if k not in CORE_CHANNEL_KEYS}
+        quiet: QuietHours | None = None
+        if "quiet_hours" in block:
+            try:
+                quiet = structure(QuietHours, block["quiet_hours"])
+            except ConfigError as exc:
+                issues.extend(exc.prefixed(f"{where}.quiet_hours").issues)
         try:
-            channels[name] = ChannelSettings(name, kind, plugin.validate_config(options))
+            channels[name] = ChannelSettings(name, kind, plugin.validate_config(options), quiet)
         except ConfigError as exc:
             issues.extend(exc.prefixed(where).issues)
     found = raw.get("channels")
@@ -136,6 +148,7 @@ def load_config(
         layout.dispatch,
         layout.outbox,
         layout.grouping,
+        layout.digest,
     )
 
 
@@ -319,14 +332,31 @@ def _check_references(
                     "this one looks like a typo)",
                 )
             )
-    if layout.grouping and layout.outbox is None:
+    holding = [
+        *(["grouping"] if layout.grouping else []),
+        *(["digest"] if layout.digest else []),
+        *(f"channels.{n}.quiet_hours" for n, c in channels.items() if c.quiet_hours),
+    ]
+    if holding and layout.outbox is None:
         issues.append(
             ConfigIssue(
-                "grouping",
-                "grouping holds notifications in the outbox to gather them; add [outbox] "
-                '(e.g. path = "/var/lib/dbackup/dbnotify-outbox.sqlite")',
+                holding[0],
+                "holds notifications in the outbox to send them together later; add "
+                '[outbox] (e.g. path = "/var/lib/dbackup/dbnotify-outbox.sqlite")',
             )
         )
+    for name, digest in layout.digest.items():
+        check_names(f"digest.{name}.channels", digest.channels)
+        for index, event_type in enumerate(digest.events):
+            hint = did_you_mean(event_type, CATALOGUE)
+            if event_type not in CATALOGUE and hint:
+                issues.append(
+                    ConfigIssue(
+                        f"digest.{name}.events[{index}]",
+                        "unknown event type" + hint + " (custom event types are allowed, "
+                        "but this one looks like a typo)",
+                    )
+                )
     for event_type in layout.outbox.retry if layout.outbox else ():
         hint = did_you_mean(event_type, [*CATALOGUE, "default"])
         if event_type not in CATALOGUE and event_type != "default" and hint:

@@ -7,6 +7,7 @@ schema``); they import only field helpers and the event catalogue's types.
 from __future__ import annotations
 
 import enum
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,7 @@ class OutboxSettings:
         return redacted_url(self.url) if self.url is not None else str(self.path)
 
 
-class GroupBy(enum.StrEnum):
+class GroupBy(enum.Enum):
     """What, besides the channel, makes notifications one group."""
 
     TYPE = "type"
@@ -234,6 +235,48 @@ class GroupingRule:
     )
 
 
+_CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+
+def _clock_time(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
+    if not _CLOCK.fullmatch(value):
+        raise ValueError(f'must be a time of day as "HH:MM", 24-hour (got {value!r})')
+
+
+@attrs.frozen
+class QuietHours:
+    """A channel's ``quiet_hours``: what arrives in the window is held, and sent as one
+    digest when it ends; severities or event types in ``except`` go at once."""
+
+    from_: str = setting(
+        key="from", validator=_clock_time, description="start of the window", example='"22:00"'
+    )
+    to: str = setting(validator=_clock_time, description="end of the window", example='"07:00"')
+    timezone: str = setting(
+        default="UTC", validator=_timezone, description="time zone of from and to"
+    )
+    except_: tuple[str, ...] = setting(
+        key="except",
+        factory=tuple,
+        description="severities (failure, warning, ...) or event types sent at once",
+    )
+
+
+@attrs.frozen
+class DigestRule:
+    """``[digest.<name>]``: these events to these channels are not sent one by one but
+    summarised in one message at ``at`` each day."""
+
+    channels: tuple[str, ...] = setting(description="the channels it summarises for")
+    events: tuple[str, ...] = setting(description="the event types it summarises")
+    at: str = setting(validator=_clock_time, description="when it is sent", example='"08:00"')
+    timezone: str = setting(default="UTC", validator=_timezone, description="time zone of at")
+
+
+CORE_CHANNEL_KEYS = frozenset({"type", "quiet_hours"})
+"""Keys of a channel's block that dbnotify reads itself; the plugin gets the others."""
+
+
 @attrs.frozen
 class ChannelSettings:
     """One configured channel: its name, its type, and the plugin's validated config."""
@@ -241,6 +284,7 @@ class ChannelSettings:
     name: str
     type: str
     config: Any = attrs.field(repr=False)
+    quiet_hours: QuietHours | None = None
 
 
 @attrs.frozen
@@ -252,6 +296,7 @@ class Config:
     dispatch: DispatchSettings = attrs.field(factory=DispatchSettings)
     outbox: OutboxSettings | None = None
     grouping: dict[str, GroupingRule] = attrs.field(factory=dict)
+    digest: dict[str, DigestRule] = attrs.field(factory=dict)
 
     def grouping_for(self, event_type: str) -> GroupingRule | None:
         """The event type's grouping rule, else ``default``'s; ``None``: sent one by one."""

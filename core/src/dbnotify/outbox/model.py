@@ -51,7 +51,7 @@ class Hold:
     """A delivery that waits to be sent with the others of its group (``[grouping]``)."""
 
     group: str
-    """The group's key (:func:`dbnotify.grouping.group_key`)."""
+    """The group's key (:func:`dbnotify.outbox.grouping.group_key`)."""
     wait: float
     """Seconds a new group holds its first delivery to gather others."""
     interval: float

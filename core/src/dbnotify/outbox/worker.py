@@ -28,9 +28,9 @@ from dbnotify.config.model import ChannelSettings
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError
 from dbnotify.events import Event, to_notification
-from dbnotify.grouping import group_notification
 from dbnotify.outbox.defaults import CONCURRENCY, FALLBACK_QUIET, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
+from dbnotify.outbox.grouping import group_notification, heading
 from dbnotify.outbox.model import (
     Attempt,
     Claimed,
@@ -359,7 +359,7 @@ class Worker:
         self, unit: list[Claimed], fingerprints: dict[str, str], mutes: Sequence[Mute]
     ) -> Outcomes:
         """One delivery, or a group's: its members that no mute holds go as one message
-        (:func:`~dbnotify.grouping.group_notification`), each recorded with its result."""
+        (:func:`~dbnotify.outbox.grouping.group_notification`), each recorded with its result."""
         channel = unit[0].delivery.channel
         free = [c for c in unit if not any(m.matches(channel, c.notification) for m in mutes)]
         if len(free) <= 1:
@@ -368,7 +368,7 @@ class Worker:
         outcomes = [(c, await self._attempt(c, fingerprints, mutes)) for c in muted]
         self.attempted += len(free)
         lead = free[0]
-        message = group_notification([c.notification for c in free])
+        message = group_notification([c.notification for c in free], heading(lead.group))
         if channel not in self.deliverer.config.channels:
             results: Sequence[RecipientResult] = [
                 RecipientResult.failed(

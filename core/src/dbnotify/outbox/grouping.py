@@ -14,9 +14,11 @@ import hashlib
 from collections.abc import Sequence
 
 from dbnotify import humanize
-from dbnotify.config.model import GroupBy, GroupingRule
+from dbnotify.config.model import Config, GroupBy, GroupingRule
 from dbnotify.events import Field, Notification
+from dbnotify.outbox.model import Hold
 from dbnotify.results import Delivery
+from dbnotify.windows import excepted, next_digest, quiet_until
 
 SHOWN = 20
 """Members shown as fields (the HTML table); the rest are counted ("and N more"). The
@@ -36,12 +38,54 @@ PHRASES = {
 reads ``Its Title (200 times)``."""
 
 
-def group_key(rule: GroupingRule, delivery: Delivery, notification: Notification) -> str:
-    """What makes a group: always the channel and whom it goes to (one message goes
-    through one channel), then what ``by`` names."""
+def _base(delivery: Delivery) -> list[str]:
+    """Always part of a group's key: the channel and whom it goes to (one message goes
+    through one channel)."""
     parts = [f"channel={delivery.channel}", f"target={delivery.target.value}"]
     if delivery.recipients:
         parts.append("to=" + ",".join(delivery.recipients))
+    return parts
+
+
+def hold_for(
+    config: Config, delivery: Delivery, notification: Notification, now: float
+) -> Hold | None:
+    """Whether, and how, a delivery waits to go with others: a digest it belongs to
+    (until the digest's time), else its channel's quiet hours (until they end), else
+    its event type's grouping rule; ``None``: due now, on its own."""
+    base = "|".join(_base(delivery))
+    for name, digest in config.digest.items():
+        if notification.event_type in digest.events and delivery.channel in digest.channels:
+            return Hold(f"digest={name}|{base}", next_digest(digest, now) - now, 0.0)
+    settings = config.channels.get(delivery.channel)
+    quiet = settings.quiet_hours if settings is not None else None
+    if quiet is not None and not excepted(
+        quiet, notification.event_type, notification.severity.value
+    ):
+        end = quiet_until(quiet, now)
+        if end is not None:
+            return Hold(f"quiet|{base}", end - now, 0.0)
+    rule = config.grouping_for(notification.event_type)
+    if rule is not None:
+        return Hold(group_key(rule, delivery, notification), rule.wait, rule.interval)
+    return None
+
+
+def heading(group: str | None) -> str:
+    """What a group's message says it is, from its key: a digest, or what was held
+    during quiet hours; nothing for a storm's group."""
+    if group is None:
+        return ""
+    if group.startswith("digest="):
+        return f"Digest {group.split('|', 1)[0].removeprefix('digest=')}: "
+    if group.startswith("quiet|"):
+        return "While quiet: "
+    return ""
+
+
+def group_key(rule: GroupingRule, delivery: Delivery, notification: Notification) -> str:
+    """What makes a group: the channel and whom it goes to, then what ``by`` names."""
+    parts = _base(delivery)
     for dimension in rule.by:
         if dimension is GroupBy.TYPE:
             parts.append(f"type={notification.event_type}")
@@ -73,21 +117,32 @@ def _member(notification: Notification) -> tuple[str, str]:
     return who, f"{when}: {error or notification.message}"
 
 
-def group_notification(members: Sequence[Notification]) -> Notification:
-    """The one message of a group: the count in the title, every member in the message
-    (so the text part lists them all), the first :data:`SHOWN` as fields (the HTML
-    table) and the rest counted. Its id is made from the members', so that a retry of
-    the same group sends the same Message-ID."""
-    ordered = sorted(members, key=lambda n: (n.timestamp, n.id))
-    first, last = ordered[0], ordered[-1]
+def group_notification(members: Sequence[Notification], label: str = "") -> Notification:
+    """The one message of a group: the count in the title (after ``label``: "Digest
+    daily: "), every member in the message, failures first (so the text part lists them
+    all), how many per job when a job is there more than once, the first :data:`SHOWN`
+    as fields (the HTML table) and the rest counted. Its id is made from the members',
+    so that a retry of the same group sends the same Message-ID."""
+    by_time = sorted(members, key=lambda n: (n.timestamp, n.id))
+    first, last = by_time[0], by_time[-1]
+    ordered = sorted(by_time, key=lambda n: -_rank(n.severity))  # stable: by time within
     count = _count(ordered)
+    jobs: dict[str, int] = {}
+    for n in ordered:
+        if n.job_name:
+            jobs[n.job_name] = jobs.get(n.job_name, 0) + 1
     rows = [_member(n) for n in ordered]
     span = (
         f"at {_member(first)[1].split(': ')[0]}"
         if first.timestamp == last.timestamp
         else f"between {_member(first)[1].split(': ')[0]} and {_member(last)[1].split(': ')[0]}"
     )
-    message = f"{count} {span}:\n" + "\n".join(f"- {who} ({what})" for who, what in rows)
+    per_job = (
+        "per job: " + ", ".join(f"{job} {n}" for job, n in jobs.items()) + "\n"
+        if any(n > 1 for n in jobs.values())
+        else ""
+    )
+    message = f"{count} {span}:\n{per_job}" + "\n".join(f"- {who} ({what})" for who, what in rows)
     fields = [Field(who, what) for who, what in rows[:SHOWN]]
     if len(rows) > SHOWN:
         fields.append(
@@ -102,7 +157,7 @@ def group_notification(members: Sequence[Notification]) -> Notification:
         id="g" + digest[:31],
         event_type=first.event_type if len({n.event_type for n in ordered}) == 1 else "group",
         severity=max(severities, key=_rank),
-        title=count[:1].upper() + count[1:],
+        title=label + (count if label else count[:1].upper() + count[1:]),
         message=message,
         fields=tuple(fields),
         timestamp=last.timestamp,
