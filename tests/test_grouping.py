@@ -273,3 +273,70 @@ async def test_validate_says_holding_needs_the_outbox(cli, tmp_path: Path) -> No
         "digest: holds notifications in the outbox to send them together later; add "
         '[outbox] (e.g. path = "/var/lib/dbackup/dbnotify-outbox.sqlite")',
     ), run.err
+
+
+REPEAT = """
+[channels.ops-mail]
+type = "email"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+from = "DBackup <dbackup@example.com>"
+to = ["ops@example.com"]
+
+[routing]
+channels = ["ops-mail"]
+
+[outbox]
+path = "{outbox}"
+
+[grouping.backup_failure]
+wait = "1s"
+repeat = "4h"
+"""
+
+
+async def test_a_job_failing_again_is_counted_until_it_succeeds_then_resolved(
+    tmp_path: Path,
+) -> None:
+    def subjects() -> list[str]:
+        return [m.message["Subject"] for m in smtp.messages]
+
+    async with LocalSMTPServer() as smtp:
+        path = tmp_path / "dbnotify.toml"
+        path.write_text(REPEAT.format(port=smtp.port, outbox=tmp_path / "o.sqlite"), "utf-8")
+        failure = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
+        async with Notifier(load_config(path)) as notifier:
+            for _ in range(10):
+                await notifier.notify(failure)
+            await run_until(notifier, lambda: bool(smtp.messages))
+            assert subjects() == ["[DBackup] 10 backups failed: nightly-pg"]
+            assert (
+                "per job: nightly-pg 10"
+                in smtp.messages[0].message.get_body(("plain",)).get_content()
+            )
+
+            for _ in range(3):  # told already, within repeat: counted, not sent
+                await notifier.notify(failure)
+            await asyncio.sleep(1.5)
+            assert subjects() == ["[DBackup] 10 backups failed: nightly-pg"]
+            counted = [r for r in await notifier.history() if r.status == "skipped"]
+            assert len(counted) == 3
+            assert counted[0].reason is not None
+            assert counted[0].reason.startswith(
+                "counted, not sent: job 'nightly-pg' failed again within repeat (4h) of the "
+                "message at "
+            ), counted[0].reason
+            assert counted[0].reason.endswith("13 failures since " + counted[0].reason[-25:])
+
+            await notifier.notify(Event("backup_success", {"job_name": "nightly-pg"}))
+            await run_until(notifier, lambda: len(smtp.messages) >= 3)
+            await asyncio.sleep(1.5)
+    assert sorted(subjects()[1:]) == [
+        "[DBackup] Backup Successful: nightly-pg",
+        "[DBackup] Resolved: nightly-pg",
+    ]
+    resolved = next(m for m in smtp.messages if "Resolved" in m.message["Subject"])
+    assert (
+        "succeeded after 13 failures since" in resolved.message.get_body(("plain",)).get_content()
+    )

@@ -37,6 +37,7 @@ from dbnotify.outbox.model import (
     Hold,
     Mute,
     MuteScope,
+    Problem,
     RecipientState,
 )
 from dbnotify.outbox.policy import RetryPolicy, policy_for
@@ -763,6 +764,59 @@ async def test_a_failed_group_goes_again_whole(store: OutboxStore) -> None:
     assert states == [PENDING] * 3
     again = await take(store, T0 + 41)
     assert {c.id for c in again} == ids
+
+
+async def fail_again(store: OutboxStore, now: float, repeat: float = 3600) -> int:
+    problem = Problem(
+        "mail|job=nightly-pg|type=backup_failure", "nightly-pg", "backup_failure", repeat
+    )
+    ((ident,),) = await store.enqueue_many(
+        [
+            Enqueue(
+                to_notification(FAILURE),
+                None,
+                [Delivery("mail", Target.CHANNEL)],
+                POLICY,
+                holds=[Hold("g1", 30, 300, problem)],
+            )
+        ],
+        now=now,
+    )
+    return ident
+
+
+async def test_a_failure_told_within_repeat_is_counted_not_sent(store: OutboxStore) -> None:
+    first = await fail_again(store, T0)
+    joined = await fail_again(store, T0 + 5)  # the message has not gone: it joins it
+    got = await take(store, T0 + 30)
+    assert sorted(c.id for c in got) == [first, joined]
+    for claimed in got:
+        await record(store, claimed, [ok(CHANNEL_LABEL)], now=T0 + 31)
+    counted = await fail_again(store, T0 + 100)
+    (row,) = await store.history(delivery_ids=[counted])
+    assert row.status == "skipped"
+    assert row.reason == (
+        "counted, not sent: job 'nightly-pg' failed again within repeat (1h) of the message "
+        "at 2025-06-15T15:07:11+00:00; 3 failures since 2025-06-15T15:06:40+00:00"
+    )
+    assert await take(store, T0 + 1000) == []
+    sent_again = await fail_again(store, T0 + 31 + 3600)  # repeat ran out: told again
+    assert [r.status for r in await store.history(delivery_ids=[sent_again])] == ["pending"]
+
+
+async def test_a_success_resolves_the_jobs_open_problems(store: OutboxStore) -> None:
+    await fail_again(store, T0)
+    await fail_again(store, T0 + 1)
+    (problem,) = await store.resolve("nightly-pg")
+    assert (problem.job, problem.event_type, problem.count, problem.since) == (
+        "nightly-pg",
+        "backup_failure",
+        2,
+        T0,
+    )
+    assert problem.delivery == Delivery("mail", Target.CHANNEL)
+    assert await store.resolve("nightly-pg") == []  # closed
+    assert await store.resolve("weekly") == []
 
 
 # --- SQLite only: the file, shared and durable ------------------------------------------------

@@ -233,6 +233,13 @@ class GroupingRule:
         description="after a group's message, hold the next one of that group until this "
         "long after it",
     )
+    repeat: Duration = setting(
+        default=Duration(4 * 3600.0),
+        description="a job failing again within this long of its last message is counted, not sent",
+    )
+    resolved: bool = setting(
+        default=True, description="send a 'resolved' message when a failing job succeeds"
+    )
 
 
 _CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Sequence
 
 from dbnotify import humanize
 from dbnotify.config.model import Config, GroupBy, GroupingRule
-from dbnotify.events import Field, Notification
-from dbnotify.outbox.model import Hold
+from dbnotify.events import Field, Notification, Severity
+from dbnotify.outbox.model import Hold, OpenProblem, Problem, iso
 from dbnotify.results import Delivery
 from dbnotify.windows import excepted, next_digest, quiet_until
+
+RESOLVED = "resolved"
+"""The event type of a "resolved" message (:func:`resolved_notification`)."""
 
 SHOWN = 20
 """Members shown as fields (the HTML table); the rest are counted ("and N more"). The
@@ -33,6 +37,7 @@ PHRASES = {
     "config_backup": ("configuration backup", "configuration backups"),
     "user_login": ("user login", "user logins"),
     "user_created": ("user created", "users created"),
+    "resolved": ("problem resolved", "problems resolved"),
 }
 """How a count of the catalogue's events reads (``200 backups failed``); another type
 reads ``Its Title (200 times)``."""
@@ -66,9 +71,39 @@ def hold_for(
         if end is not None:
             return Hold(f"quiet|{base}", end - now, 0.0)
     rule = config.grouping_for(notification.event_type)
-    if rule is not None:
-        return Hold(group_key(rule, delivery, notification), rule.wait, rule.interval)
-    return None
+    if rule is None:
+        return None
+    problem = None
+    if notification.severity is Severity.FAILURE and notification.job_name:
+        problem = Problem(
+            f"{base}|job={notification.job_name}|type={notification.event_type}",
+            notification.job_name,
+            notification.event_type,
+            rule.repeat,
+        )
+    return Hold(group_key(rule, delivery, notification), rule.wait, rule.interval, problem)
+
+
+def resolved_notification(problem: OpenProblem, success: Notification) -> Notification:
+    """What says that a failing job succeeded: sent where its failures went."""
+    since = iso(problem.since)
+    return Notification(
+        id=uuid.uuid4().hex,
+        event_type=RESOLVED,
+        severity=Severity.SUCCESS,
+        title="Resolved",  # the job follows in the subject, as for every job event
+        message=(
+            f"Job '{problem.job}' succeeded after {humanize.count(problem.count, 'failure')} "
+            f"since {since}."
+        ),
+        fields=(
+            Field("Job", problem.job),
+            Field("Failures", str(problem.count)),
+            Field("Failing since", since),
+        ),
+        timestamp=success.timestamp,
+        job_name=problem.job,
+    )
 
 
 def heading(group: str | None) -> str:

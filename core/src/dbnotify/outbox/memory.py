@@ -19,7 +19,7 @@ import attrs
 from dbnotify.errors import OutboxError
 from dbnotify.events import Notification
 from dbnotify.outbox import wording
-from dbnotify.outbox.decide import EXPIRED, decide, final, retry_only
+from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -31,6 +31,7 @@ from dbnotify.outbox.model import (
     Hold,
     Mute,
     MuteScope,
+    OpenProblem,
     Parked,
     RecipientState,
 )
@@ -77,6 +78,7 @@ class _Delivery:
     lease_until: float | None = None
     fence: int = 0
     group: str | None = None
+    problem: str | None = None
     recipients: dict[str, _Recipient] = attrs.field(factory=dict)
     """By address, in the order first recorded."""
 
@@ -115,6 +117,8 @@ class MemoryStore:
         self._attempts: list[_AttemptRow] = []
         self._parked: dict[str, _Parked] = {}
         self._mutes: dict[int, Mute] = {}
+        self._problems: dict[str, OpenProblem] = {}
+        """Open problems by key (as the SQL stores' table)."""
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -168,12 +172,21 @@ class MemoryStore:
         self._notifications[notification.id] = _Notification(
             notification, item.user_notification, now
         )
-        ids = [
-            self._insert(
-                notification.id, d, DeliveryState.PENDING, item.policy, now, item.hold(index)
-            ).id
-            for index, d in enumerate(item.deliveries)
-        ]
+        ids: list[int] = []
+        for index, d in enumerate(item.deliveries):
+            hold = item.hold(index)
+            reason = self._repeat(hold, d, now) if hold is not None else None
+            if reason is None:
+                ids.append(
+                    self._insert(
+                        notification.id, d, DeliveryState.PENDING, item.policy, now, hold
+                    ).id
+                )
+                continue
+            row = self._insert(notification.id, d, DeliveryState.DONE, item.policy, now)
+            skipped = [RecipientResult.skipped(label, reason) for label in d.labels()]
+            self._store_results(row, skipped, {r.recipient: final(r) for r in skipped}, {}, now)
+            ids.append(row.id)
         for outcome in item.outcomes:
             done = self._insert(
                 notification.id,
@@ -207,9 +220,39 @@ class MemoryStore:
             expires_at=now + policy.max_age,
             updated_at=now,
             group=hold.group if hold is not None else None,
+            problem=hold.problem.key if hold is not None and hold.problem is not None else None,
         )
         self._deliveries[row.id] = row
         return row
+
+    def _repeat(self, hold: Hold, delivery: Delivery, now: float) -> str | None:
+        """As the SQLite store: counted while its problem's last message is within
+        ``repeat`` and none waits to go; else ``None``, the problem opened or counted."""
+        problem = hold.problem
+        if problem is None:
+            return None
+        found = self._problems.get(problem.key)
+        if found is None:
+            self._problems[problem.key] = OpenProblem(
+                delivery, problem.event_type, problem.job, now, 1
+            )
+            return None
+        found = self._problems[problem.key] = attrs.evolve(found, count=found.count + 1)
+        mine = [d for d in self._deliveries.values() if d.problem == problem.key]
+        if any(d.state is DeliveryState.PENDING for d in mine):
+            return None
+        sent = [
+            d.updated_at
+            for d in mine
+            if d.state is DeliveryState.DONE and d.updated_at >= found.since
+        ]
+        if sent and now - max(sent) < problem.repeat:
+            return counted(problem.job, max(sent), problem.repeat, found.count, found.since)
+        return None
+
+    async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
+        keys = sorted(k for k, p in self._problems.items() if p.job == job)
+        return [self._problems.pop(k) for k in keys]
 
     def _held_until(self, hold: Hold, now: float) -> float:
         """As the SQLite store: with the group's open deliveries, else after ``wait``,

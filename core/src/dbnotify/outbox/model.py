@@ -47,6 +47,29 @@ FAILED: Literal["failed"] = "failed"
 
 
 @attrs.frozen
+class Problem:
+    """A job's failure that stays one problem until the job succeeds: sent again at most
+    every ``repeat`` seconds; in between, a new failure is counted, not sent."""
+
+    key: str
+    job: str
+    event_type: str
+    repeat: float
+
+
+@attrs.frozen
+class OpenProblem:
+    """A problem a success resolved (:meth:`OutboxStore.resolve`): where its messages
+    went, since when, and how many failures it counted."""
+
+    delivery: Delivery
+    event_type: str
+    job: str
+    since: float
+    count: int
+
+
+@attrs.frozen
 class Hold:
     """A delivery that waits to be sent with the others of its group (``[grouping]``)."""
 
@@ -56,6 +79,8 @@ class Hold:
     """Seconds a new group holds its first delivery to gather others."""
     interval: float
     """Seconds after a group's last message before its next one may go."""
+    problem: Problem | None = None
+    """A job's failure: counted, not sent, while its last message is within ``repeat``."""
 
 
 @attrs.frozen

@@ -30,6 +30,7 @@ from dbnotify.outbox.model import (
     HistoryRow,
     Mute,
     MuteScope,
+    OpenProblem,
     Parked,
     RecipientState,
 )
@@ -47,8 +48,10 @@ class OutboxStore(Protocol):
         self, items: Sequence[Enqueue], *, now: float | None = None
     ) -> list[list[int]]:
         """Commit the notifications, each with its deliveries and outcomes, in one
-        transaction; returns each one's delivery ids. A delivery is due now, unless it is
-        held for its group (:class:`~dbnotify.outbox.model.Hold`): then it is due with its
+        transaction; returns each one's delivery ids. A job's failure whose problem
+        (:class:`~dbnotify.outbox.model.Problem`) was told within its ``repeat`` is
+        stored as skipped ("counted, not sent") instead. A delivery is due now, unless it
+        is held for its group (:class:`~dbnotify.outbox.model.Hold`): then it is due with its
         group's open deliveries, or after ``wait`` for a new group, and not before
         ``interval`` after the group's last message. Returns once committed
         durably: a crash of the process or the machine after it loses nothing. All or
@@ -181,6 +184,11 @@ class OutboxStore(Protocol):
 
     async def unmute(self, mute_id: int, *, now: float | None = None) -> Mute | None:
         """End the mute ``mute_id`` now; ``None`` when no such mute is in force."""
+        ...
+
+    async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
+        """Close the open problems of ``job`` (it succeeded) and return them, so that a
+        "resolved" message goes where their failures went."""
         ...
 
     async def listen(self, wake: Callable[[], None]) -> None:

@@ -23,7 +23,7 @@ import psycopg
 from dbnotify.config.model import OutboxSettings
 from dbnotify.errors import OutboxError
 from dbnotify.outbox.codec import decode, encode
-from dbnotify.outbox.decide import EXPIRED, decide, final, retry_only
+from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -35,6 +35,7 @@ from dbnotify.outbox.model import (
     Hold,
     Mute,
     MuteScope,
+    OpenProblem,
     Parked,
     RecipientState,
 )
@@ -152,15 +153,42 @@ class PostgresStore:
                 )
             ).fetchall()
             return [int(r["id"]) for r in rows][: len(item.deliveries)]
-        ids = await self._insert_deliveries(
-            conn,
-            notification.id,
-            item.deliveries,
-            PENDING,
-            item.policy,
-            now,
-            [item.hold(index) for index in range(len(item.deliveries))],
+        holds = [item.hold(index) for index in range(len(item.deliveries))]
+        reasons = [
+            await self._repeat(conn, hold, d, now) if hold is not None else None
+            for d, hold in zip(item.deliveries, holds, strict=True)
+        ]
+        sent = [i for i, reason in enumerate(reasons) if reason is None]
+        ids: dict[int, int] = dict(
+            zip(
+                sent,
+                await self._insert_deliveries(
+                    conn,
+                    notification.id,
+                    [item.deliveries[i] for i in sent],
+                    PENDING,
+                    item.policy,
+                    now,
+                    [holds[i] for i in sent],
+                ),
+                strict=True,
+            )
         )
+        for index, reason in enumerate(reasons):
+            if reason is None:
+                continue
+            d = item.deliveries[index]
+            (ids[index],) = await self._insert_deliveries(
+                conn, notification.id, [d], DONE, item.policy, now
+            )
+            await self._store_results(
+                conn,
+                [
+                    (ids[index], r, RecipientState.SKIPPED, reason)
+                    for r in (RecipientResult.skipped(label, reason) for label in d.labels())
+                ],
+                now,
+            )
         for outcome in item.outcomes:
             (delivery,) = await self._insert_deliveries(
                 conn,
@@ -176,7 +204,77 @@ class PostgresStore:
                 [(delivery, r, states[r.recipient], r.reason) for r in outcome.recipients],
                 now,
             )
-        return ids
+        return [ids[i] for i in range(len(item.deliveries))]
+
+    async def _repeat(
+        self, conn: Connection, hold: Hold, delivery: Delivery, now: float
+    ) -> str | None:
+        """As the SQLite store: counted while its problem's last message is within
+        ``repeat`` and none waits to go; else ``None``, the problem opened or counted."""
+        problem = hold.problem
+        if problem is None:
+            return None
+        row = await (
+            await conn.execute(
+                self.q(
+                    "INSERT INTO {s}.problem AS p (key, job, event_type, channel, target, "
+                    "recipients, opened_at, count) VALUES (%s, %s, %s, %s, %s, %s, %s, 1) "
+                    "ON CONFLICT (key) DO UPDATE SET count = p.count + 1 "
+                    "RETURNING p.count, p.opened_at"
+                ),
+                (
+                    problem.key,
+                    _text(problem.job),
+                    problem.event_type,
+                    delivery.channel,
+                    delivery.target.value,
+                    _text(json.dumps(delivery.recipients))
+                    if delivery.recipients is not None
+                    else None,
+                    now,
+                ),
+            )
+        ).fetchone()
+        assert row is not None
+        if row["count"] == 1:
+            return None
+        found = await (
+            await conn.execute(
+                self.q(
+                    "SELECT EXISTS (SELECT 1 FROM {s}.delivery WHERE problem = %(k)s AND "
+                    "state = %(p)s) AS waiting, (SELECT max(updated_at) FROM {s}.delivery "
+                    "WHERE problem = %(k)s AND state = %(d)s AND updated_at >= %(since)s) AS last"
+                ),
+                {"k": problem.key, "p": PENDING, "d": DONE, "since": row["opened_at"]},
+            )
+        ).fetchone()
+        assert found is not None
+        last = found["last"]
+        if not found["waiting"] and last is not None and now - last < problem.repeat:
+            return counted(problem.job, last, problem.repeat, row["count"], row["opened_at"])
+        return None
+
+    async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
+        async with self.database.transaction() as conn:
+            rows = await (
+                await conn.execute(
+                    self.q("DELETE FROM {s}.problem WHERE job = %s RETURNING *"), (job,)
+                )
+            ).fetchall()
+        return [
+            OpenProblem(
+                Delivery(
+                    r["channel"],
+                    Target(r["target"]),
+                    tuple(json.loads(r["recipients"])) if r["recipients"] else None,
+                ),
+                r["event_type"],
+                r["job"],
+                r["opened_at"],
+                r["count"],
+            )
+            for r in sorted(rows, key=lambda r: r["key"])
+        ]
 
     async def _insert_deliveries(
         self,
@@ -199,8 +297,8 @@ class PostgresStore:
             self.q(
                 "INSERT INTO {s}.delivery (notification_id, channel, target, recipients, state,"
                 " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at,"
-                " group_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " RETURNING id"
+                " group_key, problem) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s, %s) RETURNING id"
             ),
             [
                 (
@@ -216,6 +314,7 @@ class PostgresStore:
                     now + policy.max_age,
                     now,
                     hold.group if hold is not None else None,
+                    hold.problem.key if hold is not None and hold.problem is not None else None,
                 )
                 for d, at, hold in zip(
                     deliveries,

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from dbnotify.outbox.codec import decode, encode
-from dbnotify.outbox.decide import EXPIRED, decide, final, retry_only
+from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -38,6 +38,7 @@ from dbnotify.outbox.model import (
     Hold,
     Mute,
     MuteScope,
+    OpenProblem,
     Parked,
     RecipientState,
 )
@@ -97,12 +98,21 @@ class SQLiteStore:
                 encode(item.user_notification) if item.user_notification is not None else None,
             ),
         )
-        ids = [
-            self._insert_delivery(
-                db, notification.id, d, PENDING, item.policy, now, item.hold(index)
+        ids: list[int] = []
+        for index, d in enumerate(item.deliveries):
+            hold = item.hold(index)
+            reason = self._repeat(db, hold, d, now) if hold is not None else None
+            if reason is None:
+                ids.append(
+                    self._insert_delivery(db, notification.id, d, PENDING, item.policy, now, hold)
+                )
+                continue
+            ident = self._insert_delivery(db, notification.id, d, DONE, item.policy, now)
+            skipped = [RecipientResult.skipped(label, reason) for label in d.labels()]
+            self._store_results(
+                db, ident, skipped, {r.recipient: final(r) for r in skipped}, {}, now
             )
-            for index, d in enumerate(item.deliveries)
-        ]
+            ids.append(ident)
         for outcome in item.outcomes:
             delivery = self._insert_delivery(
                 db,
@@ -115,6 +125,55 @@ class SQLiteStore:
             states = {r.recipient: final(r) for r in outcome.recipients}
             self._store_results(db, delivery, outcome.recipients, states, {}, now)
         return ids
+
+    @staticmethod
+    def _repeat(db: sqlite3.Connection, hold: Hold, delivery: Delivery, now: float) -> str | None:
+        """A job's failure whose problem was told within ``repeat``: why it is counted,
+        not sent; ``None`` (it goes, with its group), and the problem is opened or
+        counted."""
+        problem = hold.problem
+        if problem is None:
+            return None
+        row = db.execute("SELECT * FROM problem WHERE key = ?", (problem.key,)).fetchone()
+        if row is not None:
+            db.execute("UPDATE problem SET count = count + 1 WHERE key = ?", (problem.key,))
+            waiting = db.execute(
+                "SELECT 1 FROM delivery WHERE problem = ? AND state = ? LIMIT 1",
+                (problem.key, PENDING),
+            ).fetchone()
+            (last,) = db.execute(
+                "SELECT max(updated_at) FROM delivery WHERE problem = ? AND state = ? AND "
+                "updated_at >= ?",
+                (problem.key, DONE, row["opened_at"]),
+            ).fetchone()
+            if waiting is None and last is not None and now - last < problem.repeat:
+                return counted(
+                    problem.job, last, problem.repeat, row["count"] + 1, row["opened_at"]
+                )
+            return None
+        db.execute(
+            "INSERT INTO problem (key, job, event_type, channel, target, recipients, opened_at,"
+            " count) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            (
+                problem.key,
+                problem.job,
+                problem.event_type,
+                delivery.channel,
+                delivery.target.value,
+                json.dumps(delivery.recipients) if delivery.recipients is not None else None,
+                now,
+            ),
+        )
+        return None
+
+    async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
+        return await asyncio.to_thread(self._resolve, job)
+
+    def _resolve(self, job: str) -> list[OpenProblem]:
+        with self.database.write() as db:
+            rows = db.execute("SELECT * FROM problem WHERE job = ? ORDER BY key", (job,)).fetchall()
+            db.execute("DELETE FROM problem WHERE job = ?", (job,))
+        return [_open_problem(row) for row in rows]
 
     @staticmethod
     def _held_until(db: sqlite3.Connection, hold: Hold, now: float) -> float:
@@ -148,7 +207,7 @@ class SQLiteStore:
         cursor = db.execute(
             "INSERT INTO delivery (notification_id, channel, target, recipients, state,"
             " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at,"
-            " group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " group_key, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 notification_id,
                 delivery.channel,
@@ -162,6 +221,7 @@ class SQLiteStore:
                 now + policy.max_age,
                 now,
                 hold.group if hold is not None else None,
+                hold.problem.key if hold is not None and hold.problem is not None else None,
             ),
         )
         assert cursor.lastrowid is not None
@@ -664,6 +724,21 @@ class SQLiteStore:
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
+
+
+def _open_problem(row: Any) -> OpenProblem:
+    recipients = json.loads(row["recipients"]) if row["recipients"] else None
+    return OpenProblem(
+        Delivery(
+            row["channel"],
+            Target(row["target"]),
+            tuple(recipients) if recipients is not None else None,
+        ),
+        row["event_type"],
+        row["job"],
+        row["opened_at"],
+        row["count"],
+    )
 
 
 def _mute_row(row: Any) -> Mute:
