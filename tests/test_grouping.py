@@ -31,8 +31,12 @@ to = ["ops@example.com", "dba@example.com"]
 type = "webhook"
 webhook_url = "{hook}"
 
+[channels.ops-discord]
+type = "discord"
+webhook_url = "{discord}"
+
 [routing]
-channels = ["ops-mail", "ops-hook"]
+channels = ["ops-mail", "ops-hook", "ops-discord"]
 
 [outbox]
 path = "{outbox}"
@@ -48,11 +52,15 @@ async def test_two_hundred_failures_make_one_message_per_channel(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    httpserver.expect_request("/discord", method="POST").respond_with_data("", status=204)
     async with LocalSMTPServer() as smtp:
         path = tmp_path / "dbnotify.toml"
         path.write_text(
             CONFIG.format(
-                port=smtp.port, hook=httpserver.url_for("/hook"), outbox=tmp_path / "o.sqlite"
+                port=smtp.port,
+                hook=httpserver.url_for("/hook"),
+                discord=httpserver.url_for("/discord"),
+                outbox=tmp_path / "o.sqlite",
             ),
             encoding="utf-8",
         )
@@ -65,7 +73,7 @@ async def test_two_hundred_failures_make_one_message_per_channel(
                 )
             assert time.monotonic() - started < 2.5
             for _ in range(200):  # 20 s at most
-                if smtp.messages and httpserver.log:
+                if smtp.messages and len(httpserver.log) >= 2:
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # anything more would have come by now
@@ -80,14 +88,17 @@ async def test_two_hundred_failures_make_one_message_per_channel(
     html = mail.message.get_body(("html",)).get_content()
     assert "180 more" in html
 
-    assert len(httpserver.log) == 1
-    posted = json.loads(httpserver.log[0][0].get_data(as_text=True))
-    assert "200 backups failed" in json.dumps(posted)
+    posted = {r.path: json.loads(r.get_data(as_text=True)) for r, _ in httpserver.log}
+    assert len(httpserver.log) == 2
+    assert set(posted) == {"/hook", "/discord"}
+    assert "200 backups failed" in json.dumps(posted["/hook"])
+    (embed,) = posted["/discord"]["embeds"]
+    assert embed["title"] == "200 backups failed"
 
-    assert len(rows) == 2 * 200 + 200  # two admins of the email channel, one hook, each
+    assert len(rows) == 2 * 200 + 200 + 200  # two admins of the email channel; hook; Discord
     assert {r.status for r in rows} == {"delivered"}
     assert all(r.reason and r.reason.startswith("sent in a group of 200") for r in rows)
-    print(f"200 failures -> {len(smtp.messages)} email, {len(httpserver.log)} webhook post")
+    print(f"200 failures -> {len(smtp.messages)} email, {len(httpserver.log)} posts")
 
 
 PRODUCER = """
@@ -111,11 +122,15 @@ async def test_a_group_open_when_its_host_is_killed_is_sent_once_after(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    httpserver.expect_request("/discord", method="POST").respond_with_data("", status=204)
     async with LocalSMTPServer() as smtp:
         path = tmp_path / "dbnotify.toml"
         path.write_text(
             CONFIG.format(
-                port=smtp.port, hook=httpserver.url_for("/hook"), outbox=tmp_path / "o.sqlite"
+                port=smtp.port,
+                hook=httpserver.url_for("/hook"),
+                discord=httpserver.url_for("/discord"),
+                outbox=tmp_path / "o.sqlite",
             ).replace('wait = "3s"', 'wait = "2s"'),
             encoding="utf-8",
         )
@@ -138,7 +153,7 @@ async def test_a_group_open_when_its_host_is_killed_is_sent_once_after(
         _out, err = await asyncio.wait_for(drained.communicate(), 60)
         assert drained.returncode == 0, err.decode()
     assert [m.message["Subject"] for m in smtp.messages] == ["[DBackup] 50 backups failed"]
-    assert len(httpserver.log) == 1
+    assert sorted(r.path for r, _ in httpserver.log) == ["/discord", "/hook"]
 
 
 def clock_at(local: str, zone: str) -> Callable[[], float]:
@@ -340,3 +355,25 @@ async def test_a_job_failing_again_is_counted_until_it_succeeds_then_resolved(
     assert (
         "succeeded after 13 failures since" in resolved.message.get_body(("plain",)).get_content()
     )
+
+
+RATE = REPEAT.split("[grouping")[0].replace(
+    'to = ["ops@example.com"]', 'to = ["ops@example.com"]\nrate_limit = "3/2s"'
+)
+
+
+async def test_beyond_a_channels_rate_limit_notifications_go_as_one(tmp_path: Path) -> None:
+    async with LocalSMTPServer() as smtp:
+        path = tmp_path / "dbnotify.toml"
+        path.write_text(RATE.format(port=smtp.port, outbox=tmp_path / "o.sqlite"), "utf-8")
+        async with Notifier(load_config(path)) as notifier:
+            for job in range(10):
+                await notifier.notify(Event("backup_failure", {"job_name": f"job-{job}"}))
+            await run_until(notifier, lambda: len(smtp.messages) >= 3, within=1.5)
+            early = len(smtp.messages)
+            await run_until(notifier, lambda: len(smtp.messages) >= 4)
+            await asyncio.sleep(0.5)
+    subjects = [m.message["Subject"] for m in smtp.messages]
+    assert early == 3, subjects
+    assert subjects[3:] == ["[DBackup] Over the rate limit: 7 backups failed"], subjects
+    assert len(subjects) == 4  # never dropped: the seven are in the one message

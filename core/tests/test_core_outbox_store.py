@@ -819,6 +819,32 @@ async def test_a_success_resolves_the_jobs_open_problems(store: OutboxStore) -> 
     assert await store.resolve("weekly") == []
 
 
+async def test_a_rate_limit_holds_only_what_comes_beyond_it(store: OutboxStore) -> None:
+    async def one(now: float) -> int:
+        ((ident,),) = await store.enqueue_many(
+            [
+                Enqueue(
+                    to_notification(FAILURE),
+                    None,
+                    [Delivery("mail", Target.CHANNEL)],
+                    POLICY,
+                    holds=[Hold("rate|mail", 60, 0, under=2)],
+                )
+            ],
+            now=now,
+        )
+        return ident
+
+    first, second, third, fourth = [await one(T0 + i) for i in range(4)]
+    got = await take(store, T0 + 5)
+    assert [(c.id, c.group) for c in got] == [(first, None), (second, None)]
+    for claimed in got:
+        await record(store, claimed, [ok(CHANNEL_LABEL)], now=T0 + 6)
+    assert await take(store, T0 + 59) == []
+    held = await take(store, T0 + 62)
+    assert sorted((c.id, c.group) for c in held) == [(third, "rate|mail"), (fourth, "rate|mail")]
+
+
 # --- SQLite only: the file, shared and durable ------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from dbnotify.config.model import (
     GroupingRule,
     OutboxSettings,
     QuietHours,
+    RateLimit,
     RenderingSettings,
     Routing,
 )
@@ -129,8 +130,16 @@ def load_config(
                 quiet = structure(QuietHours, block["quiet_hours"])
             except ConfigError as exc:
                 issues.extend(exc.prefixed(f"{where}.quiet_hours").issues)
+        rate: RateLimit | None = None
+        if "rate_limit" in block:
+            try:
+                rate = RateLimit.parse(block["rate_limit"])
+            except ValueError as exc:
+                issues.append(ConfigIssue(f"{where}.rate_limit", str(exc)))
         try:
-            channels[name] = ChannelSettings(name, kind, plugin.validate_config(options), quiet)
+            channels[name] = ChannelSettings(
+                name, kind, plugin.validate_config(options), quiet, rate
+            )
         except ConfigError as exc:
             issues.extend(exc.prefixed(where).issues)
     found = raw.get("channels")
@@ -336,6 +345,7 @@ def _check_references(
         *(["grouping"] if layout.grouping else []),
         *(["digest"] if layout.digest else []),
         *(f"channels.{n}.quiet_hours" for n, c in channels.items() if c.quiet_hours),
+        *(f"channels.{n}.rate_limit" for n, c in channels.items() if c.rate_limit),
     ]
     if holding and layout.outbox is None:
         issues.append(

@@ -280,7 +280,33 @@ class DigestRule:
     timezone: str = setting(default="UTC", validator=_timezone, description="time zone of at")
 
 
-CORE_CHANNEL_KEYS = frozenset({"type", "quiet_hours"})
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*")
+_PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
+_PER |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+
+@attrs.frozen
+class RateLimit:
+    """A channel's ``rate_limit`` (``"6/min"``): at most ``count`` messages each
+    ``per`` seconds; what comes beyond is held and sent as one, never dropped."""
+
+    count: int
+    per: float
+
+    @classmethod
+    def parse(cls, value: Any) -> RateLimit:
+        match = _RATE.fullmatch(value) if isinstance(value, str) else None
+        if match is None or int(match[1]) < 1 or match[2] == "0":
+            raise ValueError(
+                f'must be messages per time, e.g. "6/min", "100/hour", "1/30s" (got {value!r})'
+            )
+        return cls(int(match[1]), int(match[2] or 1) * float(_PER[match[3]]))
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.per:g}s"
+
+
+CORE_CHANNEL_KEYS = frozenset({"type", "quiet_hours", "rate_limit"})
 """Keys of a channel's block that dbnotify reads itself; the plugin gets the others."""
 
 
@@ -292,6 +318,7 @@ class ChannelSettings:
     type: str
     config: Any = attrs.field(repr=False)
     quiet_hours: QuietHours | None = None
+    rate_limit: RateLimit | None = None
 
 
 @attrs.frozen

@@ -72,7 +72,10 @@ def hold_for(
             return Hold(f"quiet|{base}", end - now, 0.0)
     rule = config.grouping_for(notification.event_type)
     if rule is None:
-        return None
+        rate = settings.rate_limit if settings is not None else None
+        if rate is None:
+            return None
+        return Hold(f"rate|{base}", rate.per, 0.0, under=rate.count)
     problem = None
     if notification.severity is Severity.FAILURE and notification.job_name:
         problem = Problem(
@@ -115,6 +118,8 @@ def heading(group: str | None) -> str:
         return f"Digest {group.split('|', 1)[0].removeprefix('digest=')}: "
     if group.startswith("quiet|"):
         return "While quiet: "
+    if group.startswith("rate|"):
+        return "Over the rate limit: "
     return ""
 
 

@@ -208,6 +208,17 @@ class MemoryStore:
         now: float,
         hold: Hold | None = None,
     ) -> _Delivery:
+        if hold is not None and hold.under is not None:
+            recent = sum(
+                1
+                for d in self._deliveries.values()
+                if d.delivery.channel == delivery.channel
+                and d.delivery.target is delivery.target
+                and d.group is None
+                and self._notifications[d.notification_id].created_at > now - hold.wait
+            )
+            if recent < hold.under:  # within the channel's rate: due now, on its own
+                hold = None
         row = _Delivery(
             id=next(self._ids),
             notification_id=notification_id,

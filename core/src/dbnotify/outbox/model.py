@@ -81,6 +81,9 @@ class Hold:
     """Seconds after a group's last message before its next one may go."""
     problem: Problem | None = None
     """A job's failure: counted, not sent, while its last message is within ``repeat``."""
+    under: int | None = None
+    """A channel's rate limit: held only when this many of the channel's deliveries (not
+    held ones) were queued in the last ``wait`` seconds; else due now, on its own."""
 
 
 @attrs.frozen

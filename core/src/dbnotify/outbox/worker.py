@@ -30,7 +30,7 @@ from dbnotify.errors import OutboxError
 from dbnotify.events import Event, to_notification
 from dbnotify.outbox.defaults import CONCURRENCY, FALLBACK_QUIET, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.grouping import group_notification, heading
+from dbnotify.outbox.grouping import group_notification, heading, hold_for
 from dbnotify.outbox.model import (
     Attempt,
     Claimed,
@@ -304,13 +304,16 @@ class Worker:
             "system_error",
             {"component": f"notification channel '{channel}'", "error": reason, "details": details},
         )
+        notice = to_notification(event)
+        told = Delivery(fallback, Target.CHANNEL)
         await self.store.enqueue_many(
             [
                 Enqueue(
-                    to_notification(event),
+                    notice,
                     None,
-                    [Delivery(fallback, Target.CHANNEL)],
+                    [told],
                     policy_for(event.type, config.outbox.retry),
+                    holds=[hold_for(config, told, notice, time.time())],  # grouped as any
                 )
             ]
         )

@@ -288,6 +288,12 @@ class PostgresStore:
     ) -> list[int]:
         if not deliveries:
             return []
+        holds = [
+            None if hold is not None and not await self._over_rate(conn, hold, d, now) else hold
+            for d, hold in zip(
+                deliveries, (*holds, *[None] * (len(deliveries) - len(holds))), strict=True
+            )
+        ]
         due = [
             await self._held_until(conn, hold, now) if hold is not None else now
             for hold in (*holds, *[None] * (len(deliveries) - len(holds)))
@@ -333,6 +339,26 @@ class PostgresStore:
             if not cursor.nextset():
                 break
         return ids
+
+    async def _over_rate(
+        self, conn: Connection, hold: Hold, delivery: Delivery, now: float
+    ) -> bool:
+        """Whether a hold stands: always, but for a channel's rate limit only when the
+        channel queued that many deliveries (not held ones) in the last ``wait``."""
+        if hold.under is None:
+            return True
+        row = await (
+            await conn.execute(
+                self.q(
+                    "SELECT count(*) AS n FROM {s}.delivery d JOIN {s}.notification n ON "
+                    "n.id = d.notification_id WHERE d.channel = %s AND d.target = %s AND "
+                    "d.group_key IS NULL AND n.created_at > %s"
+                ),
+                (delivery.channel, delivery.target.value, now - hold.wait),
+            )
+        ).fetchone()
+        assert row is not None
+        return int(row["n"]) >= hold.under
 
     async def _held_until(self, conn: Connection, hold: Hold, now: float) -> float:
         """As the SQLite store: with the group's open deliveries, else after ``wait``,

@@ -203,6 +203,15 @@ class SQLiteStore:
         now: float,
         hold: Hold | None = None,
     ) -> int:
+        if hold is not None and hold.under is not None:
+            (recent,) = db.execute(
+                "SELECT count(*) FROM delivery d JOIN notification n ON n.id = d.notification_id"
+                " WHERE d.channel = ? AND d.target = ? AND d.group_key IS NULL AND "
+                "n.created_at > ?",
+                (delivery.channel, delivery.target.value, now - hold.wait),
+            ).fetchone()
+            if recent < hold.under:  # within the channel's rate: due now, on its own
+                hold = None
         due = cls._held_until(db, hold, now) if hold is not None else now
         cursor = db.execute(
             "INSERT INTO delivery (notification_id, channel, target, recipients, state,"
