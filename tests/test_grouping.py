@@ -86,7 +86,7 @@ async def test_two_hundred_failures_make_one_message_per_channel(
     text = mail.message.get_body(("plain",)).get_content()
     assert all(f"job-{job:03}" in text for job in range(200))
     html = mail.message.get_body(("html",)).get_content()
-    assert "180 more" in html
+    assert "and 175 more (the text part lists every one)" in html
 
     posted = {r.path: json.loads(r.get_data(as_text=True)) for r, _ in httpserver.log}
     assert len(httpserver.log) == 2
@@ -247,7 +247,7 @@ async def test_a_daily_digest_summarises_at_its_time(tmp_path: Path) -> None:
     (mail,) = smtp.messages
     assert mail.message["Subject"] == "[DBackup] Digest daily: 3 backups succeeded"
     text = mail.message.get_body(("plain",)).get_content()
-    assert "per job: nightly 2, weekly 1" in text
+    assert "Per job: nightly 2, weekly 1." in text
 
 
 async def test_validate_refuses_what_cannot_be_held(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -327,7 +327,7 @@ async def test_a_job_failing_again_is_counted_until_it_succeeds_then_resolved(
             await run_until(notifier, lambda: bool(smtp.messages))
             assert subjects() == ["[DBackup] 10 backups failed: nightly-pg"]
             assert (
-                "per job: nightly-pg 10"
+                "Per job: nightly-pg 10."
                 in smtp.messages[0].message.get_body(("plain",)).get_content()
             )
 

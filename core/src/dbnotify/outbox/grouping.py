@@ -24,10 +24,6 @@ from dbnotify.windows import excepted, next_digest, quiet_until
 RESOLVED = "resolved"
 """The event type of a "resolved" message (:func:`resolved_notification`)."""
 
-SHOWN = 20
-"""Members shown as fields (the HTML table); the rest are counted ("and N more"). The
-message, which every text part carries, lists every one."""
-
 PHRASES = {
     "backup_failure": ("backup failed", "backups failed"),
     "backup_success": ("backup succeeded", "backups succeeded"),
@@ -152,18 +148,17 @@ def _member(notification: Notification) -> tuple[str, str]:
     """One member as a row: who (the job, else the title) and what (time, then error or
     message)."""
     error = next((f.value for f in notification.fields if f.label == "Error"), None)
-    when = notification.timestamp.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     who = notification.job_name or notification.title
-    return who, f"{when}: {error or notification.message}"
+    return who, f"{_when(notification)}: {error or notification.message}"
 
 
 def group_notification(members: Sequence[Notification], label: str = "") -> Notification:
     """The one message of a group: the count in the title (after ``label``: "Digest
-    daily: "), every member in the message, failures first (so the text part lists them
-    all), how many per job when a job is there more than once, the first :data:`SHOWN`
-    as fields (the HTML table) and the rest counted. Its id is made from the members',
-    so that a retry of the same group sends the same Message-ID."""
-    by_time = sorted(members, key=lambda n: (n.timestamp, n.id))
+    daily: "), when, how many per job when a job is there more than once, and every
+    member as a field (job, then time and error), failures first. The HTML table shows
+    the first rows and counts the rest; the text part lists every one. Its id is made
+    from the members', so that a retry of the same group sends the same Message-ID."""
+    by_time = sorted(members, key=lambda n: (n.timestamp, n.job_name or "", n.id))
     first, last = by_time[0], by_time[-1]
     ordered = sorted(by_time, key=lambda n: -_rank(n.severity))  # stable: by time within
     count = _count(ordered)
@@ -171,38 +166,28 @@ def group_notification(members: Sequence[Notification], label: str = "") -> Noti
     for n in ordered:
         if n.job_name:
             jobs[n.job_name] = jobs.get(n.job_name, 0) + 1
-    rows = [_member(n) for n in ordered]
-    span = (
-        f"at {_member(first)[1].split(': ')[0]}"
-        if first.timestamp == last.timestamp
-        else f"between {_member(first)[1].split(': ')[0]} and {_member(last)[1].split(': ')[0]}"
-    )
+    start, end = _when(first), _when(last)
+    span = f"at {start}" if start == end else f"between {start} and {end}"
     per_job = (
-        "per job: " + ", ".join(f"{job} {n}" for job, n in jobs.items()) + "\n"
+        "\nPer job: " + ", ".join(f"{job} {n}" for job, n in jobs.items()) + "."
         if any(n > 1 for n in jobs.values())
         else ""
     )
-    message = f"{count} {span}:\n{per_job}" + "\n".join(f"- {who} ({what})" for who, what in rows)
-    fields = [Field(who, what) for who, what in rows[:SHOWN]]
-    if len(rows) > SHOWN:
-        fields.append(
-            Field(
-                "And",
-                f"{len(rows) - SHOWN} more (the text part and dbnotify history list every one)",
-            )
-        )
     digest = hashlib.sha256(",".join(sorted(n.id for n in ordered)).encode()).hexdigest()
-    severities = [n.severity for n in ordered]
     return Notification(
         id="g" + digest[:31],
         event_type=first.event_type if len({n.event_type for n in ordered}) == 1 else "group",
-        severity=max(severities, key=_rank),
+        severity=max((n.severity for n in ordered), key=_rank),
         title=label + (count if label else count[:1].upper() + count[1:]),
-        message=message,
-        fields=tuple(fields),
+        message=f"{span[:1].upper() + span[1:]}.{per_job}",
+        fields=tuple(Field(*_member(n)) for n in ordered),
         timestamp=last.timestamp,
-        job_name=first.job_name if len({n.job_name for n in ordered}) == 1 else None,
+        job_name=first.job_name if len(jobs) == 1 and len(ordered) == sum(jobs.values()) else None,
     )
+
+
+def _when(notification: Notification) -> str:
+    return notification.timestamp.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _rank(severity: object) -> int:
