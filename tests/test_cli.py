@@ -257,6 +257,27 @@ async def test_validate_reports_a_missing_file(cli, write_config, tmp_path: Path
     assert f"configuration file '{tmp_path / 'nope.toml'}' not found" in run.err
 
 
+@pytest.mark.timeout(20)
+async def test_validate_refuses_a_fifo_in_templates_dir(cli, write_config, tmp_path: Path) -> None:
+    """A FIFO named like a template: reading it would wait for a writer forever."""
+    folder = tmp_path / "tpl"
+    (folder / "parts").mkdir(parents=True)
+    os.mkfifo(folder / "email.html")
+    os.mkfifo(folder / "parts" / "footer.txt")
+    path = write_config(
+        tmp_path / "c.toml", 2525, extra=f'\n[rendering]\ntemplates_dir = "{folder}"\n'
+    )
+    run = await cli("validate", "-c", str(path))
+    assert (run.code, run.out) == (2, "")
+    assert run.err.splitlines() == [
+        "2 configuration errors:",
+        "  rendering.templates_dir: template file email.html is a FIFO (named pipe), not a "
+        "regular file; replace it with a template file, or remove it",
+        "  rendering.templates_dir: template file parts/footer.txt is a FIFO (named pipe), "
+        "not a regular file; replace it with a template file, or remove it",
+    ]
+
+
 async def test_send_delivers_and_prints_per_recipient(
     cli, write_config, tmp_path: Path, smtp: LocalSMTPServer
 ) -> None:

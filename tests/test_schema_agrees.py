@@ -11,7 +11,8 @@ Left out of the generators, because JSON Schema cannot say them:
   files, which only ``validate`` can read;
 - the content of an address (email's ``from``, ``to``, ``cc``, ``bcc``, ``reply_to``):
   ``Mailbox.parse`` asks email-validator; the schema only requires an ``@``;
-- the content of a URL (webhook's ``webhook_url``, ntfy's and gotify's ``server_url``):
+- the content of a URL (webhook's ``webhook_url``, ntfy's and gotify's ``server_url``,
+  healthchecks' ``ping_url``, uptime-kuma's ``push_url``):
   ``urlsplit`` decides; and of a secret written as a literal (webhook's ``auth_header``,
   ntfy's ``access_token``, gotify's ``app_token``: printable ASCII), whose schema is the
   one every secret shares;
@@ -132,6 +133,48 @@ WEBHOOK: dict[str, Values] = {
 }
 WEBHOOK_REQUIRED = ("webhook_url",)
 
+EVENT_NAMES = ["backup_failure", "a", "x" * 100, "my.app:job-1"]
+BAD_EVENT_NAMES = ["", "a b", "x" * 101, "job\n", "ä", "a/b"]
+
+
+def signal_tables(good: Sequence[str], bad: Sequence[Any]) -> Values:
+    """``signals`` tables: event types to the plugin's signals, and ones that are wrong."""
+    return (
+        [
+            {},
+            *({name: value} for name in EVENT_NAMES for value in good),
+            dict.fromkeys(EVENT_NAMES, good[-1]),
+        ],
+        [
+            *({name: good[0]} for name in BAD_EVENT_NAMES),
+            *({"backup_failure": value} for value in bad),
+            ["backup_failure"],
+            "backup_failure",
+        ],
+    )
+
+
+HEALTHCHECKS: dict[str, Values] = {
+    "ping_url": (["https://hc-ping.com/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"], [5, []]),
+    "signals": signal_tables(
+        ["start", "success", "fail", "log"], ["Fail", "up", "", 1, None, ["fail"]]
+    ),
+    "run_id": BOOL,
+    "body_limit": ([0, 1, 100_000, 1_000_000], [-1, 1_000_001, "100000", 1.5, True]),
+    "timeout": TIMES,
+    "signal": ([], [{"backup_failure": "fail"}]),
+}
+HEALTHCHECKS_REQUIRED = ("ping_url",)
+
+UPTIME_KUMA: dict[str, Values] = {
+    "push_url": (["https://kuma.example.com/api/push/pK3vR8sT2w?status=up&msg=OK&ping="], [5]),
+    "signals": signal_tables(["up", "down"], ["UP", "fail", "", 0, None, {"up": 1}]),
+    "duration_as_ping": BOOL,
+    "timeout": TIMES,
+    "token": ([], ["pK3vR8sT2w"]),
+}
+UPTIME_KUMA_REQUIRED = ("push_url",)
+
 
 def generate(
     rng: random.Random, keys: Mapping[str, Values], required: Sequence[str]
@@ -210,6 +253,26 @@ async def test_webhook_schema_accepts_what_validate_accepts(cli: Any) -> None:
     from dbnotify_webhook.plugin import validate_config
 
     accepted, refused = await _agree(cli, "webhook", validate_config, WEBHOOK, WEBHOOK_REQUIRED, 12)
+    assert accepted > BLOCKS // 10
+    assert refused > BLOCKS // 10
+
+
+async def test_healthchecks_schema_accepts_what_validate_accepts(cli: Any) -> None:
+    from dbnotify_healthchecks.plugin import validate_config
+
+    accepted, refused = await _agree(
+        cli, "healthchecks", validate_config, HEALTHCHECKS, HEALTHCHECKS_REQUIRED, 12
+    )
+    assert accepted > BLOCKS // 10
+    assert refused > BLOCKS // 10
+
+
+async def test_uptime_kuma_schema_accepts_what_validate_accepts(cli: Any) -> None:
+    from dbnotify_uptime_kuma.plugin import validate_config
+
+    accepted, refused = await _agree(
+        cli, "uptime-kuma", validate_config, UPTIME_KUMA, UPTIME_KUMA_REQUIRED, 12
+    )
     assert accepted > BLOCKS // 10
     assert refused > BLOCKS // 10
 

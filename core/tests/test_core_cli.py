@@ -172,5 +172,6 @@ def test_a_plugin_bug_is_one_line_unless_verbose(tmp_path: Path, verbose: bool) 
         assert "warning: event test" in run.stderr  # each outcome, a failure as a warning
     else:
         assert run.stderr == (
-            "error: channel 'b': plugin 'boom' raised (run with -v for the traceback)\n"
+            "error: channel 'b': the boom plugin raised RuntimeError: kaput (run with -v for "
+            "the traceback)\n"
         )

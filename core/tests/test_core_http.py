@@ -259,6 +259,53 @@ def test_scrub_masks_a_query_value_and_basic_credentials_of_the_url() -> None:
     assert scrub(failed(f"Basic {blob}"), url).reply == "Basic ********"
 
 
+# --- short secrets: masked where they stand alone, not inside other words ----------------
+
+
+async def test_a_short_credential_query_value_is_masked_where_it_stands_alone(
+    httpserver: HTTPServer,
+) -> None:
+    """``?token=ab1`` is a secret however short; ``?v=1`` is not one (``1`` stays)."""
+    httpserver.expect_request("/hook").respond_with_data(
+        "token ab1 (token=ab1&v=1, 'ab1') refused; see tab1e and ab12", status=401
+    )
+    url = Secret(httpserver.url_for("/hook") + "?token=ab1&v=1")
+    result = await deliver("hook", "POST", url)
+    assert result.reply == (
+        "401 UNAUTHORIZED: token ******** (token=********&v=1, '********') refused; "
+        "see tab1e and ab12"
+    )
+
+
+async def test_a_short_url_password_is_masked(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_data("password pw for user u: no", status=403)
+    url = Secret(f"http://u:pw@{httpserver.host}:{httpserver.port}/x")
+    result = await deliver("hook", "POST", url)
+    assert result.reply == "403 FORBIDDEN: password ******** for user u: no"
+
+
+async def test_a_short_secret_is_not_masked_inside_other_words(httpserver: HTTPServer) -> None:
+    """A 2-character token masked everywhere would leave nothing readable: only where
+    no letter, digit or underscore touches it; its base64 and Basic forms too."""
+    blob = base64.b64encode(b"AC1:p1").decode()
+    httpserver.expect_request("/api").respond_with_data(
+        f"bad key p1 (X-Key: p1) and Basic {blob}; p1x, top1 and p1_ stay; "
+        f"base64 {base64.b64encode(b'p1').decode()}",
+        status=401,
+    )
+    result = await deliver(
+        "sms",
+        "POST",
+        httpserver.url_for("/api"),
+        headers={"X-Key": Secret("p1")},
+        auth=("AC1", Secret("p1")),
+    )
+    assert result.reply == (
+        "401 UNAUTHORIZED: bad key ******** (X-Key: ********) and Basic ********; p1x, top1 "
+        "and p1_ stay; base64 ********"
+    )
+
+
 async def test_an_unknown_host_is_named() -> None:
     result = await deliver("hook", "POST", "http://no-such-host.invalid/x")
     assert result.kind is FailureKind.TRANSIENT

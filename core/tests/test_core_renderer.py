@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from dbnotify.config.model import RenderingSettings
 from dbnotify.errors import ConfigError
 from dbnotify.events import Notification, Severity, to_notification
 from dbnotify.rendering import SEVERITY_COLORS, Renderer, template_problem
+from dbnotify.rendering.renderer import TemplateNotAFile
 
 WHEN = dt.datetime(2024, 3, 1, 2, 30, 5, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
@@ -353,6 +355,39 @@ def test_validate_reports_a_broken_override(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.timeout(20)
+def test_a_fifo_made_after_the_renderer_is_refused_when_included(tmp_path: Path) -> None:
+    """Not read (a FIFO waits for a writer), not skipped for a default of its name."""
+    renderer = Renderer(overrides(tmp_path, message_txt="{% include 'part.txt' %}"))
+    os.mkfifo(tmp_path / "templates" / "part.txt")
+    with pytest.raises(TemplateNotAFile) as caught:
+        renderer.text(note())
+    assert template_problem(caught.value) == (
+        "template file part.txt is a FIFO (named pipe), not a regular file; replace it "
+        "with a template file, or remove it"
+    )
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_override_is_a_configuration_error(tmp_path: Path) -> None:
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    os.mkfifo(folder / "subject.txt")
+    with pytest.raises(ConfigError) as caught:
+        Renderer(RenderingSettings(templates_dir=str(folder)))
+    assert [str(i) for i in caught.value.issues] == [
+        "rendering.templates_dir: template file subject.txt is a FIFO (named pipe), not a "
+        "regular file; replace it with a template file, or remove it"
+    ]
+
+
+def test_a_folder_named_like_a_template_is_not_one(tmp_path: Path) -> None:
+    """As Jinja2 has it: the default of that name is used."""
+    settings = overrides(tmp_path)
+    (Path(settings.templates_dir or "") / "subject.txt").mkdir()
+    assert Renderer(settings).subject(note()) == "[DBackup] Backup Failed: nightly-pg"
+
+
 def test_unknown_variable_in_an_override_is_an_error(tmp_path: Path) -> None:
     renderer = Renderer(overrides(tmp_path, subject_txt="{{ tittle }}"))
     with pytest.raises(jinja2.UndefinedError, match="'tittle' is undefined"):
@@ -598,3 +633,129 @@ def test_a_template_cannot_make_a_huge_value(source: str, refusal: str) -> None:
     with pytest.raises(SecurityError, match=refusal):
         Renderer().render_string(source, note())
     assert Renderer().render_string("{{ 'ab' * 3 }} {{ 2 ** 10 }}", note()) == "ababab 1024"
+
+
+def _refusal(what: str, added: int, unit: str = "characters") -> str:
+    return (
+        f"{what} would add {added} {unit} to a value; more than 1000000 at once is not "
+        "allowed in a template"
+    )
+
+
+# one C call each, never interrupted by the time limit: refused before it runs
+ONE_CALL = [
+    ('{{ "x"|center(1000000000) }}', _refusal("center", 999_999_999)),
+    ('{{ "x".center(1000000000) }}', _refusal("str.center", 999_999_999)),
+    ('{{ "x".ljust(1000000000) }}', _refusal("str.ljust", 999_999_999)),
+    ('{{ "x".rjust(1000000000) }}', _refusal("str.rjust", 999_999_999)),
+    ('{{ "x".zfill(1000000000) }}', _refusal("str.zfill", 999_999_999)),
+    ('{{ "x".encode().center(1000000000) }}', _refusal("bytes.center", 999_999_999)),
+    ('{{ "%999999999s"|format(1) }}', _refusal("format", 999_999_999)),
+    ('{{ "%999999999s" % 1 }}', _refusal("%", 999_999_999)),
+    ('{{ "%*s" % (999999999, "x") }}', _refusal("%", 999_999_999)),
+    ('{{ "%.999999999f" % 1.0 }}', _refusal("%", 999_999_999)),
+    ('{{ "x"|indent(1000000000, true) }}', _refusal("indent", 2_000_000_000)),
+    (
+        '{{ ("a " * 1000)|wordwrap(1, wrapstring="y" * 2000) }}',
+        _refusal("wordwrap", 999 * 2000),
+    ),
+    ('{{ ("x" * 1000)|replace("", "y" * 1000000) }}', _refusal("replace", 1001 * 1_000_000)),
+    ('{{ ("x" * 1000).replace("", "y" * 1000000) }}', _refusal("str.replace", 1001 * 1_000_000)),
+    (
+        '{{ (("x" * 1000)|safe).replace("", "y" * 1000000) }}',
+        _refusal("Markup.replace", 1001 * 1_000_000),
+    ),
+    ('{{ ("\t" * 1000).expandtabs(1000000000) }}', _refusal("str.expandtabs", 10**12)),
+    ('{{ "{:>999999999}".format(1) }}', _refusal("str.format", 999_999_999)),
+    ('{{ "{:>{}}".format(1, 999999999) }}', _refusal("str.format", 999_999_999)),
+    ('{{ "{0:>600000}{0:>600000}".format(1) }}', _refusal("str.format", 1_200_000)),
+    ('{{ "{x:>999999999}".format_map({"x": 1}) }}', _refusal("str.format", 999_999_999)),
+    ('{{ ("y" * 1000000).join(["a"] * 1000) }}', _refusal("str.join", 999_000_000)),
+    ('{{ (["a"] * 1000)|join("y" * 1000000) }}', _refusal("join", 999_000_000)),
+    ('{{ ("x" * 1000).translate({120: "y" * 1000000}) }}', _refusal("str.translate", 999_999_000)),
+    ('{{ [1]|batch(1000000000, "x")|list }}', _refusal("batch", 10**9, "items")),
+    ("{{ [[1]]|tojson(1000000000) }}", _refusal("tojson", 4 * 999_999_999)),
+    ('{{ ("&" * 300000)|forceescape|forceescape }}', _refusal("forceescape", 1_200_000)),
+    ('{{ ("é" * 300000)|urlencode }}', _refusal("urlencode", 1_500_000)),
+    ('{{ 1.5|round(1000000000, "floor") }}', "an exponent above 64 is not allowed in a template"),
+    (
+        "{{ (((9 ** 64) ** 64) ** 64) ** 64 }}",
+        _refusal("**", 63 * (((9**64) ** 64) ** 64).bit_length(), "bits"),
+    ),
+]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("source", "refusal"), ONE_CALL)
+def test_one_call_that_would_make_a_huge_value_is_refused(source: str, refusal: str) -> None:
+    with pytest.raises(SecurityError) as caught:
+        Renderer().render_string(source, note())
+    assert str(caught.value) == refusal
+    assert template_problem(caught.value) == f"template error: {refusal}"
+
+
+UNDER_THE_LIMIT = [
+    (
+        '{{ "x"|center(5) }}|{{ "x".ljust(3) }}|{{ "x".rjust(3) }}|{{ "7".zfill(3) }}',
+        "  x  |x  |  x|007",
+    ),
+    ('{{ "%5s"|format(1) }}|{{ "%-4d|" % 7 }}{{ "%.2f" % 1.5 }}|{{ 7 % 4 }}', "    1|7   |1.50|3"),
+    ('{{ "a\nb"|indent(2, true) }}|{{ "a b c"|wordwrap(3, wrapstring="/") }}', "  a\n  b|a b/c"),
+    ('{{ "x"|truncate(1000000000) }}|{{ "abcdef"|truncate(5, true, ".", 0) }}', "x|abcd."),
+    (
+        '{{ "a-b"|replace("-", "+") }}|{{ "a\tb".expandtabs(2) }}|{{ "{:>4}".format(1) }}',
+        "a+b|a b|   1",
+    ),
+    (
+        '{{ "-".join(["a", "b"]) }}|{{ [1, 2]|join(", ") }}|{{ "ab".translate({97: "AA"}) }}',
+        "a-b|1, 2|AAb",
+    ),
+    (
+        "{{ [1, 2, 3]|batch(2, 0)|list }}|{{ [1]|tojson(2) }}|{{ 1.55|round(1, 'floor') }}",
+        "[[1, 2], [3, 0]]|[\n  1\n]|1.5",
+    ),
+    (
+        '{{ "<&>"|forceescape }}|{{ "a b"|urlencode }}|{{ ("x" * 999999)|center(1000000)|length }}',
+        "&lt;&amp;&gt;|a%20b|1000000",
+    ),
+    ("{{ (9 ** 64) ** 64 > 0 }}|{{ 2 ** 10 * 3 }}", "True|3072"),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), UNDER_THE_LIMIT)
+def test_the_same_calls_under_the_limit_still_work(source: str, expected: str) -> None:
+    assert Renderer().render_string(source, note()) == expected
+
+
+def test_a_large_event_value_is_not_refused_for_its_own_size() -> None:
+    """The limit is on what a step adds: a 3 MB error may still be rewritten."""
+    big = ("x" * 29 + "\n") * 100_000
+    notification = note(data={"job_name": "j", "error": big})
+    source = '{{ fields[1][1]|replace("\n", "<br>")|length }}'
+    assert Renderer().render_string(source, notification) == str(100_000 * 33)
+    assert Renderer().render_string("{{ message }}", notification).endswith(big)
+
+
+@pytest.mark.timeout(20)
+def test_a_loop_printing_large_values_is_stopped_at_the_output_limit() -> None:
+    """The output may pass what the template was given by MAX_SIZE characters, no more:
+    else a loop of a million characters a turn fills the memory before the time is up."""
+    source = '{% for i in range(100000) %}{{ "x" * 1000000 }}{% endfor %}'
+    with pytest.raises(SecurityError) as caught:
+        Renderer().render_string(source, note())
+    found = re.fullmatch(
+        r"the template's output passed (\d+) characters \(the (\d+) of the values it was "
+        r"given and 1000000 more\), which is not allowed",
+        str(caught.value),
+    )
+    assert found is not None, str(caught.value)
+    assert int(found[1]) == int(found[2]) + 1_000_000
+    assert 100 < int(found[2]) < 1000  # title, message, fields, timestamps ...
+    assert Renderer().render_string('{{ "x" * 1000000 }}', note()) == "x" * 1_000_000
+
+
+def test_dbnotify_s_own_templates_are_not_watched_for_their_output() -> None:
+    """Without an override, a 3 MB error still makes a 3 MB text part."""
+    big = "y" * 3_000_000
+    text = Renderer().text(note(data={"job_name": "j", "error": big}))
+    assert big in text

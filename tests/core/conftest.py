@@ -17,6 +17,7 @@ from dbnotify.config.structure import structure
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.plugins import PluginRegistry
 from dbnotify.results import RecipientResult, TestReport, TestStage
+from dbnotify.secrets import Secret
 
 ADMIN_TO = ("ops@example.com", "dba@example.com")
 
@@ -57,6 +58,7 @@ def local_email_channel() -> Callable[..., dict[str, Any]]:
 @attrs.frozen
 class FakeConfig:
     target: str = "room-1"
+    token: Secret | None = None
 
 
 @attrs.define

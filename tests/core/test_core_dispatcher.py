@@ -111,7 +111,35 @@ async def test_plugin_that_raises_is_a_permanent_failure_naming_it(
     assert failure.reason == "the fake plugin raised RuntimeError: boom"
     assert failure.hint == "this is a bug in acme-fake; please report it"
     assert result.channels[0].status is Status.FAILED
-    assert "channel 'chat': plugin 'fake' raised" in caplog.text
+    assert "channel 'chat': the fake plugin raised RuntimeError: boom (run with" in caplog.text
+
+
+async def test_a_plugins_exception_never_shows_the_channels_secret(
+    fake_channel: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plugin that raises with its URL (token included) in the message: the result,
+    the log line and the traceback (``-v``) all have the token masked."""
+    token = "tok-Secret-99"
+
+    async def broken(_recipients: Any) -> list[RecipientResult]:
+        raise RuntimeError(f"401 from https://hooks.example.com/x?token={token}")
+
+    registry = PluginRegistry(entry_points=False, environ={})
+    registry.register("fake", fake_channel(broken), distribution="acme-fake", version="1.2")
+    config = load_config(
+        {
+            "channels": {"chat": {"type": "fake", "token": token}},
+            "routing": {"channels": ["chat"]},
+        },
+        registry,
+    )
+    caplog.set_level(logging.INFO)
+    failure = only(await Notifier(config, plugins=registry).notify(FAILURE))
+    assert failure.reason == (
+        "the fake plugin raised RuntimeError: 401 from https://hooks.example.com/x?token=********"
+    )
+    assert "Traceback" in caplog.text
+    assert token not in caplog.text
 
 
 @pytest.mark.parametrize("nothing", [[], (), None])

@@ -75,7 +75,8 @@ from dbnotify.events import Field, Notification, Severity
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.rendering import Renderer, one_line
 from dbnotify.results import FailureKind, RecipientResult, Status, TestReport, TestStage
-from dbnotify.secrets import MASK, Secret
+from dbnotify.secrets import MASK, Masker, Secret, base64_forms, basic_forms, credential_key
+from dbnotify.secrets import forms as secret_forms
 
 __all__ = [
     "MASK",
@@ -86,6 +87,7 @@ __all__ = [
     "FailureKind",
     "Field",
     "InvalidField",
+    "Masker",
     "Notification",
     "RecipientResult",
     "Renderer",
@@ -94,6 +96,9 @@ __all__ = [
     "Status",
     "TestReport",
     "TestStage",
+    "base64_forms",
+    "basic_forms",
+    "credential_key",
     "describe_value",
     "did_you_mean",
     "hookimpl",
@@ -104,6 +109,7 @@ __all__ = [
     "one_line",
     "positive",
     "regular_file_problem",
+    "secret_forms",
     "setting",
     "structure",
 ]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
+from typing import Any
 
 import attrs
 import jinja2
@@ -29,6 +31,7 @@ from dbnotify.results import (
     TestReport,
     TestStage,
 )
+from dbnotify.secrets import Masker, Secret, forms
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +128,11 @@ class Deliverer:
                 f"not delivered within {self.deadline:g}s",
                 "the server is slow or unreachable; raise dispatch.deadline if it is merely slow",
             )
-        except Exception as exc:
-            log.exception("channel %r: plugin %r raised", delivery.channel, plugin.type)
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug is a result; _raised logs it
             outcome = self._failed(
                 labels,
                 FailureKind.PERMANENT,
-                f"the {plugin.type} plugin raised {type(exc).__name__}: {exc}",
+                _raised(delivery.channel, settings, plugin, exc),
                 _bug_hint(plugin),
             )
         return ChannelResult(
@@ -170,13 +172,8 @@ class Deliverer:
             )
         except jinja2.TemplateError as exc:
             return failed("render", f"rendering failed: {template_problem(exc)}", RENDER_HINT)
-        except Exception as exc:
-            log.exception("channel %r: plugin %r raised during test", channel, plugin.type)
-            return failed(
-                "plugin",
-                f"the {plugin.type} plugin raised {type(exc).__name__}: {exc}",
-                _bug_hint(plugin),
-            )
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug is a result; _raised logs it
+            return failed("plugin", _raised(channel, settings, plugin, exc), _bug_hint(plugin))
 
     async def shutdown(self) -> None:
         """Let each plugin in use close what it keeps open on this loop; never raises."""
@@ -188,3 +185,31 @@ class Deliverer:
                 await plugin.shutdown()
             except Exception:
                 log.exception("plugin %r failed to shut down", plugin.type)
+
+
+def _secrets_of(value: Any, found: list[str]) -> list[str]:
+    """Every secret a channel's configuration holds, however deep (attrs classes,
+    lists, tables)."""
+    if isinstance(value, Secret):
+        found.append(value.reveal())
+    elif attrs.has(type(value)):
+        for field in attrs.fields(type(value)):
+            _secrets_of(getattr(value, field.name), found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _secrets_of(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _secrets_of(item, found)
+    return found
+
+
+def _raised(channel: str, settings: ChannelSettings, plugin: ChannelPlugin, exc: Exception) -> str:
+    """What a plugin's exception says, as a result's reason and in the log: its text may
+    hold the channel's secrets (a URL with its token, a password echoed), so every form
+    of them is masked, in the reason and in the traceback alike."""
+    mask = Masker(f for s in _secrets_of(settings.config, []) for f in forms(s))
+    reason = mask(f"the {plugin.type} plugin raised {type(exc).__name__}: {exc}")
+    log.error("channel %r: %s (run with -v for the traceback)", channel, reason)
+    log.info("%s", mask("".join(traceback.format_exception(exc)).rstrip()))  # -v
+    return reason

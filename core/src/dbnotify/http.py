@@ -21,7 +21,6 @@ log lines either.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import functools
 import logging
@@ -31,14 +30,14 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 import httpx
 
 from dbnotify.config.fields import describe_value
 from dbnotify.results import FailureKind, RecipientResult, Status, TestStage
-from dbnotify.secrets import MASK, Secret
+from dbnotify.secrets import Masker, Secret, basic_forms, credential_key, forms
 
 DEFAULT_TIMEOUT = 15.0
 TEXT_LIMIT = 1000
@@ -108,16 +107,9 @@ def json_answer(response: httpx.Response) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def _excerpt(response: httpx.Response, secrets: tuple[str, ...]) -> str:
+def _excerpt(response: httpx.Response, mask: Masker) -> str:
     # masked before it is cut: a secret across the cut would leave its start
-    return _mask(" ".join(response.text.split()), secrets)[:200]
-
-
-def _mask(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+    return mask(" ".join(response.text.split()))[:200]
 
 
 NOT_FOUND = (
@@ -143,7 +135,7 @@ def result_of(
     reply = f"{status} {response.reason_phrase}".strip()
     if 200 <= status < 300:
         return RecipientResult.delivered(label, reply=reply)
-    said = _excerpt(response, secrets)
+    said = _excerpt(response, Masker(secrets))
     detail = f"{reply}: {said}" if said else reply
     if status == 429:
         wait = retry_after(response)
@@ -234,6 +226,7 @@ async def deliver(
     if isinstance(url, Secret):
         found.update(url_secrets(target))
     secrets = tuple(sorted(found - {""}, key=len, reverse=True))  # longest first
+    mask = Masker(secrets)
     try:
         async with client(timeout=timeout, verify=verify) as http:
             response = await http.request(
@@ -264,7 +257,7 @@ async def deliver(
     result = result_of(label, response, secrets=secrets, not_found=not_found)
     if explain is not None:
         result = _explained(explain, response, result)
-    return _masked(result, secrets)
+    return _masked(result, mask)
 
 
 def _os_error(exc: BaseException) -> OSError | None:
@@ -341,13 +334,13 @@ def _explained(
     return explained
 
 
-def _masked(result: RecipientResult, secrets: tuple[str, ...]) -> RecipientResult:
+def _masked(result: RecipientResult, mask: Masker) -> RecipientResult:
     """``result`` with every secret masked in its texts, each cut to TEXT_LIMIT."""
 
     def clean(text: str | None) -> str | None:
         if text is None:
             return None
-        text = _mask(text, secrets)  # before the cut, so no secret is left half there
+        text = mask(text)  # before the cut, so no secret is left half there
         if len(text) > TEXT_LIMIT:
             text = text[: TEXT_LIMIT - 3] + "..."
         return text
@@ -409,33 +402,31 @@ def check_url(_inst: Any, _attr: attrs.Attribute[Any], value: Secret | str | Non
 
 
 MIN_QUERY_VALUE = 4
-"""Query values shorter than this are not masked (``?v=1`` would mask every ``1``)."""
+"""A query value shorter than this is masked only under a key that names a credential
+(``?key=ab``): another key's short value may be a word (``?v=1``, ``?fmt=json``)."""
 
 
 def secret_forms(secret: str) -> set[str]:
-    """``secret`` as a service may echo it: as it is, and URL-encoded."""
-    return {secret, quote(secret, safe=""), quote_plus(secret)} - {""}
-
-
-def basic_forms(user: str, password: str) -> set[str]:
-    """The ``Authorization: Basic`` value of ``user`` and ``password`` (echoed by some
-    services), besides the password's own forms."""
-    blob = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return {blob, blob.rstrip("="), *secret_forms(password)}
+    """``secret`` as a service may echo it: as it is, URL-encoded, base64
+    (:func:`dbnotify.secrets.forms`; masked by :class:`~dbnotify.secrets.Masker`'s rule,
+    a short one only where it stands alone)."""
+    return forms(secret)
 
 
 def url_secrets(url: str) -> list[str]:
     """The parts of a URL that may be a token, longest first: path, query, long path
-    segments, every query value (``?apikey=...``, however short), user and password."""
+    segments, every query value of 4 characters or more and every one under a key such as
+    ``apikey`` or ``token`` however short, and the password (however short) with the
+    Basic value of user and password."""
     parts = urlsplit(url)
     found = [parts.path, parts.query]
     for segment in parts.path.split("/"):
         found += [segment, unquote(segment)]
     secrets = {s for s in found if len(s) >= 16}
-    for _key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if len(value) >= MIN_QUERY_VALUE:
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if len(value) >= MIN_QUERY_VALUE or credential_key(key):
             secrets |= secret_forms(value)
-    if parts.password and len(parts.password) >= 4:
+    if parts.password:
         password = unquote(parts.password)
         secrets |= {parts.password, *basic_forms(unquote(parts.username or ""), password)}
     return sorted(secrets, key=len, reverse=True)
@@ -448,18 +439,12 @@ def scrub(result: RecipientResult, url: Secret) -> RecipientResult:
     token. :func:`~dbnotify.http.deliver` does this itself for a Secret URL; this is for
     a channel that sends its requests some other way.
     """
-    secrets = url_secrets(url.reveal())
-    if not secrets:
+    mask = Masker(url_secrets(url.reveal()))
+    if not mask:
         return result
-
-    def mask(text: str | None) -> str | None:
-        if text is None:
-            return None
-        for secret in secrets:
-            text = text.replace(secret, MASK)
-        return text
-
-    return attrs.evolve(result, reply=mask(result.reply), reason=mask(result.reason))
+    return attrs.evolve(
+        result, reply=mask.optional(result.reply), reason=mask.optional(result.reason)
+    )
 
 
 def config_stage(url: Secret, what: str, *, send_message: bool, started: float) -> TestStage:

@@ -176,3 +176,25 @@ async def test_test_of_a_failing_service_fails_the_send_stage(
         "Failed to send JSON POST notification: error=403."
     )
     assert send.hint == "the service refused the credentials in this Apprise URL; check them"
+
+
+async def test_a_short_password_echoed_by_the_service_is_masked(
+    httpserver: Any, make_notifier: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A password is a secret however short: masked where it stands alone, in Apprise's
+    own log of the answer; not inside other words."""
+    caplog.set_level(logging.DEBUG)
+    httpserver.expect_request("/hook", method="POST").respond_with_data(
+        "password pw1 refused (pw1x stays)", status=401
+    )
+    url = f"json://dbackup:pw1@127.0.0.1:{httpserver.port}/hook"
+    async with make_notifier([url]) as notifier:
+        (failed,) = (await notifier.notify(EVENT)).failed
+
+    assert failed.reply == "HTTP 401"
+    details = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("apprise") and "Response Details" in r.getMessage()
+    ]
+    assert details == ["Response Details:\r\nb'password ******** refused (pw1x stays)'"]

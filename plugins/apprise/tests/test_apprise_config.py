@@ -89,6 +89,15 @@ def test_echoed_basic_credentials_and_apprise_prints_are_masked() -> None:
     )
 
 
+def test_a_short_password_and_credential_query_value_are_masked_where_they_stand_alone() -> None:
+    """Secrets however short; a short path segment or other query value may be a word."""
+    url = "ntfys://me:pw@ntfy.example.com/alerts/v2?token=ab&mode=xy"
+    said = "pw and token ab refused for v2 (mode xy); abc, tab and pwd stay; p...w"
+    assert redact.redact(said, [url]) == (
+        "******** and token ******** refused for v2 (mode xy); abc, tab and pwd stay; ********"
+    )
+
+
 def test_unknown_keys_are_refused() -> None:
     assert issues({"urls": ["ntfy://ntfy.sh/x"], "title_template": "x"}) == [
         "title_template: unknown key (known: urls)"

@@ -168,3 +168,29 @@ async def test_the_outbox_file_and_history_never_hold_an_echoed_secret(
     assert row.reply == f"535 5.7.8 AUTH PLAIN {MASK} for {MASK}"
     stored = await asyncio.to_thread(_all_bytes, tmp_path)
     assert [s for s in (PASSWORD, PLAIN, LOGIN.rstrip("=")) if s.encode() in stored] == []
+
+
+SHORT = "pw7"
+"""Shorter than any form masked wherever it is: masked where it stands alone."""
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+async def test_a_short_password_is_masked_where_it_stands_alone(
+    scripted: Any, make_notifier: Any
+) -> None:
+    plain, login = b64(f"\0{USER}\0{SHORT}"), b64(SHORT)
+    said = (
+        f"535 5.7.8 password {SHORT} (pw={SHORT}; '{login}') refused; "
+        f"{SHORT}x and apw7 stay; PLAIN {plain}"
+    )
+    server = await scripted(good_ehlo=EHLO, replies={"AUTH": said})
+    notifier = make_notifier(server.port, user=USER, password=SHORT, allow_plaintext_auth=True)
+
+    (recipient,) = (await notifier.notify(EVENT)).recipients
+    masked = (
+        f"535 5.7.8 password {MASK} (pw={MASK}; '{MASK}') refused; {SHORT}x and apw7 stay; "
+        f"PLAIN {MASK}"
+    )
+    assert recipient.reply == masked
+    report = await notifier.test("mail")
+    assert report.stages[-1].detail == f"Invalid login credentials (server said: {masked})"

@@ -1,4 +1,5 @@
-"""The outbox's commands: ``worker``, ``outbox``, ``history``, ``retry``, ``purge``.
+"""The outbox's commands: ``worker``, ``outbox`` (``outbox init``, ``outbox copy``),
+``history``, ``retry``, ``purge``.
 
 Each needs an ``[outbox]`` in the configuration file. Output is plain lines that name
 the delivery (``#12``), so that ``dbnotify retry 12`` can follow.
@@ -22,6 +23,7 @@ from dbnotify.cli._common import (
     EXIT_USAGE,
     config_option,
     describe_row,
+    load,
     run_and_close,
     usage,
     when,
@@ -33,6 +35,7 @@ from dbnotify.outbox.model import RecipientState
 # As in every command module: what a command needs (asyncio, the configuration, the store) is
 # imported when it runs, so that ``dbnotify --help`` stays light.
 if TYPE_CHECKING:
+    from dbnotify.config.model import OutboxSettings
     from dbnotify.notifier import Notifier
     from dbnotify.outbox.model import HistoryRow
     from dbnotify.outbox.store import OutboxStore
@@ -141,11 +144,34 @@ def worker(config_path: Path, drain: bool, concurrency: int, grace: float) -> No
     click.echo(f"worker stopped after {count(runner.attempted, 'attempt')}{gave_back}", err=True)
 
 
-@click.command("outbox")
-@config_option
+@click.group("outbox", invoke_without_command=True)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the TOML configuration file",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def outbox_command(config_path: Path, as_json: bool) -> None:
-    """What is waiting (pending) and what gave up (dead), with reasons; parked channels."""
+@click.pass_context
+def outbox_command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
+    """What is waiting (pending) and what gave up (dead), with reasons; parked channels.
+
+    With a command: create or migrate the outbox's tables (init), or copy a SQLite
+    outbox into PostgreSQL (copy).
+    """
+    if ctx.invoked_subcommand is not None:
+        if config_path is not None:  # dbnotify outbox -c FILE init: the command's -c
+            ctx.default_map = {
+                name: {"config_path": str(config_path)} for name in outbox_command.commands
+            }
+        return
+    if config_path is None:
+        raise click.UsageError("Missing option '-c' / '--config'.", ctx)
+    _list(config_path, as_json)
+
+
+def _list(config_path: Path, as_json: bool) -> None:
     from dbnotify.errors import OutboxError
     from dbnotify.outbox.model import Parked
     from dbnotify.outbox.worker import fingerprint
@@ -197,6 +223,171 @@ def outbox_command(config_path: Path, as_json: bool) -> None:
     click.echo(f"{len(pending)} pending, {len(dead)} dead")
     for row in [*pending, *dead]:
         click.echo("  " + describe_row(row))
+
+
+def _outbox_settings(path: Path) -> OutboxSettings:
+    config = load(path)
+    if config.outbox is None:
+        usage(f'{path} has no [outbox]; add one, e.g. [outbox] path = "/var/lib/dbnotify.sqlite"')
+    return config.outbox
+
+
+@outbox_command.command("init")
+@config_option
+def init(config_path: Path) -> None:
+    """Create the outbox's tables, or migrate them to this dbnotify's schema, now.
+
+    Workers and producers do it on first use too; run it to do it on purpose (a
+    PostgreSQL outbox: as a user allowed to create the schema), and to see the version.
+    """
+    import asyncio
+
+    from dbnotify.errors import OutboxError
+    from dbnotify.outbox.store import open_store
+
+    settings = _outbox_settings(config_path)
+    where = settings.where + (f" (schema {settings.schema})" if settings.url else "")
+
+    async def body() -> tuple[int, int]:
+        store = open_store(settings)
+        try:
+            return await _init(store)
+        finally:
+            await store.aclose()
+
+    try:
+        found, latest = asyncio.run(body())
+    except OutboxError as exc:
+        usage(str(exc))
+    if found == 0:
+        done = f"created, schema version {latest}"
+    elif found == latest:
+        done = f"already at schema version {latest}"
+    else:
+        done = f"migrated from {found} to {latest}"
+    click.echo(f"outbox {where}: {done}")
+
+
+async def _init(store: OutboxStore) -> tuple[int, int]:
+    """The schema version ``store`` had, and the one it has now."""
+    from dbnotify.outbox.sqlite import SQLiteStore
+    from dbnotify.outbox.sqlite import schema as sqlite_schema
+
+    if isinstance(store, SQLiteStore):
+        return await store.init(), sqlite_schema.LATEST
+    from dbnotify.outbox.postgres import PostgresStore
+    from dbnotify.outbox.postgres import schema as postgres_schema
+
+    assert isinstance(store, PostgresStore)
+    return await store.init(), postgres_schema.LATEST
+
+
+def _libpq_has_password(url: str) -> bool:
+    """Whether libpq finds a password of its own: in the URL, PGPASSWORD, or a
+    password file (PGPASSFILE, else ~/.pgpass)."""
+    import os
+    import urllib.parse
+
+    try:
+        in_url = urllib.parse.urlsplit(url).password is not None
+    except ValueError:
+        in_url = False
+    passfile = Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+    return in_url or "PGPASSWORD" in os.environ or passfile.is_file()
+
+
+def _without_password(url: str) -> str:
+    """``url`` as it goes in the configuration: its password (if any) left out."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}@{host}"))
+
+
+@outbox_command.command("copy")
+@config_option
+@click.option(
+    "--to",
+    "url",
+    required=True,
+    metavar="URL",
+    help="the PostgreSQL outbox, e.g. postgresql://dbnotify@db.internal:5432/dbnotify",
+)
+@click.option(
+    "--password-env",
+    metavar="NAME",
+    help="the environment variable that holds its password (default: what libpq finds, "
+    "PGPASSWORD or ~/.pgpass)",
+)
+@click.option("--schema", help="the schema of its tables (default: [outbox] schema)")
+def copy(config_path: Path, url: str, password_env: str | None, schema: str | None) -> None:
+    """Move the SQLite outbox ([outbox] path) into an empty PostgreSQL outbox: pending,
+    parked and dead work, and the history; once, in one transaction.
+
+    Stop the workers (and whatever sends) first: a delivery leased to a running worker
+    is refused. Delivery ids stay as they are. The SQLite file is left unchanged.
+    """
+    import asyncio
+    import os
+
+    import attrs
+
+    from dbnotify.errors import OutboxError
+    from dbnotify.secrets import Secret, redacted_url
+
+    settings = _outbox_settings(config_path)
+    if settings.path is None:
+        usage(
+            f"{config_path}: [outbox] is PostgreSQL already ({settings.where}); copy reads "
+            "the SQLite outbox that [outbox] path names"
+        )
+    password: Secret | None = None
+    if password_env is not None:
+        value = os.environ.get(password_env)
+        if value is None:
+            usage(f"--password-env {password_env}: no such environment variable is set")
+        password = Secret(value, f"env {password_env}")
+    elif not _libpq_has_password(url):
+        password = settings.password
+    try:
+        target = attrs.evolve(
+            settings,
+            path=None,
+            url=url,
+            password=password,
+            schema=schema if schema is not None else settings.schema,
+        )
+    except ValueError as exc:
+        name = "--schema" if "SQL name" in str(exc) or "pg_" in str(exc) else "--to"
+        usage(f"{name} {exc}")
+    try:
+        from dbnotify.outbox.postgres.copy import copy_outbox
+    except ImportError as exc:
+        usage(
+            f"copying to PostgreSQL needs psycopg, which is not installed ({exc.name}); "
+            "pip install 'dbnotify[postgresql]'"
+        )
+    try:
+        copied = asyncio.run(copy_outbox(settings.path, target))
+    except OutboxError as exc:
+        usage(str(exc))
+    parts = [f"{copied.pending} pending", f"{copied.dead} dead"]
+    if copied.parked:
+        parts.append(count(copied.parked, "parked channel"))
+    parts.append(count(copied.attempts, "attempt"))
+    keys = [f'url = "{_without_password(url)}"']
+    if target.schema != settings.schema:
+        keys.append(f'schema = "{target.schema}"')
+    if password_env is not None:
+        keys.append(f'password = {{ env = "{password_env}" }}')
+    click.echo(
+        f"copied {count(copied.notifications, 'notification')} ({', '.join(parts)}) to "
+        f"{redacted_url(url)} (schema {target.schema}); now set [outbox] "
+        f"{', '.join(keys)} and remove path"
+    )
 
 
 def _parse_time(value: str | None, name: str) -> float | None:

@@ -33,7 +33,7 @@ from dbnotify.config.structure import structure
 from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import CATALOGUE, JobRule, NotifyUser
 from dbnotify.plugins import PluginRegistry, default_registry
-from dbnotify.rendering import Renderer
+from dbnotify.rendering import Renderer, files_not_templates
 
 
 @attrs.frozen
@@ -212,7 +212,11 @@ def _salvage(cl: Any, raw: Any) -> Any:
 
 
 def _check_templates(settings: RenderingSettings) -> list[ConfigIssue]:
-    """Compile the operator's templates now, so that ``validate`` finds their errors."""
+    """Compile the operator's templates now, so that ``validate`` finds their errors;
+    first, refuse any of its entries that is not a file (reading a FIFO waits forever)."""
+    folder = os.path.expanduser(settings.templates_dir or "")
+    if found := files_not_templates(folder):
+        return [ConfigIssue("rendering.templates_dir", problem) for problem in found]
     try:
         Renderer(settings)
     except ConfigError as exc:

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
+import posixpath
 import re
+import stat
 import textwrap
 import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +26,11 @@ import css_inline
 import jinja2
 import markupsafe
 
+from dbnotify.config.fields import regular_file_problem
 from dbnotify.config.model import RenderingSettings
 from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import Notification, Severity
-from dbnotify.rendering.limits import BoundedSandbox, time_limit
+from dbnotify.rendering.limits import BoundedSandbox, output_limit, size_of, time_limit
 
 SEVERITY_COLORS: dict[Severity, str] = {
     Severity.SUCCESS: "#16a34a",
@@ -65,8 +70,79 @@ _html_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
 by :func:`html_lines`); ``None`` outside :meth:`Renderer.html`."""
 
 
+class TemplateNotAFile(jinja2.TemplateError):
+    """A template's name in ``rendering.templates_dir`` is a FIFO, socket or device."""
+
+
+def not_a_file(name: str, problem: str) -> str:
+    """``template file email.html is a FIFO (named pipe), not a regular file; ...``."""
+    return f"template file {name} {problem}; replace it with a template file, or remove it"
+
+
+class OperatorLoader(jinja2.FileSystemLoader):
+    """The operator's folder, where only a regular file is a template.
+
+    Jinja2's loader skips a FIFO silently (its default of the same name is used instead,
+    the override lost) and would wait forever reading one that appears after its check.
+    Here a FIFO, socket or device of the name is an error naming the file, and the file
+    is opened without waiting and checked as opened.
+    """
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        pieces = jinja2.loaders.split_template_path(template)
+        for folder in self.searchpath:
+            filename = posixpath.join(folder, *pieces)
+            if os.path.lexists(filename):
+                break
+        else:
+            return super().get_source(environment, template)  # its TemplateNotFound
+        if os.path.isdir(filename):
+            raise jinja2.TemplateNotFound(template)  # as Jinja2 does: the next loader's
+        if problem := regular_file_problem(filename):  # before opening: not a device
+            raise TemplateNotAFile(not_a_file(template, problem))
+        try:
+            fd = os.open(filename, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return super().get_source(environment, template)  # gone, or its own error
+        with os.fdopen(fd, encoding=self.encoding) as file:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode):  # replaced since the check
+                raise TemplateNotAFile(not_a_file(template, "is not a regular file"))
+            os.set_blocking(fd, True)
+            contents = file.read()
+        mtime = found.st_mtime
+
+        def uptodate() -> bool:
+            try:
+                return os.path.getmtime(filename) == mtime
+            except OSError:
+                return False
+
+        return contents, os.path.normpath(filename), uptodate
+
+
+def files_not_templates(folder: str | os.PathLike[str]) -> list[str]:
+    """What is wrong with each entry of ``folder`` (and its subfolders) that is named like
+    a file but is not one: ``template file email.html is a FIFO (named pipe), ...``.
+
+    For ``validate``: any of them may be loaded by name (an override, an include), and
+    :class:`OperatorLoader` would refuse it only when it is first used.
+    """
+    found: list[str] = []
+    for top, _dirs, names in os.walk(folder):
+        for name in sorted(names):
+            path = os.path.join(top, name)
+            if problem := regular_file_problem(path):
+                found.append(not_a_file(Path(path).relative_to(folder).as_posix(), problem))
+    return sorted(found)
+
+
 def template_problem(exc: jinja2.TemplateError) -> str:
     """``template email.html line 3: unexpected '}'`` for an operator to fix."""
+    if isinstance(exc, TemplateNotAFile):
+        return str(exc)
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return f"template {exc.name or exc.filename or '?'} line {exc.lineno}: {exc.message}"
     if isinstance(exc, jinja2.TemplateNotFound):
@@ -209,7 +285,7 @@ class Renderer:
         loaders: list[jinja2.BaseLoader] = []
         if self.settings.templates_dir:
             folder = Path(self.settings.templates_dir).expanduser()
-            loaders.append(jinja2.FileSystemLoader(folder))
+            loaders.append(OperatorLoader(folder))
         loaders.append(jinja2.PackageLoader("dbnotify.rendering", "templates"))
         loader = jinja2.ChoiceLoader(loaders)
         common: dict[str, Any] = {
@@ -308,5 +384,6 @@ class Renderer:
         """Render; an operator's template under :func:`~dbnotify.rendering.limits.time_limit`."""
         if not (operator or self._operators):
             return template.render(context)
-        with time_limit():
+        given = size_of([v for k, v in context.items() if k != "n"])
+        with output_limit(given), time_limit():
             return template.render(context)

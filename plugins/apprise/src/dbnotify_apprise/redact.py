@@ -20,16 +20,20 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from dbnotify.channel import MASK
+from dbnotify.channel import Masker, credential_key, secret_forms
 
 LOGGERS = ("apprise", "urllib3.connectionpool")
 MIN_LENGTH = 6
-"""Parts shorter than this are left alone (``json``, ``POST``, a port number)."""
+"""A part that may be a credential or a word (a path segment, a query value, a token as
+"host") is masked from this length: ``json``, ``POST`` and a port number are words. A
+password, and a query value under a key such as ``token`` or ``apikey``, is a secret
+however short: masked by the shared rule (:class:`dbnotify.channel.Masker`: a short one
+where it stands alone)."""
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _lock = threading.Lock()
 _fragments: set[str] = set()
-_ordered: tuple[str, ...] = ()
+_masker = Masker()
 
 
 def scheme_of(url: str) -> str | None:
@@ -38,12 +42,19 @@ def scheme_of(url: str) -> str | None:
     return match[1].lower() if match else None
 
 
+def _printed(candidate: str) -> set[str]:
+    """Apprise's own "privacy" print of a secret: first and last character, or the last
+    four; in its error messages too."""
+    return {f"{candidate[0]}...{candidate[-1]}", f"...{candidate[-4:]}"}
+
+
 def secret_parts(url: str) -> set[str]:
     """The URL itself and each part of it that may be a credential.
 
-    The user name and password, the host unless it is a DNS name or an address (a
-    token as "host": ``tgram://123:ABC/``), every path segment and every query value,
-    each also percent-decoded; parts shorter than :data:`MIN_LENGTH` are left out.
+    The password and the values of credential keys (``?token=``), however short; the
+    user name, the host unless it is a DNS name or an address (a token as "host":
+    ``tgram://123:ABC/``), every path segment and every other query value from
+    :data:`MIN_LENGTH` characters; each also percent-decoded.
     """
     parts = {url}
     _scheme, sep, rest = url.partition("://")
@@ -54,22 +65,27 @@ def secret_parts(url: str) -> set[str]:
     netloc, _slash, path = rest.partition("/")
     userinfo, at, host = netloc.rpartition("@")
     found: list[str] = []
+    certain: list[str] = []
     if at:
         found += [userinfo, *userinfo.split(":")]
+        _user, colon, password = userinfo.partition(":")
+        if colon:
+            certain.append(password)
     if host and "." not in host and host.lower() != "localhost" and not host.startswith("["):
         found += [host, *host.split(":")]
     found += path.split("/")
     for pair in re.split(r"[&;]", query):
-        _key, _eq, value = pair.partition("=")
-        found += [value, *value.split(",")]
+        key, _eq, value = pair.partition("=")
+        (certain if credential_key(unquote(key)) else found).extend([value, *value.split(",")])
     found.append(fragment)
     for part in found:
         for candidate in (part, unquote(part)):
             if len(candidate) >= MIN_LENGTH:
-                parts.add(candidate)
-                # Apprise's own "privacy" print of a secret: first and last character,
-                # or the last four; in its error messages too
-                parts |= {f"{candidate[0]}...{candidate[-1]}", f"...{candidate[-4:]}"}
+                parts |= {candidate, *_printed(candidate)}
+    for part in certain:
+        for candidate in (part, unquote(part)):
+            if candidate:
+                parts |= {*secret_forms(candidate), *_printed(candidate)}
     if at and ":" in userinfo:
         # the Authorization: Basic value the service gets (and may echo)
         blob = base64.b64encode(unquote(userinfo).encode()).decode("ascii")
@@ -79,28 +95,28 @@ def secret_parts(url: str) -> set[str]:
 
 def remember(urls: Iterable[str]) -> None:
     """Mask these URLs' secret parts from now on, in this process."""
-    global _ordered
+    global _masker
     with _lock:
         for url in urls:
             _fragments.update(secret_parts(url))
-        # longest first: a URL is masked whole before its parts are
-        _ordered = tuple(sorted(_fragments, key=len, reverse=True))
+        _masker = Masker(_fragments)
 
 
 def redact(text: str, urls: Iterable[str] = ()) -> str:
     """``text`` with every remembered secret part (and those of ``urls``) masked."""
-    extra = sorted({p for u in urls for p in secret_parts(u)}, key=len, reverse=True)
-    for fragment in (*extra, *_ordered):
-        if fragment in text:
-            text = text.replace(fragment, MASK)
-    return text
+    extra = {p for u in urls for p in secret_parts(u)}
+    if not extra:
+        return _masker(text)
+    with _lock:
+        extra |= _fragments
+    return Masker(extra)(text)
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites a record's message with the secret parts masked; drops nothing."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _ordered:
+        if not _masker:
             return True
         try:
             message = record.getMessage()

@@ -11,12 +11,19 @@ from __future__ import annotations
 import base64
 import weakref
 from collections.abc import Iterable, Sequence
-from urllib.parse import quote, quote_plus
 
 import attrs
 from aiosmtplib.auth import auth_login_encode, auth_plain_encode, auth_xoauth2_encode
 
-from dbnotify.channel import MASK, RecipientResult, Secret, TestReport, TestStage
+from dbnotify.channel import (
+    Masker,
+    RecipientResult,
+    Secret,
+    TestReport,
+    TestStage,
+    base64_forms,
+    secret_forms,
+)
 from dbnotify_email.settings import EmailConfig
 
 _TOKENS: weakref.WeakKeyDictionary[EmailConfig, tuple[str, ...]] = weakref.WeakKeyDictionary()
@@ -32,42 +39,33 @@ def remember_token(config: EmailConfig, token: Secret) -> None:
         _TOKENS[config] = (*kept, value)[-_TOKENS_KEPT:]
 
 
-MIN_LENGTH = 4
-"""Shorter forms are not masked: a 3-character password would mask every word holding it."""
-
-
-def _b64(data: bytes) -> set[str]:
-    std = base64.b64encode(data).decode("ascii")
-    url = base64.urlsafe_b64encode(data).decode("ascii")
-    return {std, std.rstrip("="), url, url.rstrip("=")}
-
-
 def forms(user: str | None, secret: str) -> set[str]:
-    """``secret`` as a server may echo it: as it is, URL-encoded, base64, and inside the
-    AUTH PLAIN, LOGIN and XOAUTH2 exchanges of ``user``."""
+    """``secret`` as a server may echo it: its own forms (as it is, URL-encoded, base64:
+    :func:`dbnotify.channel.secret_forms`), and inside the AUTH PLAIN, LOGIN and XOAUTH2
+    exchanges of ``user``. Short ones are masked only where they stand alone (the
+    shared :class:`~dbnotify.channel.Masker`'s rule)."""
     if not secret:
         return set()
-    found = {secret, quote(secret, safe=""), quote_plus(secret), *_b64(secret.encode())}
     name = user or ""
-    found |= _b64(base64.b64decode(auth_plain_encode(name, secret)))
-    found |= _b64(base64.b64decode(auth_login_encode(name, secret)[1]))
-    found |= _b64(base64.b64decode(auth_xoauth2_encode(name, secret)))
-    return {f for f in found if len(f) >= MIN_LENGTH}
+    return (
+        secret_forms(secret)
+        | base64_forms(base64.b64decode(auth_plain_encode(name, secret)))
+        | base64_forms(base64.b64decode(auth_login_encode(name, secret)[1]))
+        | base64_forms(base64.b64decode(auth_xoauth2_encode(name, secret)))
+    )
 
 
 @attrs.frozen
-class Masker:
-    """Replaces each of ``secrets`` (longest first) by the mask."""
+class ChannelMasker:
+    """The shared :class:`~dbnotify.channel.Masker` over results and test stages."""
 
-    secrets: tuple[str, ...]
+    mask: Masker
 
     def text(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
+        return self.mask(text)
 
     def optional(self, text: str | None) -> str | None:
-        return None if text is None else self.text(text)
+        return self.mask.optional(text)
 
     def result(self, result: RecipientResult) -> RecipientResult:
         return attrs.evolve(
@@ -89,7 +87,7 @@ class Masker:
         )
 
 
-def masker(config: EmailConfig, extra: Sequence[str] = ()) -> Masker:
+def masker(config: EmailConfig, extra: Sequence[str] = ()) -> ChannelMasker:
     """The masker of ``config``: its password and the XOAUTH2 tokens read for it."""
     secrets = [*extra, *_TOKENS.get(config, ())]
     if config.password is not None:
@@ -97,4 +95,4 @@ def masker(config: EmailConfig, extra: Sequence[str] = ()) -> Masker:
     found: set[str] = set()
     for secret in secrets:
         found |= forms(config.user, secret)
-    return Masker(tuple(sorted(found, key=len, reverse=True)))
+    return ChannelMasker(Masker(found))

@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 
 from dbnotify.channel import (
-    MASK,
     ChannelInfo,
+    Masker,
     Notification,
     RecipientResult,
     Renderer,
@@ -27,6 +27,7 @@ from dbnotify.channel import (
     TestReport,
     TestStage,
     hookimpl,
+    secret_forms,
     structure,
 )
 from dbnotify.http import deliver, request_stage, where
@@ -105,14 +106,11 @@ def headers(
     return found
 
 
-def _redacted(text: str | None, token: str | None) -> str | None:
-    return text.replace(token, MASK) if text and token else text
-
-
 def _explained(config: NtfyConfig, result: RecipientResult) -> RecipientResult:
-    token = config.access_token.reveal() if config.access_token is not None else None
+    token = config.access_token.reveal() if config.access_token is not None else ""
     if result.status is not Status.FAILED:
         return result
+    mask = Masker(secret_forms(token))
     hint = result.hint
     if result.parks_channel:
         hint = (
@@ -123,9 +121,9 @@ def _explained(config: NtfyConfig, result: RecipientResult) -> RecipientResult:
         )
     return attrs.evolve(
         result,
-        reason=_redacted(result.reason, token),
-        reply=_redacted(result.reply, token),
-        hint=_redacted(hint, token),
+        reason=mask.optional(result.reason),
+        reply=mask.optional(result.reply),
+        hint=mask.optional(hint),
     )
 
 

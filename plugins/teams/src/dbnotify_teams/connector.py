@@ -17,17 +17,15 @@ from typing import Any
 import attrs
 import httpx
 
-from dbnotify.channel import MASK, FailureKind, RecipientResult, Secret, Status
+from dbnotify.channel import FailureKind, Masker, RecipientResult, Secret, Status
 from dbnotify.http import DEFAULT_TIMEOUT, client, result_of, unreachable, url_secrets, where
 
 _EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
 
 
 def _excerpt(text: str, secrets: tuple[str, ...]) -> str:
-    text = " ".join(text.split())
-    for secret in secrets:  # before the cut: a token across it would leave its start
-        text = text.replace(secret, MASK)
-    return text[:200]
+    # masked before the cut: a token across it would leave its start
+    return Masker(secrets)(" ".join(text.split()))[:200]
 
 
 def _secrets(url: str) -> tuple[str, ...]:

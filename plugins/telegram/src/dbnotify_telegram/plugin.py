@@ -16,9 +16,9 @@ import attrs
 import httpx
 
 from dbnotify.channel import (
-    MASK,
     ChannelInfo,
     FailureKind,
+    Masker,
     Notification,
     RecipientResult,
     Renderer,
@@ -27,6 +27,7 @@ from dbnotify.channel import (
     TestReport,
     TestStage,
     hookimpl,
+    secret_forms,
     structure,
 )
 from dbnotify.http import deliver, json_answer, scrub, where
@@ -138,17 +139,15 @@ def _explained(
 
 
 def _hidden(result: RecipientResult, secret: str) -> RecipientResult:
-    """``result`` with ``secret`` masked in its reason, reply and hint."""
+    """``result`` with ``secret`` (in each form a server may echo) masked in its reason,
+    reply and hint."""
+    mask = Masker(secret_forms(secret))
     return attrs.evolve(
         result,
-        reason=_masked(result.reason, secret),
-        reply=_masked(result.reply, secret),
-        hint=_masked(result.hint, secret),
+        reason=mask.optional(result.reason),
+        reply=mask.optional(result.reply),
+        hint=mask.optional(result.hint),
     )
-
-
-def _masked(text: str | None, secret: str) -> str | None:
-    return text.replace(secret, MASK) if text and secret else text
 
 
 async def _deliver(

@@ -110,6 +110,7 @@ class Database:
         self.schema = settings.schema
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._guard: asyncio.Task[None] | None = None
         self._migrated = False
 
     def q(self, sql: str) -> str:
@@ -130,27 +131,35 @@ class Database:
 
     async def _open(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
         loop = asyncio.get_running_loop()
-        if self._pool is None or self._loop is not loop:
+        pool = self._pool
+        if pool is None or self._loop is not loop:
             # a pool belongs to the loop that opened it; that loop is gone: leave it behind
-            self._pool, self._loop = self._new_pool(), loop
-            await self._pool.open(wait=False)
-        if not self._migrated:  # again after a failure: the server may be back
-            async with self._pool.connection() as conn:
-                await migrate(conn, self.schema, self.where)
+            self._pool, self._loop = None, None
+            pool = psycopg_pool.AsyncConnectionPool(
+                self.settings.url or "",
+                kwargs=connection_kwargs(self.settings),
+                min_size=1,
+                max_size=self.settings.pool_size,
+                timeout=self.settings.timeout,
+                check=psycopg_pool.AsyncConnectionPool.check_connection,
+                open=False,
+                name="dbnotify-outbox",
+            )
+            await pool.open(wait=False)
+            self._pool, self._loop = pool, loop
+            self._guard = loop.create_task(_close_with_the_loop(pool, self.settings.timeout))
+        # until a migration succeeds, every use tries it (the first may have failed: the
+        # server down, a grant missing), not only the use that opened the pool
+        if not self._migrated:
+            try:
+                async with pool.connection() as conn:
+                    await migrate(conn, self.schema, self.where)
+            except psycopg.Error as exc:
+                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            except psycopg_pool.PoolTimeout as exc:
+                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
             self._migrated = True
-        return self._pool
-
-    def _new_pool(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
-        return psycopg_pool.AsyncConnectionPool(
-            self.settings.url or "",
-            kwargs=connection_kwargs(self.settings),
-            min_size=1,
-            max_size=self.settings.pool_size,
-            timeout=self.settings.timeout,
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
-            open=False,
-            name="dbnotify-outbox",
-        )
+        return pool
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
@@ -190,22 +199,64 @@ class Database:
 
     async def close(self) -> None:
         pool, self._pool, self._loop = self._pool, None, None
+        guard, self._guard = self._guard, None
         if pool is not None:
             # opened by a loop that is gone (RuntimeError): its connections go with it
             with contextlib.suppress(RuntimeError):
                 await pool.close(timeout=self.settings.timeout)
+        if guard is not None and not guard.done():  # the pool is closed: nothing left to it
+            with contextlib.suppress(RuntimeError):  # its loop is gone
+                guard.cancel()
+
+
+async def _close_with_the_loop(
+    pool: psycopg_pool.AsyncConnectionPool[Connection], seconds: float
+) -> None:
+    """Wait, as long as the pool's loop runs; close the pool when the loop ends.
+
+    A pool left open is not safe to leave behind: ``asyncio.run`` ends by cancelling
+    every task of its loop and waiting for them, and a pool task cancelled in the middle
+    of a connection attempt takes the cancellation for a failed attempt, schedules
+    another and waits for work forever, so the loop never ends (``notify_sync``, or a
+    command, hangs). Cancelled with the others, this task closes the pool, which tells
+    its tasks to stop. ``Database.close`` closes the pool itself, then cancels this.
+    """
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        if not pool.closed:
+            with contextlib.suppress(Exception):
+                await pool.close(timeout=seconds)
+        raise
 
 
 async def migrate(conn: Connection, name: str, where: str) -> int:
     """Create or bring the schema ``name`` up to :data:`~schema.LATEST`, in one
-    transaction, under an advisory lock; refuse a newer one. Returns the version found."""
+    transaction, under an advisory lock; refuse a newer one. Returns the version found.
+
+    A schema already up to date is only read: no DDL runs, so that a user granted only
+    ``USAGE`` on the schema and rights on its tables (not ``CREATE``) can use it, as
+    docs/scaling-out.md sets it up. PostgreSQL checks ``CREATE`` privileges before it
+    looks whether an ``IF NOT EXISTS`` object exists."""
+    quoted = '"' + name + '"'
     async with conn.transaction():
+        row = await (
+            await conn.execute("SELECT to_regclass(%s) AS t", (quoted + ".version",))
+        ).fetchone()
+        if row is not None and row["t"] is not None:
+            row = await (
+                await conn.execute(f"SELECT max(version) AS v FROM {quoted}.version")
+            ).fetchone()
+            current = int(row["v"]) if row and row["v"] is not None else 0
+            if current > schema.LATEST:
+                raise OutboxError(wording.too_new(where, current, schema.LATEST, "url"))
+            if current == schema.LATEST:
+                return current
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext(%s))", ("dbnotify-outbox:" + name,)
         )
         for statement in schema.statements(schema.PREPARE, name):
             await conn.execute(statement)
-        quoted = '"' + name + '"'
         row = await (
             await conn.execute(f"SELECT max(version) AS v FROM {quoted}.version")
         ).fetchone()

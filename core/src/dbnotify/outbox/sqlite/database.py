@@ -45,6 +45,8 @@ class Database:
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self.found: int | None = None
+        """The schema version the file had when this opened it first (0: none)."""
 
     def connect(self) -> sqlite3.Connection:
         """The open connection, opening (and creating or upgrading) the file if needed.
@@ -75,7 +77,9 @@ class Database:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = FULL")
                 db.execute("PRAGMA foreign_keys = ON")
-                schema.migrate(db, self.path)
+                found = schema.migrate(db, self.path)
+                if self.found is None:
+                    self.found = found
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:

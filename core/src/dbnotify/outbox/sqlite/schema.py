@@ -161,20 +161,29 @@ def version(db: sqlite3.Connection) -> int:
     return found
 
 
-def migrate(db: sqlite3.Connection, where: str) -> None:
-    """Bring the file up to :data:`LATEST` in one transaction, or refuse a newer file.
+def migrate(db: sqlite3.Connection, where: str) -> int:
+    """Bring the file up to :data:`LATEST` in one transaction, or refuse a newer file;
+    returns the version found (0: a new file; 1: a file of dbnotify 0.1.0, whose
+    ``user_version`` is 0 but whose tables are version 1's).
 
     Several processes may open a file at once: the first to take the write lock
     migrates it, the others find it done.
     """
     found = version(db)
     if found == LATEST:
-        return
+        return found
     _refuse_newer(found, where)
     db.execute("BEGIN IMMEDIATE")
     try:
         found = version(db)  # read again under the lock: another process may have been first
         _refuse_newer(found, where)
+        if (
+            found == 0
+            and db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notification'"
+            ).fetchone()
+        ):
+            found = 1
         for step in MIGRATIONS:
             if step.version > found:
                 for statement in statements(step.script):
@@ -185,6 +194,7 @@ def migrate(db: sqlite3.Connection, where: str) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+    return found
 
 
 def _refuse_newer(found: int, where: str) -> None:

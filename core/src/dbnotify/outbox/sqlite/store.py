@@ -71,6 +71,17 @@ class SQLiteStore:
     async def aclose(self) -> None:
         await asyncio.to_thread(self.database.close)
 
+    async def init(self) -> int:
+        """Create or migrate the file now (``dbnotify outbox init``); returns the schema
+        version it had before (0: none)."""
+        return await asyncio.to_thread(self._init)
+
+    def _init(self) -> int:
+        with self.database.read():
+            pass
+        assert self.database.found is not None
+        return self.database.found
+
     async def listen(self, wake: Callable[[], None]) -> None:
         """Nothing to listen to: workers of other processes poll."""
 

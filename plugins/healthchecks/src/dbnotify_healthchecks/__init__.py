@@ -1,0 +1,1 @@
+"""Healthchecks heartbeat channel."""

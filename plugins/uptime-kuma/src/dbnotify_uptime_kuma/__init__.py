@@ -1,0 +1,1 @@
+"""Uptime Kuma push monitor channel."""
