@@ -260,6 +260,8 @@ class Notifier:
                 return await self.notify(event)
             finally:
                 await self.aclose()
+                if self.outbox is not None and self.outbox.loop_bound:
+                    await self.outbox.aclose()  # its connections end with this loop
 
         return run_sync(once())
 

@@ -110,6 +110,8 @@ class _Parked:
 class MemoryStore:
     """The outbox in this process's memory; ``where`` names it in error messages."""
 
+    loop_bound = False
+
     def __init__(self, where: str = "in memory") -> None:
         self.where = where
         self._notifications: dict[str, _Notification] = {}

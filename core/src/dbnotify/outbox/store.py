@@ -44,6 +44,11 @@ class OutboxStore(Protocol):
     """An outbox backend. Safe to share between tasks, and between processes where the
     backend says so (a SQLite file, a database server)."""
 
+    loop_bound: bool
+    """Its connections belong to the event loop that opened them (a connection pool):
+    ``notify_sync`` closes it at the end of each call, whose loop then ends. ``False``:
+    it stays open across calls (a file)."""
+
     async def enqueue_many(
         self, items: Sequence[Enqueue], *, now: float | None = None
     ) -> list[list[int]]:

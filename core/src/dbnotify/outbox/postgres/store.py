@@ -66,6 +66,9 @@ class PostgresStore:
     """The outbox in the PostgreSQL database ``[outbox] url``, schema ``[outbox] schema``
     (created, or migrated, on first use)."""
 
+    loop_bound = True
+    """A pool per event loop: closed with the loop's last use (``notify_sync``)."""
+
     def __init__(self, settings: OutboxSettings) -> None:
         self.settings = settings
         self.database = Database(settings)

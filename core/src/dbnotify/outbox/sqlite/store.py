@@ -60,6 +60,8 @@ R_PENDING, R_DELIVERED, R_DEAD = (
 class SQLiteStore:
     """The outbox in the SQLite file at ``path`` (created, or upgraded, on first use)."""
 
+    loop_bound = False
+
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = str(Path(path).expanduser())
         self.database = Database(self.path, busy_timeout=busy_timeout)
