@@ -26,6 +26,7 @@ PYTHON = "3.11"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
+BENCH_DEPS = nox.project.dependency_groups(PYPROJECT, "bench")
 NOX_DEPS = [d for d in nox.project.dependency_groups(PYPROJECT, "dev") if d.startswith("nox")]
 
 PLUGINS = sorted(p.parent for p in Path("plugins").glob("*/pyproject.toml"))
@@ -279,11 +280,13 @@ def bench(session: nox.Session) -> None:
 
     ``nox -s bench`` runs every scenario; arguments go to ``bench/run.py``
     (``nox -s bench -- --quick --only 1,3 --json figures.json``). The workspace is installed
-    from its wheels, as a host would have it.
+    from its wheels, as a host would have it, with psycopg and the ``bench`` group
+    (procrastinate, a reference row) for scenario 1's PostgreSQL rows.
     """
     session.install(
-        "./core[http]",
+        "./core[http,postgresql]",
         *(f"./{folder}" for folder in PLUGINS),
         *(d for d in TEST_DEPS if d.startswith("aiosmtpd")),
+        *BENCH_DEPS,
     )
     session.run("python", "bench/run.py", *session.posargs)

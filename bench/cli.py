@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rounds", type=_positive, help="scenario 1's rounds, medians reported (default 3)"
     )
+    p.add_argument(
+        "--no-postgres",
+        action="store_true",
+        help="scenario 1: skip durable mode on PostgreSQL (run where it is installed)",
+    )
     p.add_argument("--proxy-events", type=_positive, help="scenario 2's events (default 400)")
     p.add_argument(
         "--outbox-dir",
@@ -91,6 +96,7 @@ def options(args: argparse.Namespace) -> Options:
         chosen.events = args.events
     if args.rounds:
         chosen.rounds = args.rounds
+    chosen.postgres = not args.no_postgres
     if args.proxy_events:
         chosen.proxy_events = args.proxy_events
     return chosen
@@ -142,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     except asyncio.CancelledError:
         print("\nterminated; servers stopped", file=sys.stderr)
         return 143
-    rows = [r for s in scenarios for r in s.rows if r.target is not None]
+    rows = [r for s in scenarios for r in s.rows if r.target is not None and r.skipped is None]
     met = sum(1 for r in rows if r.met)
+    skipped = [r for s in scenarios for r in s.rows if r.skipped is not None]
     invalid = [f"{s.number}. {r.label}" for s in scenarios for r in s.rows if not r.valid]
     failed = [f"{s.number}" for s in scenarios if s.error]
     print(f"\nsummary: {met} of {len(rows)} targets met", end="")
     print(f"; INVALID figures: {', '.join(invalid)}" if invalid else "; every figure valid", end="")
+    print(f"; {len(skipped)} figures skipped" if skipped else "", end="")
     print(f"; scenarios that did not run: {', '.join(failed)}" if failed else "")
     if args.json:
         args.json.write_text(

@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +112,31 @@ async def durable(
 
     ``config(path)`` is the configuration with ``[outbox] path = path``.
     """
-    run = PipelineRun(len(events), len(events) * recipients)
     path = folder / f"outbox-{os.getpid()}-{time.monotonic_ns()}.sqlite"
-    notifier = Notifier.from_config(config(str(path)))
     try:
-        notifier.start()
+        return await outbox_run(config(str(path)), events, recipients)
+    finally:
+        await asyncio.to_thread(_remove, path)
+
+
+async def outbox_run(
+    config: dict[str, Any],
+    events: Sequence[Event],
+    recipients: int,
+    *,
+    worker: bool = True,
+    setup: Callable[[Notifier], Awaitable[None]] | None = None,
+) -> PipelineRun:
+    """Every event committed to ``config``'s outbox (an empty one), and delivered: by the
+    Notifier's own worker (``worker``), or by others (worker processes already running).
+    ``setup`` runs before the clock starts (the store's tables created, say)."""
+    run = PipelineRun(len(events), len(events) * recipients)
+    notifier = Notifier.from_config(config)
+    try:
+        if setup is not None:
+            await setup(notifier)
+        if worker:
+            notifier.start()
         since = dt.datetime.now(dt.UTC)
         started_wall = time.time()
         started = time.perf_counter()
@@ -162,7 +182,8 @@ async def durable(
             run.failures += [f"failed attempt (retried): {row.reason}" for row in retried]
     finally:
         await notifier.aclose()
-        await asyncio.to_thread(_remove, path)
+        if notifier.outbox is not None:  # left open by aclose(), for notify_sync: its owner's
+            await notifier.outbox.aclose()
     return run
 
 

@@ -42,9 +42,14 @@ class Row:
     """Why the figure cannot be trusted (failed deliveries, a sink that counted less)."""
     reference: bool = False
     """A figure for context (a faster client, the C tool): no target."""
+    skipped: str | None = None
+    """Why this figure was not measured on this machine (PostgreSQL not installed): not
+    a failure; no value."""
 
     @property
     def valid(self) -> bool:
+        if self.skipped is not None:
+            return not self.problems
         return not self.problems and self.value is not None and math.isfinite(self.value)
 
     @property
@@ -55,7 +60,7 @@ class Row:
 
     @property
     def met(self) -> bool | None:
-        if self.target is None or not self.valid:
+        if self.target is None or not self.valid or self.skipped is not None:
             return None
         assert self.value is not None
         return self.target.met(self.value)
@@ -63,6 +68,8 @@ class Row:
     def verdict(self) -> str:
         if self.problems:
             return "INVALID"
+        if self.skipped is not None:
+            return "skipped"
         if self.target is None:
             return ""
         return "yes" if self.met else "NO"
@@ -86,6 +93,7 @@ class Row:
             "valid": self.valid,
             "problems": list(self.problems),
             "reference": self.reference,
+            "skipped": self.skipped,
         }
 
 
@@ -144,7 +152,7 @@ def table(scenario: Scenario) -> str:
         cells.append(
             (
                 row.label,
-                quantity(row.value, row.unit),
+                "skipped" if row.skipped is not None else quantity(row.value, row.unit),
                 quantity(row.baseline, row.unit) if row.baseline is not None else "-",
                 f"{ratio:.2f}x" if ratio is not None else "-",
                 row.target.describe(row.unit) if row.target else "-",
@@ -163,6 +171,13 @@ def table(scenario: Scenario) -> str:
     baselines = {r.baseline_label for r in scenario.rows if r.baseline_label}
     for label in sorted(baselines):
         lines.append(f"   baseline: {label}")
+    skipped: dict[str, list[str]] = {}
+    for row in scenario.rows:
+        if row.skipped is not None:
+            skipped.setdefault(row.skipped, []).append(row.label.strip())
+    for reason, labels in skipped.items():
+        what = labels[0] if len(labels) == 1 else f"{labels[0]} and {len(labels) - 1} more"
+        lines.append(f"   {what}: skipped: {reason}")
     for row in scenario.rows:
         for problem in row.problems:
             lines.append(f"   INVALID {row.label}: {problem}")

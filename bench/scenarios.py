@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import baselines, buildcost, coldstart, pipeline
+from bench import baselines, buildcost, coldstart, pipeline, queues
+from bench import postgres as pg
 from bench.report import Row, Scenario, Target, first_reasons
 from bench.servers import SMTP_SOURCE, ChildServer, Servers, SinkChoice
 from bench.servers import Server as AnyServer
@@ -52,6 +53,10 @@ class Options:
     sink: SinkChoice = "auto"
     outbox_dir: Path = dataclasses.field(default_factory=lambda: Path(tempfile.gettempdir()))
     connections: int = 8
+    postgres: bool = True
+    """Scenario 1: durable mode on PostgreSQL too (skipped where it is not installed)."""
+    pg_workers: int = 3
+    """Scenario 1: worker processes in the second PostgreSQL row."""
     delay: float = 0.025
     """Seconds each way through the latency proxy."""
 
@@ -184,13 +189,13 @@ async def _throughput(
             ),
         ),
     )
-    label = f"naive EmailMessage + aiosmtplib send_message, {o.connections} connections"
+    baseline = f"naive EmailMessage + aiosmtplib send_message, {o.connections} connections"
     direct_row = Row(
         "direct mode (Notifier → SMTP)",
         direct.rate,
         "msgs/s",
         naive.rate,
-        label,
+        baseline,
         problems=[*direct.problems(), *direct_sink, *base],
     )
     durable_row = Row(
@@ -198,7 +203,7 @@ async def _throughput(
         durable.rate,
         "msgs/s",
         naive.rate,
-        label,
+        baseline,
         problems=[*durable.problems(), *durable_sink, *base],
     )
     scenario.notes.append(
@@ -221,6 +226,210 @@ def _median_row(rows: list[Row]) -> Row:
     )
 
 
+@dataclasses.dataclass
+class PostgresRound:
+    one: pipeline.PipelineRun
+    one_sink: list[str]
+    many: pipeline.PipelineRun
+    many_sink: list[str]
+    words: list[str]
+    """What each worker process said last (its attempts)."""
+
+
+async def _warm(notifier: Notifier) -> None:
+    """The outbox's pool opened and its schema created: a host's start, not its burst."""
+    assert notifier.outbox is not None
+    await notifier.outbox.counts()
+
+
+async def _on_postgres(
+    ctx: Context, sink: AnyServer, cluster: pg.Cluster, events: int, workers: int
+) -> tuple[pipeline.PipelineRun, list[str], list[str]]:
+    """One durable run on an empty outbox (a new schema): with one worker, the
+    Notifier's own; with more, worker processes draining the burst the Notifier (no
+    worker of its own) commits. The run, the sink's problems, the workers' last words."""
+    schema = cluster.schema()
+    config = throughput_config(sink.port, outbox=cluster.outbox(schema))
+    batch = [backup_event(i) for i in range(events)]
+    try:
+        if workers == 1:
+            ctx.progress(f"dbnotify, durable mode on PostgreSQL, 1 worker: {events} events")
+            run, problems = await _sent(
+                sink,
+                events,
+                lambda: pipeline.outbox_run(config, batch, len(RECIPIENTS), setup=_warm),
+            )
+            return run, problems, []
+        ctx.progress(
+            f"dbnotify, durable mode on PostgreSQL, {workers} worker processes: {events} events"
+        )
+        async with pg.workers(config, workers) as words:
+            run, problems = await _sent(
+                sink,
+                events,
+                lambda: pipeline.outbox_run(
+                    config, batch, len(RECIPIENTS), worker=False, setup=_warm
+                ),
+            )
+        return run, problems, words
+    finally:
+        await cluster.drop(schema)
+
+
+async def _postgres_round(
+    ctx: Context, sink: AnyServer, cluster: pg.Cluster, events: int
+) -> PostgresRound:
+    one, one_sink, _ = await _on_postgres(ctx, sink, cluster, events, 1)
+    many, many_sink, words = await _on_postgres(ctx, sink, cluster, events, ctx.options.pg_workers)
+    return PostgresRound(one, one_sink, many, many_sink, words)
+
+
+def _postgres_rows(
+    ctx: Context,
+    scenario: Scenario,
+    cluster: pg.Cluster,
+    rounds: list[Throughput],
+    measured: list[PostgresRound],
+) -> None:
+    o = ctx.options
+    direct = _median_row([r.direct for r in rounds])
+    one_label = "durable mode on PostgreSQL, 1 worker (in process)"
+    many_label = f"durable mode on PostgreSQL, {o.pg_workers} worker processes"
+    median = " (median)" if len(measured) > 1 else ""
+    labels = [
+        (one_label, "msgs/s"),
+        ("PostgreSQL, 1 worker, as a share of direct" + median, "%"),
+        (many_label, "msgs/s"),
+        (f"PostgreSQL, {o.pg_workers} workers, as a share of direct" + median, "%"),
+        (f"PostgreSQL, {o.pg_workers} workers against 1 worker" + median, "%"),
+    ]
+    targets = [None, Target(">=", 50), None, None, Target(">=", 100)]
+    if not measured:
+        reason = cluster.skipped or "not asked for"
+        scenario.rows += [
+            Row(label, None, unit, target=target, skipped=reason)
+            for (label, unit), target in zip(labels, targets, strict=True)
+        ]
+        return
+    base = direct.baseline_label
+    problems = {
+        "one": [f"{one_label}: {p}" for m in measured for p in (*m.one.problems(), *m.one_sink)],
+        "many": [
+            f"{many_label}: {p}" for m in measured for p in (*m.many.problems(), *m.many_sink)
+        ],
+    }
+    shares_one = [
+        100 * m.one.rate / r.direct_run.rate for m, r in zip(measured, rounds, strict=True)
+    ]
+    shares_many = [
+        100 * m.many.rate / r.direct_run.rate for m, r in zip(measured, rounds, strict=True)
+    ]
+    against = [100 * m.many.rate / m.one.rate for m in measured]
+    both = sorted(set(problems["one"] + problems["many"] + direct.problems))
+    scenario.rows += [
+        Row(
+            one_label,
+            statistics.median(m.one.rate for m in measured),
+            "msgs/s",
+            direct.baseline,
+            base,
+            problems=sorted(set(problems["one"])),
+        ),
+        Row(
+            labels[1][0],
+            statistics.median(shares_one),
+            "%",
+            target=targets[1],
+            problems=sorted(set(problems["one"] + direct.problems)),
+        ),
+        Row(
+            many_label,
+            statistics.median(m.many.rate for m in measured),
+            "msgs/s",
+            direct.baseline,
+            base,
+            problems=sorted(set(problems["many"])),
+        ),
+        Row(
+            labels[3][0],
+            statistics.median(shares_many),
+            "%",
+            problems=sorted(set(problems["many"] + direct.problems)),
+        ),
+        Row(labels[4][0], statistics.median(against), "%", target=targets[4], problems=both),
+    ]
+    scenario.notes += [
+        f"PostgreSQL: {cluster.description}; the outbox's defaults (pool_size 4, LISTEN on); "
+        "each run on a new schema, its pool opened and tables created before the clock "
+        "starts",
+        f"PostgreSQL, {o.pg_workers} worker processes: `dbnotify worker` each (worker "
+        f"concurrency 32, email max_connections 8 each), started and ready before the "
+        "burst; the bench's Notifier (no worker of its own) commits it; timed until the "
+        "last outcome recorded",
+        "PostgreSQL, each round's share of direct: 1 worker "
+        + ", ".join(f"{x:.1f} %" for x in shares_one)
+        + f"; {o.pg_workers} workers "
+        + ", ".join(f"{x:.1f} %" for x in shares_many)
+        + f"; {o.pg_workers} against 1: "
+        + ", ".join(f"{x:.0f} %" for x in against),
+        "PostgreSQL worker processes said at the end (last round): "
+        + "; ".join(measured[-1].words),
+    ]
+
+
+async def _procrastinate(
+    ctx: Context, sink: AnyServer, cluster: pg.Cluster, events: int
+) -> tuple[baselines.Outcome, list[str], float] | str:
+    """procrastinate doing the same sends on the same PostgreSQL, once, after the
+    rounds; or why not."""
+    if cluster.server is None:
+        return cluster.skipped or "no PostgreSQL"
+    if (why := queues.missing()) is not None:
+        return why
+    ctx.progress(f"reference: procrastinate on the same PostgreSQL: {events} jobs")
+    runner = queues.Procrastinate(cluster.server.url, cluster.server.password)
+    content = ctx.content
+    (outcome, committed), problems = await _sent(
+        sink, events, lambda: runner.run(HOST, sink.port, events, content)
+    )
+    return outcome, problems, committed
+
+
+def _procrastinate_row(
+    scenario: Scenario,
+    reference: tuple[baselines.Outcome, list[str], float] | str,
+    direct: Row,
+    direct_rates: list[float],
+) -> None:
+    label = (
+        f"reference: procrastinate on the same PostgreSQL (1 worker, concurrency "
+        f"{queues.CONCURRENCY})"
+    )
+    if isinstance(reference, str):
+        scenario.rows.append(Row(label, None, "msgs/s", reference=True, skipped=reference))
+        return
+    outcome, problems, committed = reference
+    scenario.rows.append(
+        Row(
+            label,
+            outcome.rate,
+            "msgs/s",
+            direct.baseline,
+            direct.baseline_label,
+            problems=[*outcome.problems(), *problems],
+            reference=True,
+        )
+    )
+    scenario.notes.append(
+        f"procrastinate {queues.version()}: one job per email (gather of one defer_async() "
+        f"each), one worker in this process, {queues.CONNECTIONS} SMTP connections kept "
+        f"open; run once, after the rounds: {outcome.rate:.0f} msgs/s, "
+        f"{100 * outcome.rate / statistics.median(direct_rates):.1f} % of direct's median; "
+        f"all jobs deferred after {committed:.2f} s, all succeeded after "
+        f"{outcome.seconds:.2f} s"
+    )
+
+
 async def loopback(ctx: Context) -> Scenario:
     o = ctx.options
     n = o.events
@@ -240,12 +449,20 @@ async def loopback(ctx: Context) -> Scenario:
         source, source_sink = await _sent(
             sink, n, lambda: baselines.smtp_source(sink.port, n, data, o.connections)
         )
+    cluster = await pg.Cluster.start() if o.postgres else pg.Cluster(skipped="--no-postgres")
     rounds = []
-    for index in range(o.rounds):
-        if o.rounds > 1:
-            ctx.progress(f"round {index + 1} of {o.rounds}")
-        label = f"round {index + 1}: " if o.rounds > 1 else ""
-        rounds.append(await _throughput(ctx, scenario, sink, n, None, label))
+    on_postgres: list[PostgresRound] = []
+    try:
+        for index in range(o.rounds):
+            if o.rounds > 1:
+                ctx.progress(f"round {index + 1} of {o.rounds}")
+            label = f"round {index + 1}: " if o.rounds > 1 else ""
+            rounds.append(await _throughput(ctx, scenario, sink, n, None, label))
+            if cluster.server is not None:
+                on_postgres.append(await _postgres_round(ctx, sink, cluster, n))
+        reference = await _procrastinate(ctx, sink, cluster, n)
+    finally:
+        await cluster.close()
     direct_row = _median_row([r.direct for r in rounds])
     durable_row = _median_row([r.durable for r in rounds])
     direct_row.target = Target(">=", 1000)
@@ -284,6 +501,8 @@ async def loopback(ctx: Context) -> Scenario:
         )
     else:
         scenario.notes.append("Postfix smtp-source not installed: no C reference")
+    _postgres_rows(ctx, scenario, cluster, rounds, on_postgres)
+    _procrastinate_row(scenario, reference, direct_row, [r.direct_run.rate for r in rounds])
     ours, theirs = buildcost.message_sizes()
     if o.rounds > 1:
         scenario.notes.append(

@@ -82,15 +82,16 @@ def email_channel(port: int, *, max_connections: int = 8) -> dict[str, Any]:
     return {**_plain_email(port), "max_connections": max_connections, "deadline": DEADLINE}
 
 
-def throughput_config(port: int, outbox: str | None = None) -> dict[str, Any]:
-    """Scenarios 1 and 2: every backup event to one email channel, 3 recipients."""
+def throughput_config(port: int, outbox: str | dict[str, Any] | None = None) -> dict[str, Any]:
+    """Scenarios 1 and 2: every backup event to one email channel, 3 recipients; the
+    outbox a SQLite file (its path) or ``[outbox]`` itself (PostgreSQL)."""
     config: dict[str, Any] = {
         "channels": {"ops-mail": email_channel(port)},
         "routing": {"channels": ["ops-mail"]},
         "dispatch": {"deadline": DEADLINE + 10},
     }
     if outbox is not None:
-        config["outbox"] = {"path": outbox}
+        config["outbox"] = {"path": outbox} if isinstance(outbox, str) else outbox
     return config
 
 

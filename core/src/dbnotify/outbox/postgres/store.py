@@ -53,6 +53,11 @@ R_PENDING, R_DELIVERED, R_DEAD = (
     RecipientState.DEAD.value,
 )
 CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8 AS now"
+LAZY_CLOCK = (
+    "SELECT set_config('synchronous_commit', 'off', true) AS sync, "
+    "extract(epoch FROM clock_timestamp())::float8 AS now"
+)
+"""The clock, and this transaction's commit not waiting for the WAL flush (a claim)."""
 RECONNECT = (1.0, 30.0)
 """Seconds between attempts to listen again after the connection broke: first, most."""
 
@@ -117,7 +122,7 @@ class PostgresStore:
         try:
             async with self.database.transaction() as conn:
                 at = await self._now(conn, now)
-                ids = [await self._enqueue(conn, item, at) for item in items]
+                ids = await self._enqueue(conn, items, at)
                 await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except InDoubt:
             self._in_doubt.update(item.notification.id for item in items)
@@ -125,89 +130,192 @@ class PostgresStore:
         self._in_doubt.difference_update(item.notification.id for item in items)
         return ids
 
-    async def _enqueue(self, conn: Connection, item: Enqueue, now: float) -> list[int]:
-        notification = item.notification
+    async def _enqueue(
+        self, conn: Connection, items: Sequence[Enqueue], now: float
+    ) -> list[list[int]]:
+        """The group's notifications in one statement, their deliveries in another: a
+        burst's commit costs a few round trips, not two per notification."""
+        first: dict[str, Enqueue] = {}
+        for item in items:
+            first.setdefault(item.notification.id, item)
         cursor = await conn.execute(
             self.q(
                 "INSERT INTO {s}.notification (id, event_type, created_at, content, "
-                "user_content) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING "
-                "RETURNING id"
+                "user_content) SELECT t.id, t.event_type, %s, t.content, t.user_content "
+                "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                "AS t(id, event_type, content, user_content) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id"
             ),
             (
-                notification.id,
-                notification.event_type,
                 now,
-                encode(notification),
-                encode(item.user_notification) if item.user_notification is not None else None,
+                list(first),
+                [i.notification.event_type for i in first.values()],
+                [encode(i.notification) for i in first.values()],
+                [
+                    encode(i.user_notification) if i.user_notification is not None else None
+                    for i in first.values()
+                ],
             ),
         )
-        if await cursor.fetchone() is None:
-            if notification.id not in self._in_doubt:
-                raise OutboxError(
-                    f"notification {notification.id} is in the outbox already; a notification "
-                    "is stored once"
-                )
-            # the commit said to be in doubt went through, and this is its retry (the group
-            # commit tries each notification again alone): stored twice, it would go twice
-            rows = await (
-                await conn.execute(
-                    self.q("SELECT id FROM {s}.delivery WHERE notification_id = %s ORDER BY id"),
-                    (notification.id,),
-                )
-            ).fetchall()
-            return [int(r["id"]) for r in rows][: len(item.deliveries)]
-        holds = [item.hold(index) for index in range(len(item.deliveries))]
-        reasons = [
-            await self._repeat(conn, hold, d, now) if hold is not None else None
-            for d, hold in zip(item.deliveries, holds, strict=True)
+        stored = {r["id"] for r in await cursor.fetchall()}
+        new = [
+            item
+            for item in items
+            if first.get(item.notification.id) is item and item.notification.id in stored
         ]
-        sent = [i for i, reason in enumerate(reasons) if reason is None]
-        ids: dict[int, int] = dict(
-            zip(
-                sent,
-                await self._insert_deliveries(
-                    conn,
-                    notification.id,
-                    [item.deliveries[i] for i in sent],
-                    PENDING,
-                    item.policy,
-                    now,
-                    [holds[i] for i in sent],
-                ),
-                strict=True,
-            )
-        )
-        for index, reason in enumerate(reasons):
-            if reason is None:
-                continue
-            d = item.deliveries[index]
-            (ids[index],) = await self._insert_deliveries(
-                conn, notification.id, [d], DONE, item.policy, now
-            )
-            await self._store_results(
+        # a job's failure told within repeat is counted, not sent (decided one by one: a
+        # problem's rows are few, and a later one must see an earlier one's)
+        reasons = {
+            id(item): [
+                await self._repeat(conn, hold, d, now) if (hold := item.hold(i)) else None
+                for i, d in enumerate(item.deliveries)
+            ]
+            for item in new
+        }
+        ids = iter(
+            await self._insert_deliveries(
                 conn,
                 [
-                    (ids[index], r, RecipientState.SKIPPED, reason)
-                    for r in (RecipientResult.skipped(label, reason) for label in d.labels())
+                    (item.notification.id, d, PENDING, item.policy, item.hold(i))
+                    for item in new
+                    for i, d in enumerate(item.deliveries)
+                    if reasons[id(item)][i] is None
                 ],
                 now,
             )
-        for outcome in item.outcomes:
-            (delivery,) = await self._insert_deliveries(
-                conn,
-                notification.id,
-                [Delivery(outcome.channel, outcome.target)],
-                DONE,
-                item.policy,
-                now,
+        )
+        fresh = {
+            id(item): [
+                next(ids)
+                if reason is None
+                else await self._counted(conn, item, item.deliveries[i], reason, now)
+                for i, reason in enumerate(reasons[id(item)])
+            ]
+            for item in new
+        }
+        for item in new:
+            for outcome in item.outcomes:
+                (delivery,) = await self._insert_deliveries(
+                    conn,
+                    [
+                        (
+                            item.notification.id,
+                            Delivery(outcome.channel, outcome.target),
+                            DONE,
+                            item.policy,
+                            None,
+                        )
+                    ],
+                    now,
+                )
+                states = {r.recipient: final(r) for r in outcome.recipients}
+                await self._store_results(
+                    conn,
+                    [(delivery, r, states[r.recipient], r.reason) for r in outcome.recipients],
+                    now,
+                )
+        return [
+            fresh[id(item)] if id(item) in fresh else await self._stored_before(conn, item)
+            for item in items
+        ]
+
+    async def _counted(
+        self, conn: Connection, item: Enqueue, delivery: Delivery, reason: str, now: float
+    ) -> int:
+        """A failure counted, not sent: stored as skipped, with why, for the history."""
+        (ident,) = await self._insert_deliveries(
+            conn, [(item.notification.id, delivery, DONE, item.policy, None)], now
+        )
+        await self._store_results(
+            conn,
+            [
+                (ident, RecipientResult.skipped(label, reason), RecipientState.SKIPPED, reason)
+                for label in delivery.labels()
+            ],
+            now,
+        )
+        return ident
+
+    async def _stored_before(self, conn: Connection, item: Enqueue) -> list[int]:
+        """A notification that was in the outbox already: refused, unless it is the
+        retry of a commit that was in doubt."""
+        notification = item.notification
+        if notification.id not in self._in_doubt:
+            raise OutboxError(
+                f"notification {notification.id} is in the outbox already; a notification "
+                "is stored once"
             )
-            states = {r.recipient: final(r) for r in outcome.recipients}
-            await self._store_results(
-                conn,
-                [(delivery, r, states[r.recipient], r.reason) for r in outcome.recipients],
-                now,
+        # the commit said to be in doubt went through, and this is its retry (the group
+        # commit tries each notification again alone): stored twice, it would go twice
+        rows = await (
+            await conn.execute(
+                self.q("SELECT id FROM {s}.delivery WHERE notification_id = %s ORDER BY id"),
+                (notification.id,),
             )
-        return [ids[i] for i in range(len(item.deliveries))]
+        ).fetchall()
+        return [int(r["id"]) for r in rows][: len(item.deliveries)]
+
+    async def _insert_deliveries(
+        self,
+        conn: Connection,
+        rows: Sequence[tuple[str, Delivery, str, RetryPolicy, Hold | None]],
+        now: float,
+    ) -> list[int]:
+        """Insert (notification id, delivery, state, policy, hold) rows in one statement;
+        their ids, in the same order (each id drawn in the rows' order, then the rows
+        stored). A held row is due when its group is (:meth:`_held_until`)."""
+        if not rows:
+            return []
+        holds: list[Hold | None] = []
+        queued: dict[tuple[str, str], int] = {}  # this statement's own, for rate limits
+        for _, d, _, _, hold in rows:
+            if hold is not None and not await self._over_rate(conn, hold, d, now, queued):
+                hold = None
+            if hold is None:
+                key = (d.channel, d.target.value)
+                queued[key] = queued.get(key, 0) + 1
+            holds.append(hold)
+        due = [await self._held_until(conn, h, now) if h is not None else now for h in holds]
+        cursor = await conn.execute(
+            self.q(
+                "WITH src AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence("
+                "'{s}.delivery', 'id')) AS id, t.* FROM unnest(%(notification)s::text[], "
+                "%(channel)s::text[], %(target)s::text[], %(recipients)s::text[], "
+                "%(state)s::text[], %(max_attempts)s::int[], %(first_delay)s::float8[], "
+                "%(max_delay)s::float8[], %(expires_at)s::float8[], %(next_at)s::float8[], "
+                "%(group_key)s::text[], %(problem)s::text[]) WITH ORDINALITY AS "
+                "t(notification_id, channel, target, recipients, state, max_attempts, "
+                "first_delay, max_delay, expires_at, next_at, group_key, problem, ord)), "
+                "stored AS (INSERT INTO {s}.delivery (id, notification_id, channel, target, "
+                "recipients, state, max_attempts, first_delay, max_delay, next_at, "
+                "expires_at, updated_at, group_key, problem) SELECT id, notification_id, "
+                "channel, target, recipients, state, max_attempts, first_delay, max_delay, "
+                "next_at, expires_at, %(now)s, group_key, problem FROM src) "
+                "SELECT id FROM src ORDER BY ord"
+            ),
+            {
+                "notification": [r[0] for r in rows],
+                "channel": [r[1].channel for r in rows],
+                "target": [r[1].target.value for r in rows],
+                "recipients": [
+                    _text(json.dumps(r[1].recipients)) if r[1].recipients is not None else None
+                    for r in rows
+                ],
+                "state": [r[2] for r in rows],
+                "max_attempts": [r[3].attempts for r in rows],
+                "first_delay": [r[3].first_delay for r in rows],
+                "max_delay": [r[3].max_delay for r in rows],
+                "expires_at": [now + r[3].max_age for r in rows],
+                "next_at": due,
+                "group_key": [h.group if h is not None else None for h in holds],
+                "problem": [
+                    h.problem.key if h is not None and h.problem is not None else None
+                    for h in holds
+                ],
+                "now": now,
+            },
+        )
+        return [int(r["id"]) for r in await cursor.fetchall()]
 
     async def _repeat(
         self, conn: Connection, hold: Hold, delivery: Delivery, now: float
@@ -279,75 +387,17 @@ class PostgresStore:
             for r in sorted(rows, key=lambda r: r["key"])
         ]
 
-    async def _insert_deliveries(
+    async def _over_rate(
         self,
         conn: Connection,
-        notification_id: str,
-        deliveries: Sequence[Delivery],
-        state: str,
-        policy: RetryPolicy,
+        hold: Hold,
+        delivery: Delivery,
         now: float,
-        holds: Sequence[Hold | None] = (),
-    ) -> list[int]:
-        if not deliveries:
-            return []
-        holds = [
-            None if hold is not None and not await self._over_rate(conn, hold, d, now) else hold
-            for d, hold in zip(
-                deliveries, (*holds, *[None] * (len(deliveries) - len(holds))), strict=True
-            )
-        ]
-        due = [
-            await self._held_until(conn, hold, now) if hold is not None else now
-            for hold in (*holds, *[None] * (len(deliveries) - len(holds)))
-        ]
-        cursor = conn.cursor()
-        await cursor.executemany(
-            self.q(
-                "INSERT INTO {s}.delivery (notification_id, channel, target, recipients, state,"
-                " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at,"
-                " group_key, problem) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                " %s, %s) RETURNING id"
-            ),
-            [
-                (
-                    notification_id,
-                    d.channel,
-                    d.target.value,
-                    _text(json.dumps(d.recipients)) if d.recipients is not None else None,
-                    state,
-                    policy.attempts,
-                    policy.first_delay,
-                    policy.max_delay,
-                    at,
-                    now + policy.max_age,
-                    now,
-                    hold.group if hold is not None else None,
-                    hold.problem.key if hold is not None and hold.problem is not None else None,
-                )
-                for d, at, hold in zip(
-                    deliveries,
-                    due,
-                    (*holds, *[None] * (len(deliveries) - len(holds))),
-                    strict=True,
-                )
-            ],
-            returning=True,
-        )
-        ids: list[int] = []
-        while True:
-            row = await cursor.fetchone()
-            assert row is not None
-            ids.append(int(row["id"]))
-            if not cursor.nextset():
-                break
-        return ids
-
-    async def _over_rate(
-        self, conn: Connection, hold: Hold, delivery: Delivery, now: float
+        queued: Mapping[tuple[str, str], int],
     ) -> bool:
         """Whether a hold stands: always, but for a channel's rate limit only when the
-        channel queued that many deliveries (not held ones) in the last ``wait``."""
+        channel queued that many deliveries (not held ones) in the last ``wait``, this
+        statement's own (``queued``) included."""
         if hold.under is None:
             return True
         row = await (
@@ -361,7 +411,8 @@ class PostgresStore:
             )
         ).fetchone()
         assert row is not None
-        return int(row["n"]) >= hold.under
+        mine = queued.get((delivery.channel, delivery.target.value), 0)
+        return int(row["n"]) + mine >= hold.under
 
     async def _held_until(self, conn: Connection, hold: Hold, now: float) -> float:
         """As the SQLite store: with the group's open deliveries, else after ``wait``,
@@ -383,74 +434,6 @@ class PostgresStore:
         last = row["last"]
         return max(now + hold.wait, (last + hold.interval) if last is not None else now)
 
-    async def claim(
-        self,
-        owner: str,
-        *,
-        limit: int,
-        lease: float,
-        only: Collection[int] | None = None,
-        now: float | None = None,
-    ) -> list[Claimed]:
-        async with self.database.transaction(durable=False) as conn:  # a lost lease runs out
-            at = await self._now(conn, now)
-            await self._expire(conn, at)
-            only_sql = " AND d.id = ANY(%(only)s)" if only is not None else ""
-            rows = await (
-                await conn.execute(
-                    self.q(
-                        "WITH due AS (SELECT d.id FROM {s}.delivery d WHERE d.state = %(pending)s"
-                        " AND d.next_at <= %(now)s AND (d.lease_until IS NULL OR"
-                        " d.lease_until < %(now)s) AND NOT EXISTS (SELECT 1 FROM {s}.parked p"
-                        f" WHERE p.channel = d.channel){only_sql} ORDER BY d.next_at, d.id"
-                        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                        " UPDATE {s}.delivery d SET lease_owner = %(owner)s,"
-                        " lease_until = %(until)s, fence = d.fence + 1 FROM due"
-                        " WHERE d.id = due.id RETURNING d.*"
-                    ),
-                    {
-                        "pending": PENDING,
-                        "now": at,
-                        "only": list(only) if only is not None else None,
-                        "limit": limit,
-                        "owner": owner,
-                        "until": at + lease,
-                    },
-                )
-            ).fetchall()
-            if not rows:
-                return []
-            rows += await self._group_members(conn, rows, owner, at + lease, at)
-            rows.sort(key=lambda r: (r["next_at"], r["id"]))
-            ids = [r["id"] for r in rows]
-            contents = {
-                r["id"]: r
-                for r in await (
-                    await conn.execute(
-                        self.q(
-                            "SELECT n.id, n.content, n.user_content FROM {s}.notification n "
-                            "WHERE n.id = ANY(%s)"
-                        ),
-                        (list({r["notification_id"] for r in rows}),),
-                    )
-                ).fetchall()
-            }
-            known: dict[int, dict[str, RecipientState]] = {}
-            for r in await (
-                await conn.execute(
-                    self.q(
-                        "SELECT delivery_id, address, status FROM {s}.recipient "
-                        "WHERE delivery_id = ANY(%s)"
-                    ),
-                    (ids,),
-                )
-            ).fetchall():
-                known.setdefault(r["delivery_id"], {})[r["address"]] = RecipientState(r["status"])
-            return [
-                _claimed(row, contents[row["notification_id"]], known.get(row["id"], {}), at)
-                for row in rows
-            ]
-
     async def _group_members(
         self,
         conn: Connection,
@@ -459,8 +442,8 @@ class PostgresStore:
         until: float,
         now: float,
     ) -> list[dict[str, Any]]:
-        """Claim the other pending deliveries of the groups among ``rows``, due or not:
-        a group goes as one message."""
+        """Claim the other pending deliveries of the groups among ``rows``, due or not
+        (a group goes as one message), in the claim's own shape."""
         members: list[dict[str, Any]] = []
         for group in dict.fromkeys(r["group_key"] for r in rows if r["group_key"] is not None):
             count = sum(1 for r in rows if r["group_key"] == group)
@@ -471,9 +454,13 @@ class PostgresStore:
                         "%(g)s AND d.state = %(p)s AND (d.lease_until IS NULL OR "
                         "d.lease_until < %(now)s) AND NOT EXISTS (SELECT 1 FROM {s}.parked p "
                         "WHERE p.channel = d.channel) ORDER BY d.next_at, d.id LIMIT %(limit)s "
-                        "FOR UPDATE SKIP LOCKED) UPDATE {s}.delivery d SET lease_owner = "
-                        "%(owner)s, lease_until = %(until)s, fence = d.fence + 1 FROM more "
-                        "WHERE d.id = more.id RETURNING d.*"
+                        "FOR UPDATE SKIP LOCKED), claimed AS (UPDATE {s}.delivery d SET "
+                        "lease_owner = %(owner)s, lease_until = %(until)s, fence = d.fence + 1 "
+                        "FROM more WHERE d.id = more.id RETURNING d.*) "
+                        "SELECT c.*, n.content, n.user_content, (SELECT json_agg("
+                        "json_build_array(r.address, r.status)) FROM {s}.recipient r WHERE "
+                        "r.delivery_id = c.id) AS known FROM claimed c JOIN {s}.notification n "
+                        "ON n.id = c.notification_id ORDER BY c.next_at, c.id"
                     ),
                     {
                         "g": group,
@@ -486,6 +473,61 @@ class PostgresStore:
                 )
             ).fetchall()
         return members
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        only: Collection[int] | None = None,
+        now: float | None = None,
+    ) -> list[Claimed]:
+        async with self.database.transaction() as conn:
+            # a lost lease runs out: the claim's commit need not wait for the WAL flush
+            # (synchronous_commit off, set with the clock read: one round trip for both)
+            row = await (await conn.execute(LAZY_CLOCK)).fetchone()
+            assert row is not None
+            at = float(row["now"]) if now is None else now
+            await self._expire(conn, at)
+            only_sql = " AND d.id = ANY(%(only)s)" if only is not None else ""
+            # the claim, each delivery's content and its recipients' states: one statement
+            rows = await (
+                await conn.execute(
+                    self.q(
+                        "WITH due AS (SELECT d.id FROM {s}.delivery d WHERE d.state = %(pending)s"
+                        " AND d.next_at <= %(now)s AND (d.lease_until IS NULL OR"
+                        " d.lease_until < %(now)s) AND NOT EXISTS (SELECT 1 FROM {s}.parked p"
+                        f" WHERE p.channel = d.channel){only_sql} ORDER BY d.next_at, d.id"
+                        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+                        " claimed AS (UPDATE {s}.delivery d SET lease_owner = %(owner)s,"
+                        " lease_until = %(until)s, fence = d.fence + 1 FROM due"
+                        " WHERE d.id = due.id RETURNING d.*)"
+                        " SELECT c.*, n.content, n.user_content, (SELECT json_agg(json_build_array("
+                        "r.address, r.status)) FROM {s}.recipient r WHERE r.delivery_id = c.id)"
+                        " AS known FROM claimed c JOIN {s}.notification n"
+                        " ON n.id = c.notification_id ORDER BY c.next_at, c.id"
+                    ),
+                    {
+                        "pending": PENDING,
+                        "now": at,
+                        "only": list(only) if only is not None else None,
+                        "limit": limit,
+                        "owner": owner,
+                        "until": at + lease,
+                    },
+                )
+            ).fetchall()
+            rows += await self._group_members(conn, rows, owner, at + lease, at)
+            return [
+                _claimed(
+                    row,
+                    row,
+                    {address: RecipientState(status) for address, status in row["known"] or ()},
+                    at,
+                )
+                for row in rows
+            ]
 
     async def _expire(self, conn: Connection, now: float) -> None:
         """Past max_age after a first attempt: dead, with the reason (as on SQLite)."""
@@ -598,13 +640,29 @@ class PostgresStore:
                     (placeholders, CHANNEL_LABEL),
                 )
             await self._store_results(conn, results, at)
-            if updates:
+            if len({u[-1] for u in updates}) < len(updates):  # one delivery twice: in turn
                 await conn.cursor().executemany(
                     self.q(
                         "UPDATE {s}.delivery SET state = %s, attempts = %s, next_at = %s, "
                         "lease_owner = NULL, lease_until = NULL, updated_at = %s WHERE id = %s"
                     ),
                     updates,
+                )
+            elif updates:  # one statement for the group, not one per delivery
+                await conn.execute(
+                    self.q(
+                        "UPDATE {s}.delivery d SET state = u.state, attempts = u.attempts, "
+                        "next_at = u.next_at, lease_owner = NULL, lease_until = NULL, "
+                        "updated_at = %s FROM unnest(%s::text[], %s::int[], %s::float8[], "
+                        "%s::bigint[]) AS u(state, attempts, next_at, id) WHERE d.id = u.id"
+                    ),
+                    (
+                        at,
+                        [u[0] for u in updates],
+                        [u[1] for u in updates],
+                        [u[2] for u in updates],
+                        [u[4] for u in updates],
+                    ),
                 )
             if parks:
                 await conn.cursor().executemany(
@@ -639,6 +697,41 @@ class PostgresStore:
             )
             for delivery_id, r, state, reason in results
         ]
+        if len({row[:2] for row in rows}) == len(rows):
+            # one statement for the group: each recipient's state, and the attempt's row
+            await conn.execute(
+                self.q(
+                    "WITH t AS MATERIALIZED (SELECT * FROM unnest(%(delivery)s::bigint[], "
+                    "%(address)s::text[], %(status)s::text[], %(kind)s::text[], "
+                    "%(reason)s::text[], %(reply)s::text[], %(hint)s::text[], "
+                    "%(attempt)s::text[]) WITH ORDINALITY AS t(delivery_id, address, status, "
+                    "kind, reason, reply, hint, attempt, ord)), "
+                    "r AS (INSERT INTO {s}.recipient (delivery_id, address, status, kind, "
+                    "reason, reply, hint, attempts, updated_at) SELECT delivery_id, address, "
+                    "status, kind, reason, reply, hint, 1, %(now)s FROM t "
+                    "ON CONFLICT (delivery_id, address) DO UPDATE SET status = excluded.status,"
+                    " kind = excluded.kind, reason = excluded.reason, reply = excluded.reply, "
+                    "hint = excluded.hint, attempts = recipient.attempts + 1, "
+                    "updated_at = excluded.updated_at) "
+                    "INSERT INTO {s}.attempt (delivery_id, at, address, status, kind, reason, "
+                    "reply) SELECT delivery_id, %(now)s, address, attempt, kind, reason, reply "
+                    "FROM t ORDER BY ord"
+                ),
+                {
+                    "delivery": [row[0] for row in rows],
+                    "address": [row[1] for row in rows],
+                    "status": [row[2] for row in rows],
+                    "kind": [row[3] for row in rows],
+                    "reason": [row[4] for row in rows],
+                    "reply": [row[5] for row in rows],
+                    "hint": [row[6] for row in rows],
+                    "attempt": [row[7] for row in rows],
+                    "now": now,
+                },
+            )
+            return
+        # a recipient twice in the group (an address listed twice): one row at a time, as
+        # each counts as an attempt of its own
         cursor = conn.cursor()
         await cursor.executemany(
             self.q(
