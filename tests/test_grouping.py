@@ -377,3 +377,50 @@ async def test_beyond_a_channels_rate_limit_notifications_go_as_one(tmp_path: Pa
     assert early == 3, subjects
     assert subjects[3:] == ["[DBackup] Over the rate limit: 7 backups failed"], subjects
     assert len(subjects) == 4  # never dropped: the seven are in the one message
+
+
+HOOK = """
+[channels.ops-hook]
+type = "webhook"
+webhook_url = "{hook}"
+
+[routing]
+channels = ["ops-hook"]
+
+[outbox]
+path = "{outbox}"
+
+[outbox.retry.default]
+first_delay = "1s"
+"""
+
+
+async def test_a_429_slows_the_whole_channel_down(tmp_path: Path, httpserver: HTTPServer) -> None:
+    """The service says "wait 2 s" once: the channel's other deliveries wait for it too,
+    rather than each meeting its own 429; then every one is delivered."""
+    seen: list[float] = []
+
+    def answer(request: object) -> object:
+        from werkzeug import Response
+
+        seen.append(time.monotonic())
+        if len(seen) == 1:
+            return Response("slow down", status=429, headers={"Retry-After": "2"})
+        return Response("ok", status=200)
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(answer)
+    path = tmp_path / "dbnotify.toml"
+    path.write_text(
+        HOOK.format(hook=httpserver.url_for("/hook"), outbox=tmp_path / "o.sqlite"), "utf-8"
+    )
+    async with Notifier(load_config(path)) as notifier:
+        await notifier.notify(Event("backup_failure", {"job_name": "first"}))
+        await run_until(notifier, lambda: len(seen) >= 1)
+        await asyncio.sleep(0.3)  # the 429 is recorded
+        for job in range(4):
+            await notifier.notify(Event("backup_failure", {"job_name": f"job-{job}"}))
+        await run_until(notifier, lambda: len(seen) >= 6)
+        rows = await notifier.history()
+    assert len(seen) == 6  # 5 deliveries, one of them twice
+    assert min(seen[1:]) - seen[0] >= 1.9, [round(t - seen[0], 2) for t in seen]
+    assert {r.status for r in rows} == {"delivered"}

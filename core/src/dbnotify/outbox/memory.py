@@ -423,12 +423,13 @@ class MemoryStore:
 
     # -- operations -------------------------------------------------------------------
 
-    async def release(self, owner: str, ids: Sequence[int]) -> int:
-        given = 0
+    async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
+        given, until = 0, _now(None) + after
         for ident in ids:
             d = self._deliveries.get(ident)
             if d is not None and d.state is DeliveryState.PENDING and d.lease_owner == owner:
                 d.lease_owner, d.lease_until = None, None
+                d.next_at = max(d.next_at, until)
                 given += 1
         return given
 

@@ -99,10 +99,11 @@ class OutboxStore(Protocol):
         worker has it (``taken over``)."""
         ...
 
-    async def release(self, owner: str, ids: Sequence[int]) -> int:
+    async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
         """Give back the leases ``owner`` holds on ``ids`` without an attempt (a worker
         that stops with attempts unfinished), so that another worker takes them now
-        rather than when the lease runs out; returns how many were given back."""
+        rather than when the lease runs out; ``after``: not before this many seconds (a
+        service asked to slow down). Returns how many were given back."""
         ...
 
     async def unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:

@@ -109,6 +109,9 @@ class Worker:
     _told: dict[tuple[str, str], float] = attrs.field(factory=dict)
     """When this worker last told a fallback that a channel was parked or gave up a
     delivery (by channel and kind): at most once per :data:`FALLBACK_QUIET`."""
+    _slow: dict[str, float] = attrs.field(factory=dict)
+    """Channels a service asked to slow down (a 429 with Retry-After): until when
+    (monotonic). Their other deliveries wait, given back, rather than fail too."""
     _mutes: tuple[float, list[Mute]] = (float("-inf"), [])
     """The mutes in force, and when they were read (again after :data:`POLL` seconds)."""
 
@@ -364,6 +367,10 @@ class Worker:
         """One delivery, or a group's: its members that no mute holds go as one message
         (:func:`~dbnotify.outbox.grouping.group_notification`), each recorded with its result."""
         channel = unit[0].delivery.channel
+        wait = self._slow.get(channel, 0.0) - time.monotonic()
+        if wait > 0:  # the service asked for a pause: these wait for it, untried
+            await self.store.release(self.owner, [c.id for c in unit], after=wait)
+            return []
         free = [c for c in unit if not any(m.matches(channel, c.notification) for m in mutes)]
         if len(free) <= 1:
             return [(c, await self._attempt(c, fingerprints, mutes)) for c in unit]
@@ -416,6 +423,16 @@ class Worker:
                 f"recorded: {exc}; the worker stops rather than send it again and again "
                 "(a worker started once the outbox is fixed tries it once more)"
             ) from exc
+        asked = [r.retry_after for r in results if r.retry_after is not None]
+        if asked and max(asked) > 0:  # a 429: the whole channel slows down, not one delivery
+            until = time.monotonic() + max(asked)
+            if until > self._slow.get(delivery.channel, 0.0):
+                self._slow[delivery.channel] = until
+                log.info(
+                    "channel %s: the service asked to wait %gs; its deliveries wait too",
+                    delivery.channel,
+                    max(asked),
+                )
         if any(r.status is Status.DELIVERED for r in results):  # working again
             self._told.pop((delivery.channel, "parked"), None)
             self._told.pop((delivery.channel, "dead"), None)

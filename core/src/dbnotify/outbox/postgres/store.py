@@ -754,16 +754,18 @@ class PostgresStore:
 
     # -- operations -------------------------------------------------------------------
 
-    async def release(self, owner: str, ids: Sequence[int]) -> int:
+    async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
         if not ids:
             return 0
         async with self.database.transaction() as conn:
+            at = await self._now(conn, None)
             cursor = await conn.execute(
                 self.q(
-                    "UPDATE {s}.delivery SET lease_owner = NULL, lease_until = NULL "
+                    "UPDATE {s}.delivery SET lease_owner = NULL, lease_until = NULL, "
+                    "next_at = greatest(next_at, %s) "
                     "WHERE lease_owner = %s AND state = %s AND id = ANY(%s)"
                 ),
-                (owner, PENDING, list(ids)),
+                (at + after, owner, PENDING, list(ids)),
             )
             if cursor.rowcount:
                 await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))

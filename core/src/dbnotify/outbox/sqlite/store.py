@@ -479,18 +479,18 @@ class SQLiteStore:
 
     # -- operations -------------------------------------------------------------------
 
-    async def release(self, owner: str, ids: Sequence[int]) -> int:
-        return await asyncio.to_thread(self._release, owner, list(ids))
+    async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
+        return await asyncio.to_thread(self._release, owner, list(ids), _now(None) + after)
 
-    def _release(self, owner: str, ids: list[int]) -> int:
+    def _release(self, owner: str, ids: list[int], until: float) -> int:
         if not ids:
             return 0
         marks = ",".join("?" * len(ids))
         with self.database.write() as db:
             return db.execute(
-                "UPDATE delivery SET lease_owner = NULL, lease_until = NULL "
-                f"WHERE lease_owner = ? AND state = ? AND id IN ({marks})",
-                (owner, PENDING, *ids),
+                "UPDATE delivery SET lease_owner = NULL, lease_until = NULL, next_at = "
+                f"max(next_at, ?) WHERE lease_owner = ? AND state = ? AND id IN ({marks})",
+                (until, owner, PENDING, *ids),
             ).rowcount
 
     async def unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:
