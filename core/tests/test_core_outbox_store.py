@@ -34,8 +34,10 @@ from dbnotify.outbox.model import (
     Claimed,
     DeliveryState,
     Enqueue,
+    Hold,
     Mute,
     MuteScope,
+    Problem,
     RecipientState,
 )
 from dbnotify.outbox.policy import RetryPolicy, policy_for
@@ -709,6 +711,138 @@ def test_a_mute_matches_its_channel_event_or_job() -> None:
     assert Mute(1, MuteScope.EVENT, "backup_failure", "", T0, T0 + 1).matches("x", notification)
     assert Mute(1, MuteScope.JOB, "nightly-pg", "", T0, T0 + 1).matches("x", notification)
     assert not Mute(1, MuteScope.JOB, "weekly", "", T0, T0 + 1).matches("x", notification)
+
+
+async def hold(
+    store: OutboxStore, group: str, now: float, *, wait: float = 30, interval: float = 300
+) -> int:
+    """One notification whose one delivery is held for ``group``."""
+    ((ident,),) = await store.enqueue_many(
+        [
+            Enqueue(
+                to_notification(FAILURE),
+                None,
+                [Delivery("mail", Target.CHANNEL)],
+                POLICY,
+                holds=[Hold(group, wait, interval)],
+            )
+        ],
+        now=now,
+    )
+    return ident
+
+
+async def test_a_group_is_held_for_its_wait_then_claimed_whole(store: OutboxStore) -> None:
+    first = await hold(store, "g1", T0)
+    second = await hold(store, "g1", T0 + 10)
+    other = await hold(store, "g2", T0 + 20)
+    assert await take(store, T0 + 29) == []  # gathering
+    got = await take(store, T0 + 30, limit=1)  # one due brings its group, not another's
+    assert sorted(c.id for c in got) == [first, second]
+    assert {c.group for c in got} == {"g1"}
+    (alone,) = await take(store, T0 + 50)
+    assert (alone.id, alone.group) == (other, "g2")
+
+
+async def test_a_group_claimed_brings_members_not_yet_due(store: OutboxStore) -> None:
+    first = await hold(store, "g1", T0)
+    (claimed,) = await take(store, T0 + 30)
+    late = await hold(store, "g1", T0 + 31)  # the open group went: a new one gathers
+    assert await record(store, claimed, [ok(CHANNEL_LABEL)], now=T0 + 32) == DONE
+    assert claimed.id == first
+    assert await take(store, T0 + 60) == []  # not before interval after the last message
+    (after,) = await take(store, T0 + 32 + 300)
+    assert after.id == late
+
+
+async def test_a_failed_group_goes_again_whole(store: OutboxStore) -> None:
+    ids = {await hold(store, "g1", T0 + i) for i in range(3)}
+    got = await take(store, T0 + 30)
+    states = await store.record_many(
+        [Attempt(c, [later(CHANNEL_LABEL)]) for c in got], now=T0 + 31, delay=10
+    )
+    assert states == [PENDING] * 3
+    again = await take(store, T0 + 41)
+    assert {c.id for c in again} == ids
+
+
+async def fail_again(store: OutboxStore, now: float, repeat: float = 3600) -> int:
+    problem = Problem(
+        "mail|job=nightly-pg|type=backup_failure", "nightly-pg", "backup_failure", repeat
+    )
+    ((ident,),) = await store.enqueue_many(
+        [
+            Enqueue(
+                to_notification(FAILURE),
+                None,
+                [Delivery("mail", Target.CHANNEL)],
+                POLICY,
+                holds=[Hold("g1", 30, 300, problem)],
+            )
+        ],
+        now=now,
+    )
+    return ident
+
+
+async def test_a_failure_told_within_repeat_is_counted_not_sent(store: OutboxStore) -> None:
+    first = await fail_again(store, T0)
+    joined = await fail_again(store, T0 + 5)  # the message has not gone: it joins it
+    got = await take(store, T0 + 30)
+    assert sorted(c.id for c in got) == [first, joined]
+    for claimed in got:
+        await record(store, claimed, [ok(CHANNEL_LABEL)], now=T0 + 31)
+    counted = await fail_again(store, T0 + 100)
+    (row,) = await store.history(delivery_ids=[counted])
+    assert row.status == "skipped"
+    assert row.reason == (
+        "counted, not sent: job 'nightly-pg' failed again within repeat (1h) of the message "
+        "at 2025-06-15T15:07:11+00:00; 3 failures since 2025-06-15T15:06:40+00:00"
+    )
+    assert await take(store, T0 + 1000) == []
+    sent_again = await fail_again(store, T0 + 31 + 3600)  # repeat ran out: told again
+    assert [r.status for r in await store.history(delivery_ids=[sent_again])] == ["pending"]
+
+
+async def test_a_success_resolves_the_jobs_open_problems(store: OutboxStore) -> None:
+    await fail_again(store, T0)
+    await fail_again(store, T0 + 1)
+    (problem,) = await store.resolve("nightly-pg")
+    assert (problem.job, problem.event_type, problem.count, problem.since) == (
+        "nightly-pg",
+        "backup_failure",
+        2,
+        T0,
+    )
+    assert problem.delivery == Delivery("mail", Target.CHANNEL)
+    assert await store.resolve("nightly-pg") == []  # closed
+    assert await store.resolve("weekly") == []
+
+
+async def test_a_rate_limit_holds_only_what_comes_beyond_it(store: OutboxStore) -> None:
+    async def one(now: float) -> int:
+        ((ident,),) = await store.enqueue_many(
+            [
+                Enqueue(
+                    to_notification(FAILURE),
+                    None,
+                    [Delivery("mail", Target.CHANNEL)],
+                    POLICY,
+                    holds=[Hold("rate|mail", 60, 0, under=2)],
+                )
+            ],
+            now=now,
+        )
+        return ident
+
+    first, second, third, fourth = [await one(T0 + i) for i in range(4)]
+    got = await take(store, T0 + 5)
+    assert [(c.id, c.group) for c in got] == [(first, None), (second, None)]
+    for claimed in got:
+        await record(store, claimed, [ok(CHANNEL_LABEL)], now=T0 + 6)
+    assert await take(store, T0 + 59) == []
+    held = await take(store, T0 + 62)
+    assert sorted((c.id, c.group) for c in held) == [(third, "rate|mail"), (fourth, "rate|mail")]
 
 
 # --- SQLite only: the file, shared and durable ------------------------------------------------

@@ -275,3 +275,32 @@ def test_a_traceback_keeps_its_lines_where_white_space_is_ignored(
     split = left + (right - left) // 3
     error_cell = Box(split + 8, rules[1] + 2, right, card_bottom - 40)
     assert text_rows(image, error_cell) == 4
+
+
+def test_a_groups_email_as_chromium_draws_it(screenshot: Screenshot, tmp_path: Path) -> None:
+    """200 failures as one message (``[grouping]``): 25 rows and a row that counts the
+    rest, under one red bar; saved for the storms page of the docs."""
+    from dbnotify.outbox.grouping import group_notification
+
+    members = [
+        to_notification(
+            Event(
+                "backup_failure",
+                {"job_name": f"job-{i:03}", "error": "storage unreachable: no route to host"},
+                timestamp=WHEN + dt.timedelta(seconds=i // 20),
+            )
+        )
+        for i in range(200)
+    ]
+    window = (700, 1600)
+    png = screenshot(
+        Renderer().html(group_notification(members)), tmp_path / "email-group.png", window
+    )
+    with Image.open(png) as opened:
+        image = opened.convert("RGB")
+    bar = find_bar(image, COLOURS[Severity.FAILURE])
+    rules, card_bottom = ruled_rows(image, bar)
+    assert len(rules) == 26, rules  # 25 members, then "and 175 more"
+    assert card_bottom < window[1] - 10, "the card does not fit the window"
+    saved = save_for_docs(image, card_bottom, "email-group.png")
+    assert saved.stat().st_size < 2 * MAX_IMAGE_BYTES

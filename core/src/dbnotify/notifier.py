@@ -14,8 +14,9 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import time
 import weakref
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from dbnotify import router
@@ -23,9 +24,16 @@ from dbnotify.config.load import load_config
 from dbnotify.config.model import Config
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError
-from dbnotify.events import Event, Notification, to_notification, to_user_notification
+from dbnotify.events import (
+    Event,
+    Notification,
+    Severity,
+    to_notification,
+    to_user_notification,
+)
 from dbnotify.outbox.group import GroupCommit
-from dbnotify.outbox.model import Enqueue, HistoryRow
+from dbnotify.outbox.grouping import group_key, hold_for, resolved_notification
+from dbnotify.outbox.model import Enqueue, HistoryRow, Hold
 from dbnotify.outbox.policy import policy_for
 from dbnotify.outbox.store import OutboxStore, open_store
 from dbnotify.outbox.worker import Worker
@@ -82,6 +90,8 @@ class Notifier:
         ] = weakref.WeakKeyDictionary()
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self.clock: Callable[[], float] = time.time
+        """Now, for quiet hours and digest times (tests set it)."""
 
     @classmethod
     def from_config(
@@ -124,6 +134,33 @@ class Notifier:
         _log(result)
         return result
 
+    async def _resolve(self, success: Notification) -> None:
+        """A job that succeeds closes its open problems: each gets a "resolved" message
+        where its failures went, grouped as they were (``[grouping] resolved``)."""
+        assert self.outbox is not None
+        if not success.job_name:
+            return
+        overrides = self.config.outbox.retry if self.config.outbox is not None else {}
+        items = []
+        for problem in await self.outbox.resolve(success.job_name):
+            rule = self.config.grouping_for(problem.event_type)
+            if rule is None or not rule.resolved:
+                continue
+            resolved = resolved_notification(problem, success)
+            items.append(
+                Enqueue(
+                    resolved,
+                    resolved if problem.delivery.target is Target.USER else None,
+                    [problem.delivery],
+                    policy_for(problem.event_type, overrides),
+                    holds=[
+                        Hold(group_key(rule, problem.delivery, resolved), rule.wait, rule.interval)
+                    ],
+                )
+            )
+        if items:
+            await self.outbox.enqueue_many(items)
+
     async def _enqueue(
         self,
         event: Event,
@@ -139,6 +176,11 @@ class Notifier:
         group = self._enqueues.get(loop)
         if group is None:  # notifications committed together share a transaction
             group = self._enqueues[loop] = GroupCommit(self.outbox.enqueue_many)
+        now = self.clock()  # digests and quiet hours are times of day
+        holds = [
+            hold_for(self.config, d, for_user if d.target is Target.USER else notification, now)
+            for d in plan.deliveries
+        ]
         ids = await group.submit(
             Enqueue(
                 notification,
@@ -146,6 +188,7 @@ class Notifier:
                 plan.deliveries,
                 policy,
                 plan.outcomes,
+                holds,
             )
         )
         queued = tuple(
@@ -160,6 +203,8 @@ class Notifier:
             )
             for d, ident in zip(plan.deliveries, ids, strict=True)
         )
+        if self.config.grouping and notification.severity is Severity.SUCCESS:
+            await self._resolve(notification)
         if self._worker is not None:
             self._worker.wake.set()
         result = DispatchResult(

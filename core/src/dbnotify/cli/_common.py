@@ -136,7 +136,7 @@ def describe_row(row: HistoryRow) -> str:
     delivered = row.status == RecipientState.DELIVERED
     state = row.status + (f" ({row.kind})" if row.kind and not delivered else "")
     parts = [state]
-    if row.reason and not delivered:
+    if row.reason:  # a delivered one's says how: "sent in a group of 200 ..."
         parts.append(row.reason)
     if row.reply and not delivered:
         parts.append(f"server said: {row.reply}")

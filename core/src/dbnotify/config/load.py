@@ -17,10 +17,15 @@ import attrs
 
 from dbnotify.config.fields import did_you_mean, file_key, setting
 from dbnotify.config.model import (
+    CORE_CHANNEL_KEYS,
     ChannelSettings,
     Config,
+    DigestRule,
     DispatchSettings,
+    GroupingRule,
     OutboxSettings,
+    QuietHours,
+    RateLimit,
     RenderingSettings,
     Routing,
 )
@@ -42,6 +47,12 @@ class FileLayout:
     dispatch: DispatchSettings = setting(factory=DispatchSettings, description="delivery")
     outbox: OutboxSettings | None = setting(
         default=None, description="durable delivery (without it: direct, in memory)"
+    )
+    grouping: dict[str, GroupingRule] = setting(
+        factory=dict, description="storm control per event type, and 'default' (needs outbox)"
+    )
+    digest: dict[str, DigestRule] = setting(
+        factory=dict, description="scheduled summaries instead of one message each (needs outbox)"
     )
 
 
@@ -112,9 +123,23 @@ def load_config(
         if plugin is None:
             issues.append(ConfigIssue(f"{where}.type", registry.explain_missing(kind)))
             continue
-        options = {k: v for k, v in block.items() if k != "type"}
+        options = {k: v for k, v in block.items() if k not in CORE_CHANNEL_KEYS}
+        quiet: QuietHours | None = None
+        if "quiet_hours" in block:
+            try:
+                quiet = structure(QuietHours, block["quiet_hours"])
+            except ConfigError as exc:
+                issues.extend(exc.prefixed(f"{where}.quiet_hours").issues)
+        rate: RateLimit | None = None
+        if "rate_limit" in block:
+            try:
+                rate = RateLimit.parse(block["rate_limit"])
+            except ValueError as exc:
+                issues.append(ConfigIssue(f"{where}.rate_limit", str(exc)))
         try:
-            channels[name] = ChannelSettings(name, kind, plugin.validate_config(options))
+            channels[name] = ChannelSettings(
+                name, kind, plugin.validate_config(options), quiet, rate
+            )
         except ConfigError as exc:
             issues.extend(exc.prefixed(where).issues)
     found = raw.get("channels")
@@ -125,7 +150,14 @@ def load_config(
     if issues:
         raise ConfigError(issues)
     return Config(
-        channels, layout.routing, layout.jobs, layout.rendering, layout.dispatch, layout.outbox
+        channels,
+        layout.routing,
+        layout.jobs,
+        layout.rendering,
+        layout.dispatch,
+        layout.outbox,
+        layout.grouping,
+        layout.digest,
     )
 
 
@@ -303,6 +335,42 @@ def _check_references(
         check_names(f"jobs.{job}.channels", job_rule.channels)
     if layout.outbox is not None:
         issues.extend(_check_outbox(layout.outbox))
+    for event_type in layout.grouping:
+        hint = did_you_mean(event_type, [*CATALOGUE, "default"])
+        if event_type not in CATALOGUE and event_type != "default" and hint:
+            issues.append(
+                ConfigIssue(
+                    f"grouping.{event_type}",
+                    "unknown event type" + hint + " (custom event types are allowed, but "
+                    "this one looks like a typo)",
+                )
+            )
+    holding = [
+        *(["grouping"] if layout.grouping else []),
+        *(["digest"] if layout.digest else []),
+        *(f"channels.{n}.quiet_hours" for n, c in channels.items() if c.quiet_hours),
+        *(f"channels.{n}.rate_limit" for n, c in channels.items() if c.rate_limit),
+    ]
+    if holding and layout.outbox is None:
+        issues.append(
+            ConfigIssue(
+                holding[0],
+                "holds notifications in the outbox to send them together later; add "
+                '[outbox] (e.g. path = "/var/lib/dbackup/dbnotify-outbox.sqlite")',
+            )
+        )
+    for name, digest in layout.digest.items():
+        check_names(f"digest.{name}.channels", digest.channels)
+        for index, event_type in enumerate(digest.events):
+            hint = did_you_mean(event_type, CATALOGUE)
+            if event_type not in CATALOGUE and hint:
+                issues.append(
+                    ConfigIssue(
+                        f"digest.{name}.events[{index}]",
+                        "unknown event type" + hint + " (custom event types are allowed, "
+                        "but this one looks like a typo)",
+                    )
+                )
     for event_type in layout.outbox.retry if layout.outbox else ():
         hint = did_you_mean(event_type, [*CATALOGUE, "default"])
         if event_type not in CATALOGUE and event_type != "default" and hint:

@@ -6,6 +6,8 @@ schema``); they import only field helpers and the event catalogue's types.
 
 from __future__ import annotations
 
+import enum
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -203,6 +205,111 @@ class OutboxSettings:
         return redacted_url(self.url) if self.url is not None else str(self.path)
 
 
+class GroupBy(enum.Enum):
+    """What, besides the channel, makes notifications one group."""
+
+    TYPE = "type"
+    JOB = "job"
+    SEVERITY = "severity"
+    CHANNEL = "channel"
+    """Always so: one message goes through one channel. Accepted for clarity."""
+
+
+@attrs.frozen
+class GroupingRule:
+    """``[grouping.<event type or default>]``: hold a group's first notification for
+    ``wait`` to gather the others, and send them as one message."""
+
+    by: tuple[GroupBy, ...] = setting(
+        default=(GroupBy.TYPE,),
+        description="what makes a group besides the channel: type, job, severity, channel",
+    )
+    wait: Duration = setting(
+        default=Duration(30.0),
+        description="hold a group's first notification this long to gather others",
+    )
+    interval: Duration = setting(
+        default=Duration(300.0),
+        description="after a group's message, hold the next one of that group until this "
+        "long after it",
+    )
+    repeat: Duration = setting(
+        default=Duration(4 * 3600.0),
+        description="a job failing again within this long of its last message is counted, not sent",
+    )
+    resolved: bool = setting(
+        default=True, description="send a 'resolved' message when a failing job succeeds"
+    )
+
+
+_CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+
+def _clock_time(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
+    if not _CLOCK.fullmatch(value):
+        raise ValueError(f'must be a time of day as "HH:MM", 24-hour (got {value!r})')
+
+
+@attrs.frozen
+class QuietHours:
+    """A channel's ``quiet_hours``: what arrives in the window is held, and sent as one
+    digest when it ends; severities or event types in ``except`` go at once."""
+
+    from_: str = setting(
+        key="from", validator=_clock_time, description="start of the window", example='"22:00"'
+    )
+    to: str = setting(validator=_clock_time, description="end of the window", example='"07:00"')
+    timezone: str = setting(
+        default="UTC", validator=_timezone, description="time zone of from and to"
+    )
+    except_: tuple[str, ...] = setting(
+        key="except",
+        factory=tuple,
+        description="severities (failure, warning, ...) or event types sent at once",
+    )
+
+
+@attrs.frozen
+class DigestRule:
+    """``[digest.<name>]``: these events to these channels are not sent one by one but
+    summarised in one message at ``at`` each day."""
+
+    channels: tuple[str, ...] = setting(description="the channels it summarises for")
+    events: tuple[str, ...] = setting(description="the event types it summarises")
+    at: str = setting(validator=_clock_time, description="when it is sent", example='"08:00"')
+    timezone: str = setting(default="UTC", validator=_timezone, description="time zone of at")
+
+
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*")
+_PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
+_PER |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+
+@attrs.frozen
+class RateLimit:
+    """A channel's ``rate_limit`` (``"6/min"``): at most ``count`` messages each
+    ``per`` seconds; what comes beyond is held and sent as one, never dropped."""
+
+    count: int
+    per: float
+
+    @classmethod
+    def parse(cls, value: Any) -> RateLimit:
+        match = _RATE.fullmatch(value) if isinstance(value, str) else None
+        if match is None or int(match[1]) < 1 or match[2] == "0":
+            raise ValueError(
+                f'must be messages per time, e.g. "6/min", "100/hour", "1/30s" (got {value!r})'
+            )
+        return cls(int(match[1]), int(match[2] or 1) * float(_PER[match[3]]))
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.per:g}s"
+
+
+CORE_CHANNEL_KEYS = frozenset({"type", "quiet_hours", "rate_limit"})
+"""Keys of a channel's block that dbnotify reads itself; the plugin gets the others."""
+
+
 @attrs.frozen
 class ChannelSettings:
     """One configured channel: its name, its type, and the plugin's validated config."""
@@ -210,6 +317,8 @@ class ChannelSettings:
     name: str
     type: str
     config: Any = attrs.field(repr=False)
+    quiet_hours: QuietHours | None = None
+    rate_limit: RateLimit | None = None
 
 
 @attrs.frozen
@@ -220,3 +329,9 @@ class Config:
     rendering: RenderingSettings = attrs.field(factory=RenderingSettings)
     dispatch: DispatchSettings = attrs.field(factory=DispatchSettings)
     outbox: OutboxSettings | None = None
+    grouping: dict[str, GroupingRule] = attrs.field(factory=dict)
+    digest: dict[str, DigestRule] = attrs.field(factory=dict)
+
+    def grouping_for(self, event_type: str) -> GroupingRule | None:
+        """The event type's grouping rule, else ``default``'s; ``None``: sent one by one."""
+        return self.grouping.get(event_type, self.grouping.get("default"))

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from dbnotify import humanize
-from dbnotify.outbox.model import Claimed, DeliveryState, RecipientState
+from dbnotify.outbox.model import Claimed, DeliveryState, RecipientState, iso
 from dbnotify.results import CHANNEL_LABEL, FailureKind, RecipientResult, Status
 
 EXPIRED = "expired: older than this event's max_age before it could be delivered"
@@ -56,6 +56,15 @@ class Decision:
     def reason(self, result: RecipientResult) -> str | None:
         """The reason to record for ``result``."""
         return self.reasons.get(result.recipient, result.reason)
+
+
+def counted(job: str, last: float, repeat: float, count: int, since: float) -> str:
+    """The reason of a failure counted, not sent: its job's problem was told lately."""
+    return (
+        f"counted, not sent: job '{job}' failed again within repeat "
+        f"({humanize.duration(repeat * 1000)}) of the message at {iso(last)}; "
+        f"{humanize.count(count, 'failure')} since {iso(since)}"
+    )
 
 
 def final(result: RecipientResult) -> RecipientState:

@@ -19,7 +19,7 @@ import attrs
 from dbnotify.errors import OutboxError
 from dbnotify.events import Notification
 from dbnotify.outbox import wording
-from dbnotify.outbox.decide import EXPIRED, decide, final, retry_only
+from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -28,12 +28,15 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Hold,
     Mute,
     MuteScope,
+    OpenProblem,
     Parked,
     RecipientState,
 )
 from dbnotify.outbox.policy import RetryPolicy
+from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
 
 if TYPE_CHECKING:
@@ -74,6 +77,8 @@ class _Delivery:
     lease_owner: str | None = None
     lease_until: float | None = None
     fence: int = 0
+    group: str | None = None
+    problem: str | None = None
     recipients: dict[str, _Recipient] = attrs.field(factory=dict)
     """By address, in the order first recorded."""
 
@@ -114,6 +119,8 @@ class MemoryStore:
         self._attempts: list[_AttemptRow] = []
         self._parked: dict[str, _Parked] = {}
         self._mutes: dict[int, Mute] = {}
+        self._problems: dict[str, OpenProblem] = {}
+        """Open problems by key (as the SQL stores' table)."""
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -167,10 +174,21 @@ class MemoryStore:
         self._notifications[notification.id] = _Notification(
             notification, item.user_notification, now
         )
-        ids = [
-            self._insert(notification.id, d, DeliveryState.PENDING, item.policy, now).id
-            for d in item.deliveries
-        ]
+        ids: list[int] = []
+        for index, d in enumerate(item.deliveries):
+            hold = item.hold(index)
+            reason = self._repeat(hold, d, now) if hold is not None else None
+            if reason is None:
+                ids.append(
+                    self._insert(
+                        notification.id, d, DeliveryState.PENDING, item.policy, now, hold
+                    ).id
+                )
+                continue
+            row = self._insert(notification.id, d, DeliveryState.DONE, item.policy, now)
+            skipped = [RecipientResult.skipped(label, reason) for label in d.labels()]
+            self._store_results(row, skipped, {r.recipient: final(r) for r in skipped}, {}, now)
+            ids.append(row.id)
         for outcome in item.outcomes:
             done = self._insert(
                 notification.id,
@@ -190,7 +208,19 @@ class MemoryStore:
         state: DeliveryState,
         policy: RetryPolicy,
         now: float,
+        hold: Hold | None = None,
     ) -> _Delivery:
+        if hold is not None and hold.under is not None:
+            recent = sum(
+                1
+                for d in self._deliveries.values()
+                if d.delivery.channel == delivery.channel
+                and d.delivery.target is delivery.target
+                and d.group is None
+                and self._notifications[d.notification_id].created_at > now - hold.wait
+            )
+            if recent < hold.under:  # within the channel's rate: due now, on its own
+                hold = None
         row = _Delivery(
             id=next(self._ids),
             notification_id=notification_id,
@@ -199,12 +229,57 @@ class MemoryStore:
             max_attempts=policy.attempts,
             first_delay=policy.first_delay,
             max_delay=policy.max_delay,
-            next_at=now,
+            next_at=self._held_until(hold, now) if hold is not None else now,
             expires_at=now + policy.max_age,
             updated_at=now,
+            group=hold.group if hold is not None else None,
+            problem=hold.problem.key if hold is not None and hold.problem is not None else None,
         )
         self._deliveries[row.id] = row
         return row
+
+    def _repeat(self, hold: Hold, delivery: Delivery, now: float) -> str | None:
+        """As the SQLite store: counted while its problem's last message is within
+        ``repeat`` and none waits to go; else ``None``, the problem opened or counted."""
+        problem = hold.problem
+        if problem is None:
+            return None
+        found = self._problems.get(problem.key)
+        if found is None:
+            self._problems[problem.key] = OpenProblem(
+                delivery, problem.event_type, problem.job, now, 1
+            )
+            return None
+        found = self._problems[problem.key] = attrs.evolve(found, count=found.count + 1)
+        mine = [d for d in self._deliveries.values() if d.problem == problem.key]
+        if any(d.state is DeliveryState.PENDING for d in mine):
+            return None
+        sent = [
+            d.updated_at
+            for d in mine
+            if d.state is DeliveryState.DONE and d.updated_at >= found.since
+        ]
+        if sent and now - max(sent) < problem.repeat:
+            return counted(problem.job, max(sent), problem.repeat, found.count, found.since)
+        return None
+
+    async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
+        keys = sorted(k for k, p in self._problems.items() if p.job == job)
+        return [self._problems.pop(k) for k in keys]
+
+    def _held_until(self, hold: Hold, now: float) -> float:
+        """As the SQLite store: with the group's open deliveries, else after ``wait``,
+        and not before ``interval`` after the group's last message."""
+        group = [d for d in self._deliveries.values() if d.group == hold.group]
+        open_at = [
+            d.next_at
+            for d in group
+            if d.state is DeliveryState.PENDING and d.attempts == 0 and not d.leased(now)
+        ]
+        if open_at:
+            return min(open_at)
+        sent = [d.updated_at for d in group if d.state is DeliveryState.DONE]
+        return max(now + hold.wait, max(sent) + hold.interval if sent else now)
 
     async def claim(
         self,
@@ -229,6 +304,21 @@ class MemoryStore:
             ),
             key=lambda d: (d.next_at, d.id),
         )[:limit]
+        for group in dict.fromkeys(d.group for d in due if d.group is not None):
+            taken = {d.id for d in due}
+            count = sum(1 for d in due if d.group == group)
+            due += sorted(
+                (
+                    d
+                    for d in self._deliveries.values()
+                    if d.group == group
+                    and d.id not in taken
+                    and d.state is DeliveryState.PENDING
+                    and not d.leased(now)
+                    and d.delivery.channel not in self._parked
+                ),
+                key=lambda d: (d.next_at, d.id),
+            )[: max(0, GROUP_LIMIT - count)]
         claimed = []
         for d in due:
             d.lease_owner, d.lease_until = owner, now + lease
@@ -248,6 +338,7 @@ class MemoryStore:
                         d.max_attempts, d.first_delay, d.max_delay, d.expires_at - now
                     ),
                     expires_at=d.expires_at,
+                    group=d.group,
                     fence=d.fence,
                 )
             )
@@ -332,12 +423,13 @@ class MemoryStore:
 
     # -- operations -------------------------------------------------------------------
 
-    async def release(self, owner: str, ids: Sequence[int]) -> int:
-        given = 0
+    async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
+        given, until = 0, _now(None) + after
         for ident in ids:
             d = self._deliveries.get(ident)
             if d is not None and d.state is DeliveryState.PENDING and d.lease_owner == owner:
                 d.lease_owner, d.lease_until = None, None
+                d.next_at = max(d.next_at, until)
                 given += 1
         return given
 

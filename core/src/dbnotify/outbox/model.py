@@ -47,6 +47,46 @@ FAILED: Literal["failed"] = "failed"
 
 
 @attrs.frozen
+class Problem:
+    """A job's failure that stays one problem until the job succeeds: sent again at most
+    every ``repeat`` seconds; in between, a new failure is counted, not sent."""
+
+    key: str
+    job: str
+    event_type: str
+    repeat: float
+
+
+@attrs.frozen
+class OpenProblem:
+    """A problem a success resolved (:meth:`OutboxStore.resolve`): where its messages
+    went, since when, and how many failures it counted."""
+
+    delivery: Delivery
+    event_type: str
+    job: str
+    since: float
+    count: int
+
+
+@attrs.frozen
+class Hold:
+    """A delivery that waits to be sent with the others of its group (``[grouping]``)."""
+
+    group: str
+    """The group's key (:func:`dbnotify.outbox.grouping.group_key`)."""
+    wait: float
+    """Seconds a new group holds its first delivery to gather others."""
+    interval: float
+    """Seconds after a group's last message before its next one may go."""
+    problem: Problem | None = None
+    """A job's failure: counted, not sent, while its last message is within ``repeat``."""
+    under: int | None = None
+    """A channel's rate limit: held only when this many of the channel's deliveries (not
+    held ones) were queued in the last ``wait`` seconds; else due now, on its own."""
+
+
+@attrs.frozen
 class Enqueue:
     """One notification to commit, with its deliveries and the outcomes decided without
     sending (skipped users, unknown channels), which are kept for the history."""
@@ -57,6 +97,11 @@ class Enqueue:
     deliveries: Sequence[Delivery]
     policy: RetryPolicy
     outcomes: Sequence[ChannelResult] = ()
+    holds: Sequence[Hold | None] = ()
+    """Per delivery (same order), its group; empty or ``None``: due now, on its own."""
+
+    def hold(self, index: int) -> Hold | None:
+        return self.holds[index] if index < len(self.holds) else None
 
 
 @attrs.frozen
@@ -75,6 +120,9 @@ class Claimed:
     """Attempts and backoff as committed; its ``max_age`` is what was left at the claim."""
     expires_at: float
     """No attempt is scheduled at or after this time (the event's max_age)."""
+    group: str | None = None
+    """The delivery's group (``[grouping]``): claimed with the others of its group, and
+    sent with them as one message."""
     fence: int = 0
     """The delivery's fencing number, one more at every claim: a record whose number is no
     longer the delivery's is refused (:attr:`DeliveryState.TAKEN_OVER`), so that a worker

@@ -30,9 +30,13 @@ from dbnotify.outbox.model import (
     HistoryRow,
     Mute,
     MuteScope,
+    OpenProblem,
     Parked,
     RecipientState,
 )
+
+GROUP_LIMIT = 1000
+"""The most deliveries one group's message carries; the rest go in the next."""
 
 
 @runtime_checkable
@@ -48,8 +52,13 @@ class OutboxStore(Protocol):
     async def enqueue_many(
         self, items: Sequence[Enqueue], *, now: float | None = None
     ) -> list[list[int]]:
-        """Commit the notifications, each with its deliveries (due now) and outcomes, in
-        one transaction; returns each one's delivery ids. Returns once committed
+        """Commit the notifications, each with its deliveries and outcomes, in one
+        transaction; returns each one's delivery ids. A job's failure whose problem
+        (:class:`~dbnotify.outbox.model.Problem`) was told within its ``repeat`` is
+        stored as skipped ("counted, not sent") instead. A delivery is due now, unless it
+        is held for its group (:class:`~dbnotify.outbox.model.Hold`): then it is due with its
+        group's open deliveries, or after ``wait`` for a new group, and not before
+        ``interval`` after the group's last message. Returns once committed
         durably: a crash of the process or the machine after it loses nothing. All or
         nothing: on :class:`OutboxError` none of them is stored."""
         ...
@@ -69,7 +78,9 @@ class OutboxStore(Protocol):
         worker died) is due again. Each claim adds one to the delivery's fencing number
         (:attr:`~dbnotify.outbox.model.Claimed.fence`). First, deliveries past their
         max_age become dead with :data:`~dbnotify.outbox.decide.EXPIRED`. A lease need
-        not survive a power cut."""
+        not survive a power cut. A due delivery of a group brings the group's other
+        pending deliveries with it, due or not (up to :data:`GROUP_LIMIT`), so that they
+        go as one message."""
         ...
 
     async def record_many(
@@ -88,10 +99,11 @@ class OutboxStore(Protocol):
         worker has it (``taken over``)."""
         ...
 
-    async def release(self, owner: str, ids: Sequence[int]) -> int:
+    async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
         """Give back the leases ``owner`` holds on ``ids`` without an attempt (a worker
         that stops with attempts unfinished), so that another worker takes them now
-        rather than when the lease runs out; returns how many were given back."""
+        rather than when the lease runs out; ``after``: not before this many seconds (a
+        service asked to slow down). Returns how many were given back."""
         ...
 
     async def unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:
@@ -178,6 +190,11 @@ class OutboxStore(Protocol):
 
     async def unmute(self, mute_id: int, *, now: float | None = None) -> Mute | None:
         """End the mute ``mute_id`` now; ``None`` when no such mute is in force."""
+        ...
+
+    async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
+        """Close the open problems of ``job`` (it succeeded) and return them, so that a
+        "resolved" message goes where their failures went."""
         ...
 
     async def listen(self, wake: Callable[[], None]) -> None:

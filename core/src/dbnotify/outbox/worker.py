@@ -19,7 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -30,6 +30,7 @@ from dbnotify.errors import OutboxError
 from dbnotify.events import Event, to_notification
 from dbnotify.outbox.defaults import CONCURRENCY, FALLBACK_QUIET, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
+from dbnotify.outbox.grouping import group_notification, heading, hold_for
 from dbnotify.outbox.model import (
     Attempt,
     Claimed,
@@ -45,6 +46,21 @@ from dbnotify.results import Delivery, FailureKind, RecipientResult, Status, Tar
 from dbnotify.secrets import Secret
 
 log = logging.getLogger(__name__)
+
+Outcomes = list[tuple[Claimed, DeliveryState]]
+"""What one unit of work (a delivery, or a group's) left: each delivery and its state."""
+
+
+def _units(batch: Sequence[Claimed]) -> list[list[Claimed]]:
+    """The claimed deliveries as units of work: each on its own, a group's together."""
+    units: list[list[Claimed]] = []
+    groups: dict[str, list[Claimed]] = {}
+    for claimed in batch:
+        if claimed.group is None:
+            units.append([claimed])
+        else:
+            groups.setdefault(claimed.group, []).append(claimed)
+    return [*units, *groups.values()]
 
 
 def fingerprint(settings: ChannelSettings) -> str:
@@ -93,6 +109,9 @@ class Worker:
     _told: dict[tuple[str, str], float] = attrs.field(factory=dict)
     """When this worker last told a fallback that a channel was parked or gave up a
     delivery (by channel and kind): at most once per :data:`FALLBACK_QUIET`."""
+    _slow: dict[str, float] = attrs.field(factory=dict)
+    """Channels a service asked to slow down (a 429 with Retry-After): until when
+    (monotonic). Their other deliveries wait, given back, rather than fail too."""
     _mutes: tuple[float, list[Mute]] = (float("-inf"), [])
     """The mutes in force, and when they were read (again after :data:`POLL` seconds)."""
 
@@ -131,7 +150,7 @@ class Worker:
         unparked = False
         # a pipeline: attempts run while more are claimed, and each attempt's record is
         # committed with the others that end with it; at most ``concurrency`` in flight
-        in_flight: dict[asyncio.Task[DeliveryState], Claimed] = {}
+        in_flight: dict[asyncio.Task[Outcomes], list[Claimed]] = {}
         stopping = asyncio.get_running_loop().create_task(self._stopping.wait())
         # another process's commit wakes an idle worker at once (PostgreSQL's NOTIFY)
         listening = asyncio.get_running_loop().create_task(self.store.listen(self.wake.set))
@@ -160,23 +179,23 @@ class Worker:
                         await asyncio.sleep(POLL)
                         continue
                     loop = asyncio.get_running_loop()
-                    for claimed in batch:
-                        in_flight[loop.create_task(self._attempt(claimed, fingerprints, mutes))] = (
-                            claimed
-                        )
+                    for unit in _units(batch):  # a group's deliveries go as one message
+                        in_flight[loop.create_task(self._send(unit, fingerprints, mutes))] = unit
                 if in_flight:
                     done, _ = await asyncio.wait(
                         [*in_flight, stopping], return_when=asyncio.FIRST_COMPLETED
                     )
-                    for task in done:
-                        if task is stopping:
+                    for finished in done:
+                        if finished is stopping:
                             continue
-                        claimed = in_flight.pop(task)  # type: ignore[arg-type]
-                        state = task.result()  # an outcome that could not be recorded raises
-                        if on_attempt is not None:
-                            on_attempt(claimed, state)  # type: ignore[arg-type]
-                        if remaining is not None:
-                            remaining.discard(claimed.id)
+                        task = cast("asyncio.Task[Outcomes]", finished)
+                        in_flight.pop(task)
+                        # an outcome that could not be recorded raises
+                        for claimed, state in task.result():
+                            if on_attempt is not None:
+                                on_attempt(claimed, state)
+                            if remaining is not None:
+                                remaining.discard(claimed.id)
                     if remaining is not None and not remaining:
                         return
                     continue
@@ -204,7 +223,7 @@ class Worker:
 
     async def _finish(
         self,
-        in_flight: dict[asyncio.Task[DeliveryState], Claimed],
+        in_flight: dict[asyncio.Task[Outcomes], list[Claimed]],
         on_attempt: Callable[[Claimed, DeliveryState], None] | None,
     ) -> None:
         """Stopped: the attempts in flight get :attr:`grace` seconds to end and be
@@ -214,17 +233,18 @@ class Worker:
         done, late = await asyncio.wait(in_flight, timeout=self.grace)
         unrecorded: BaseException | None = None
         for task in done:
-            claimed = in_flight.pop(task)
+            in_flight.pop(task)
             if task.cancelled():
                 continue
             if (exc := task.exception()) is not None:
                 unrecorded = unrecorded or exc  # said once the leases are given back
             elif on_attempt is not None:
-                on_attempt(claimed, task.result())
+                for claimed, state in task.result():
+                    on_attempt(claimed, state)
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
-        ids = [in_flight.pop(task).id for task in late]
+        ids = [claimed.id for task in late for claimed in in_flight.pop(task)]
         self.released = await self.store.release(self.owner, ids)
         if self.released:
             log.warning(
@@ -287,13 +307,16 @@ class Worker:
             "system_error",
             {"component": f"notification channel '{channel}'", "error": reason, "details": details},
         )
+        notice = to_notification(event)
+        told = Delivery(fallback, Target.CHANNEL)
         await self.store.enqueue_many(
             [
                 Enqueue(
-                    to_notification(event),
+                    notice,
                     None,
-                    [Delivery(fallback, Target.CHANNEL)],
+                    [told],
                     policy_for(event.type, config.outbox.retry),
+                    holds=[hold_for(config, told, notice, time.time())],  # grouped as any
                 )
             ]
         )
@@ -336,6 +359,56 @@ class Worker:
                 retry_only=claimed.retry_only,
             )
             results = outcome.recipients
+        return await self._record(claimed, results, fingerprints)
+
+    async def _send(
+        self, unit: list[Claimed], fingerprints: dict[str, str], mutes: Sequence[Mute]
+    ) -> Outcomes:
+        """One delivery, or a group's: its members that no mute holds go as one message
+        (:func:`~dbnotify.outbox.grouping.group_notification`), each recorded with its result."""
+        channel = unit[0].delivery.channel
+        wait = self._slow.get(channel, 0.0) - time.monotonic()
+        if wait > 0:  # the service asked for a pause: these wait for it, untried
+            await self.store.release(self.owner, [c.id for c in unit], after=wait)
+            return []
+        free = [c for c in unit if not any(m.matches(channel, c.notification) for m in mutes)]
+        if len(free) <= 1:
+            return [(c, await self._attempt(c, fingerprints, mutes)) for c in unit]
+        muted = [c for c in unit if c not in free]
+        outcomes = [(c, await self._attempt(c, fingerprints, mutes)) for c in muted]
+        self.attempted += len(free)
+        lead = free[0]
+        message = group_notification([c.notification for c in free], heading(lead.group))
+        if channel not in self.deliverer.config.channels:
+            results: Sequence[RecipientResult] = [
+                RecipientResult.failed(
+                    label,
+                    FailureKind.PERMANENT,
+                    f"channel {channel!r} is no longer configured",
+                    hint="add it back, or let the notification go",
+                )
+                for label in lead.delivery.labels(lead.retry_only)
+            ]
+        else:
+            sent = await self.deliverer.deliver(lead.delivery, message, retry_only=lead.retry_only)
+            results = sent.recipients
+        note = (
+            f"sent in a group of {len(free)} as one message "
+            f"(group of delivery #{min(c.id for c in free)})"
+        )
+        each = [
+            attrs.evolve(r, reason=r.reason or note) if r.status is Status.DELIVERED else r
+            for r in results
+        ]
+        states = await asyncio.gather(*(self._record(c, each, fingerprints) for c in free))
+        return [*outcomes, *zip(free, states, strict=True)]
+
+    async def _record(
+        self, claimed: Claimed, results: Sequence[RecipientResult], fingerprints: dict[str, str]
+    ) -> DeliveryState:
+        """Record one attempt's results (in the group commit), tell the fallback of a
+        broken channel, and say so when another worker took the delivery over."""
+        delivery = claimed.delivery
         if self._records is None:
             self._records = GroupCommit(self.store.record_many)
         try:
@@ -350,6 +423,16 @@ class Worker:
                 f"recorded: {exc}; the worker stops rather than send it again and again "
                 "(a worker started once the outbox is fixed tries it once more)"
             ) from exc
+        asked = [r.retry_after for r in results if r.retry_after is not None]
+        if asked and max(asked) > 0:  # a 429: the whole channel slows down, not one delivery
+            until = time.monotonic() + max(asked)
+            if until > self._slow.get(delivery.channel, 0.0):
+                self._slow[delivery.channel] = until
+                log.info(
+                    "channel %s: the service asked to wait %gs; its deliveries wait too",
+                    delivery.channel,
+                    max(asked),
+                )
         if any(r.status is Status.DELIVERED for r in results):  # working again
             self._told.pop((delivery.channel, "parked"), None)
             self._told.pop((delivery.channel, "dead"), None)

@@ -49,6 +49,10 @@ Gmail clips an HTML body past about 102 KB and hides the rest behind a link: a l
 error must not push the fields and footer out. The text part keeps every character; the
 HTML keeps enough of it that SpamAssassin does not find the parts too different
 (MPART_ALT_DIFF_COUNT, 2.8 points, when the text has over 3 times the HTML's words)."""
+HTML_FIELD_ROWS = 25
+"""Fields the HTML table shows; the rest is counted in a last row ("and 175 more"), which
+says that the text part lists every one. A group of 200 failures stays a readable card."""
+
 HTML_TOTAL_LIMIT = 70_000
 """Bytes of markup all the values of one HTML rendering share (the message and every
 field, in order): each under ``HTML_VALUE_LIMIT``, ten 15 KB values would still make
@@ -343,7 +347,9 @@ class Renderer:
         share ``HTML_TOTAL_LIMIT`` (see :func:`html_lines`)."""
         budget = _html_budget.set([HTML_TOTAL_LIMIT])
         try:
-            html = self._run(self._html_t, self.context(notification))
+            html = self._run(
+                self._html_t, {**self.context(notification), "field_rows": HTML_FIELD_ROWS}
+            )
         finally:
             _html_budget.reset(budget)
         return self._inliner.inline(html)

@@ -99,7 +99,30 @@ CREATE INDEX mute_until ON {s}.mute (until);
 """
 """Mutes (``dbnotify mute``), as SQLite's migration 3."""
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "0.2.0", V1), Migration(2, "0.2.0", V2))
+V3 = """
+ALTER TABLE {s}.delivery ADD COLUMN group_key text;
+CREATE INDEX delivery_group ON {s}.delivery (group_key) WHERE group_key IS NOT NULL;
+ALTER TABLE {s}.delivery ADD COLUMN problem text;
+CREATE INDEX delivery_problem ON {s}.delivery (problem) WHERE problem IS NOT NULL;
+CREATE TABLE {s}.problem (
+    key text PRIMARY KEY,
+    job text NOT NULL,
+    event_type text NOT NULL,
+    channel text NOT NULL,
+    target text NOT NULL,
+    recipients text,
+    opened_at float8 NOT NULL,
+    count integer NOT NULL
+);
+CREATE INDEX problem_job ON {s}.problem (job);
+"""
+"""Grouping (``[grouping]``), as SQLite's migration 4."""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "0.2.0", V1),
+    Migration(2, "0.2.0", V2),
+    Migration(3, "0.2.0", V3),
+)
 LATEST = MIGRATIONS[-1].version
 
 PREPARE = """

@@ -23,7 +23,7 @@ import psycopg
 from dbnotify.config.model import OutboxSettings
 from dbnotify.errors import OutboxError
 from dbnotify.outbox.codec import decode, encode
-from dbnotify.outbox.decide import EXPIRED, decide, final, retry_only
+from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -32,13 +32,16 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Hold,
     Mute,
     MuteScope,
+    OpenProblem,
     Parked,
     RecipientState,
 )
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.postgres.database import Connection, Database, InDoubt
+from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
 
 log = logging.getLogger(__name__)
@@ -160,14 +163,36 @@ class PostgresStore:
             for item in items
             if first.get(item.notification.id) is item and item.notification.id in stored
         ]
+        # a job's failure told within repeat is counted, not sent (decided one by one: a
+        # problem's rows are few, and a later one must see an earlier one's)
+        reasons = {
+            id(item): [
+                await self._repeat(conn, hold, d, now) if (hold := item.hold(i)) else None
+                for i, d in enumerate(item.deliveries)
+            ]
+            for item in new
+        }
         ids = iter(
             await self._insert_deliveries(
                 conn,
-                [(i.notification.id, d, PENDING, i.policy) for i in new for d in i.deliveries],
+                [
+                    (item.notification.id, d, PENDING, item.policy, item.hold(i))
+                    for item in new
+                    for i, d in enumerate(item.deliveries)
+                    if reasons[id(item)][i] is None
+                ],
                 now,
             )
         )
-        fresh = {id(item): [next(ids) for _ in item.deliveries] for item in new}
+        fresh = {
+            id(item): [
+                next(ids)
+                if reason is None
+                else await self._counted(conn, item, item.deliveries[i], reason, now)
+                for i, reason in enumerate(reasons[id(item)])
+            ]
+            for item in new
+        }
         for item in new:
             for outcome in item.outcomes:
                 (delivery,) = await self._insert_deliveries(
@@ -178,6 +203,7 @@ class PostgresStore:
                             Delivery(outcome.channel, outcome.target),
                             DONE,
                             item.policy,
+                            None,
                         )
                     ],
                     now,
@@ -192,6 +218,23 @@ class PostgresStore:
             fresh[id(item)] if id(item) in fresh else await self._stored_before(conn, item)
             for item in items
         ]
+
+    async def _counted(
+        self, conn: Connection, item: Enqueue, delivery: Delivery, reason: str, now: float
+    ) -> int:
+        """A failure counted, not sent: stored as skipped, with why, for the history."""
+        (ident,) = await self._insert_deliveries(
+            conn, [(item.notification.id, delivery, DONE, item.policy, None)], now
+        )
+        await self._store_results(
+            conn,
+            [
+                (ident, RecipientResult.skipped(label, reason), RecipientState.SKIPPED, reason)
+                for label in delivery.labels()
+            ],
+            now,
+        )
+        return ident
 
     async def _stored_before(self, conn: Connection, item: Enqueue) -> list[int]:
         """A notification that was in the outbox already: refused, unless it is the
@@ -215,46 +258,221 @@ class PostgresStore:
     async def _insert_deliveries(
         self,
         conn: Connection,
-        rows: Sequence[tuple[str, Delivery, str, RetryPolicy]],
+        rows: Sequence[tuple[str, Delivery, str, RetryPolicy, Hold | None]],
         now: float,
     ) -> list[int]:
-        """Insert (notification id, delivery, state, policy) rows in one statement; their
-        ids, in the same order (each id drawn in the rows' order, then the rows stored)."""
+        """Insert (notification id, delivery, state, policy, hold) rows in one statement;
+        their ids, in the same order (each id drawn in the rows' order, then the rows
+        stored). A held row is due when its group is (:meth:`_held_until`)."""
         if not rows:
             return []
+        holds: list[Hold | None] = []
+        queued: dict[tuple[str, str], int] = {}  # this statement's own, for rate limits
+        for _, d, _, _, hold in rows:
+            if hold is not None and not await self._over_rate(conn, hold, d, now, queued):
+                hold = None
+            if hold is None:
+                key = (d.channel, d.target.value)
+                queued[key] = queued.get(key, 0) + 1
+            holds.append(hold)
+        due = [await self._held_until(conn, h, now) if h is not None else now for h in holds]
         cursor = await conn.execute(
             self.q(
                 "WITH src AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence("
                 "'{s}.delivery', 'id')) AS id, t.* FROM unnest(%(notification)s::text[], "
                 "%(channel)s::text[], %(target)s::text[], %(recipients)s::text[], "
                 "%(state)s::text[], %(max_attempts)s::int[], %(first_delay)s::float8[], "
-                "%(max_delay)s::float8[], %(expires_at)s::float8[]) WITH ORDINALITY AS "
+                "%(max_delay)s::float8[], %(expires_at)s::float8[], %(next_at)s::float8[], "
+                "%(group_key)s::text[], %(problem)s::text[]) WITH ORDINALITY AS "
                 "t(notification_id, channel, target, recipients, state, max_attempts, "
-                "first_delay, max_delay, expires_at, ord)), "
+                "first_delay, max_delay, expires_at, next_at, group_key, problem, ord)), "
                 "stored AS (INSERT INTO {s}.delivery (id, notification_id, channel, target, "
                 "recipients, state, max_attempts, first_delay, max_delay, next_at, "
-                "expires_at, updated_at) SELECT id, notification_id, channel, target, "
-                "recipients, state, max_attempts, first_delay, max_delay, %(now)s, "
-                "expires_at, %(now)s FROM src) "
+                "expires_at, updated_at, group_key, problem) SELECT id, notification_id, "
+                "channel, target, recipients, state, max_attempts, first_delay, max_delay, "
+                "next_at, expires_at, %(now)s, group_key, problem FROM src) "
                 "SELECT id FROM src ORDER BY ord"
             ),
             {
                 "notification": [r[0] for r in rows],
-                "channel": [d.channel for _, d, _, _ in rows],
-                "target": [d.target.value for _, d, _, _ in rows],
+                "channel": [r[1].channel for r in rows],
+                "target": [r[1].target.value for r in rows],
                 "recipients": [
-                    _text(json.dumps(d.recipients)) if d.recipients is not None else None
-                    for _, d, _, _ in rows
+                    _text(json.dumps(r[1].recipients)) if r[1].recipients is not None else None
+                    for r in rows
                 ],
                 "state": [r[2] for r in rows],
-                "max_attempts": [p.attempts for *_, p in rows],
-                "first_delay": [p.first_delay for *_, p in rows],
-                "max_delay": [p.max_delay for *_, p in rows],
-                "expires_at": [now + p.max_age for *_, p in rows],
+                "max_attempts": [r[3].attempts for r in rows],
+                "first_delay": [r[3].first_delay for r in rows],
+                "max_delay": [r[3].max_delay for r in rows],
+                "expires_at": [now + r[3].max_age for r in rows],
+                "next_at": due,
+                "group_key": [h.group if h is not None else None for h in holds],
+                "problem": [
+                    h.problem.key if h is not None and h.problem is not None else None
+                    for h in holds
+                ],
                 "now": now,
             },
         )
         return [int(r["id"]) for r in await cursor.fetchall()]
+
+    async def _repeat(
+        self, conn: Connection, hold: Hold, delivery: Delivery, now: float
+    ) -> str | None:
+        """As the SQLite store: counted while its problem's last message is within
+        ``repeat`` and none waits to go; else ``None``, the problem opened or counted."""
+        problem = hold.problem
+        if problem is None:
+            return None
+        row = await (
+            await conn.execute(
+                self.q(
+                    "INSERT INTO {s}.problem AS p (key, job, event_type, channel, target, "
+                    "recipients, opened_at, count) VALUES (%s, %s, %s, %s, %s, %s, %s, 1) "
+                    "ON CONFLICT (key) DO UPDATE SET count = p.count + 1 "
+                    "RETURNING p.count, p.opened_at"
+                ),
+                (
+                    problem.key,
+                    _text(problem.job),
+                    problem.event_type,
+                    delivery.channel,
+                    delivery.target.value,
+                    _text(json.dumps(delivery.recipients))
+                    if delivery.recipients is not None
+                    else None,
+                    now,
+                ),
+            )
+        ).fetchone()
+        assert row is not None
+        if row["count"] == 1:
+            return None
+        found = await (
+            await conn.execute(
+                self.q(
+                    "SELECT EXISTS (SELECT 1 FROM {s}.delivery WHERE problem = %(k)s AND "
+                    "state = %(p)s) AS waiting, (SELECT max(updated_at) FROM {s}.delivery "
+                    "WHERE problem = %(k)s AND state = %(d)s AND updated_at >= %(since)s) AS last"
+                ),
+                {"k": problem.key, "p": PENDING, "d": DONE, "since": row["opened_at"]},
+            )
+        ).fetchone()
+        assert found is not None
+        last = found["last"]
+        if not found["waiting"] and last is not None and now - last < problem.repeat:
+            return counted(problem.job, last, problem.repeat, row["count"], row["opened_at"])
+        return None
+
+    async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
+        async with self.database.transaction() as conn:
+            rows = await (
+                await conn.execute(
+                    self.q("DELETE FROM {s}.problem WHERE job = %s RETURNING *"), (job,)
+                )
+            ).fetchall()
+        return [
+            OpenProblem(
+                Delivery(
+                    r["channel"],
+                    Target(r["target"]),
+                    tuple(json.loads(r["recipients"])) if r["recipients"] else None,
+                ),
+                r["event_type"],
+                r["job"],
+                r["opened_at"],
+                r["count"],
+            )
+            for r in sorted(rows, key=lambda r: r["key"])
+        ]
+
+    async def _over_rate(
+        self,
+        conn: Connection,
+        hold: Hold,
+        delivery: Delivery,
+        now: float,
+        queued: Mapping[tuple[str, str], int],
+    ) -> bool:
+        """Whether a hold stands: always, but for a channel's rate limit only when the
+        channel queued that many deliveries (not held ones) in the last ``wait``, this
+        statement's own (``queued``) included."""
+        if hold.under is None:
+            return True
+        row = await (
+            await conn.execute(
+                self.q(
+                    "SELECT count(*) AS n FROM {s}.delivery d JOIN {s}.notification n ON "
+                    "n.id = d.notification_id WHERE d.channel = %s AND d.target = %s AND "
+                    "d.group_key IS NULL AND n.created_at > %s"
+                ),
+                (delivery.channel, delivery.target.value, now - hold.wait),
+            )
+        ).fetchone()
+        assert row is not None
+        mine = queued.get((delivery.channel, delivery.target.value), 0)
+        return int(row["n"]) + mine >= hold.under
+
+    async def _held_until(self, conn: Connection, hold: Hold, now: float) -> float:
+        """As the SQLite store: with the group's open deliveries, else after ``wait``,
+        and not before ``interval`` after the group's last message."""
+        row = await (
+            await conn.execute(
+                self.q(
+                    "SELECT (SELECT min(next_at) FROM {s}.delivery WHERE group_key = %(g)s AND "
+                    "state = %(p)s AND attempts = 0 AND (lease_until IS NULL OR "
+                    "lease_until < %(now)s)) AS open_at, (SELECT max(updated_at) FROM "
+                    "{s}.delivery WHERE group_key = %(g)s AND state = %(d)s) AS last"
+                ),
+                {"g": hold.group, "p": PENDING, "d": DONE, "now": now},
+            )
+        ).fetchone()
+        assert row is not None
+        if row["open_at"] is not None:
+            return float(row["open_at"])
+        last = row["last"]
+        return max(now + hold.wait, (last + hold.interval) if last is not None else now)
+
+    async def _group_members(
+        self,
+        conn: Connection,
+        rows: Sequence[Mapping[str, Any]],
+        owner: str,
+        until: float,
+        now: float,
+    ) -> list[dict[str, Any]]:
+        """Claim the other pending deliveries of the groups among ``rows``, due or not
+        (a group goes as one message), in the claim's own shape."""
+        members: list[dict[str, Any]] = []
+        for group in dict.fromkeys(r["group_key"] for r in rows if r["group_key"] is not None):
+            count = sum(1 for r in rows if r["group_key"] == group)
+            members += await (
+                await conn.execute(
+                    self.q(
+                        "WITH more AS (SELECT d.id FROM {s}.delivery d WHERE d.group_key = "
+                        "%(g)s AND d.state = %(p)s AND (d.lease_until IS NULL OR "
+                        "d.lease_until < %(now)s) AND NOT EXISTS (SELECT 1 FROM {s}.parked p "
+                        "WHERE p.channel = d.channel) ORDER BY d.next_at, d.id LIMIT %(limit)s "
+                        "FOR UPDATE SKIP LOCKED), claimed AS (UPDATE {s}.delivery d SET "
+                        "lease_owner = %(owner)s, lease_until = %(until)s, fence = d.fence + 1 "
+                        "FROM more WHERE d.id = more.id RETURNING d.*) "
+                        "SELECT c.*, n.content, n.user_content, (SELECT json_agg("
+                        "json_build_array(r.address, r.status)) FROM {s}.recipient r WHERE "
+                        "r.delivery_id = c.id) AS known FROM claimed c JOIN {s}.notification n "
+                        "ON n.id = c.notification_id ORDER BY c.next_at, c.id"
+                    ),
+                    {
+                        "g": group,
+                        "p": PENDING,
+                        "now": now,
+                        "limit": max(0, GROUP_LIMIT - count),
+                        "owner": owner,
+                        "until": until,
+                    },
+                )
+            ).fetchall()
+        return members
 
     async def claim(
         self,
@@ -300,6 +518,7 @@ class PostgresStore:
                     },
                 )
             ).fetchall()
+            rows += await self._group_members(conn, rows, owner, at + lease, at)
             return [
                 _claimed(
                     row,
@@ -535,16 +754,18 @@ class PostgresStore:
 
     # -- operations -------------------------------------------------------------------
 
-    async def release(self, owner: str, ids: Sequence[int]) -> int:
+    async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
         if not ids:
             return 0
         async with self.database.transaction() as conn:
+            at = await self._now(conn, None)
             cursor = await conn.execute(
                 self.q(
-                    "UPDATE {s}.delivery SET lease_owner = NULL, lease_until = NULL "
+                    "UPDATE {s}.delivery SET lease_owner = NULL, lease_until = NULL, "
+                    "next_at = greatest(next_at, %s) "
                     "WHERE lease_owner = %s AND state = %s AND id = ANY(%s)"
                 ),
-                (owner, PENDING, list(ids)),
+                (at + after, owner, PENDING, list(ids)),
             )
             if cursor.rowcount:
                 await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
@@ -876,6 +1097,7 @@ def _claimed(
             row["max_attempts"], row["first_delay"], row["max_delay"], row["expires_at"] - now
         ),
         expires_at=row["expires_at"],
+        group=row["group_key"],
         fence=row["fence"],  # RETURNING gives the row as the claim left it
     )
 

@@ -108,10 +108,32 @@ CREATE INDEX mute_until ON mute(until);
 """Mutes (``dbnotify mute``): kept with the queue, so every worker honours them."""
 
 
+V4 = """
+ALTER TABLE delivery ADD COLUMN group_key TEXT;
+CREATE INDEX delivery_group ON delivery(group_key) WHERE group_key IS NOT NULL;
+ALTER TABLE delivery ADD COLUMN problem TEXT;
+CREATE INDEX delivery_problem ON delivery(problem) WHERE problem IS NOT NULL;
+CREATE TABLE problem (
+    key TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    recipients TEXT,
+    opened_at REAL NOT NULL,
+    count INTEGER NOT NULL
+);
+CREATE INDEX problem_job ON problem(job);
+"""
+"""Grouping (``[grouping]``): a held delivery's group, claimed and sent together; a
+job's open problem (its failures until it succeeds), for ``repeat`` and "resolved"."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0.1.0", V1),
     Migration(2, "0.2.0", V2),
     Migration(3, "0.2.0", V3),
+    Migration(4, "0.2.0", V4),
 )
 """Every step, in order; the last one's version is what this code writes."""
 

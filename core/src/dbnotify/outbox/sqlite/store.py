@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from dbnotify.outbox.codec import decode, encode
-from dbnotify.outbox.decide import EXPIRED, decide, final, retry_only
+from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -35,13 +35,16 @@ from dbnotify.outbox.model import (
     DeliveryState,
     Enqueue,
     HistoryRow,
+    Hold,
     Mute,
     MuteScope,
+    OpenProblem,
     Parked,
     RecipientState,
 )
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.sqlite.database import Database
+from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
 
 PENDING, DONE = DeliveryState.PENDING.value, DeliveryState.DONE.value
@@ -108,10 +111,21 @@ class SQLiteStore:
                 encode(item.user_notification) if item.user_notification is not None else None,
             ),
         )
-        ids = [
-            self._insert_delivery(db, notification.id, d, PENDING, item.policy, now)
-            for d in item.deliveries
-        ]
+        ids: list[int] = []
+        for index, d in enumerate(item.deliveries):
+            hold = item.hold(index)
+            reason = self._repeat(db, hold, d, now) if hold is not None else None
+            if reason is None:
+                ids.append(
+                    self._insert_delivery(db, notification.id, d, PENDING, item.policy, now, hold)
+                )
+                continue
+            ident = self._insert_delivery(db, notification.id, d, DONE, item.policy, now)
+            skipped = [RecipientResult.skipped(label, reason) for label in d.labels()]
+            self._store_results(
+                db, ident, skipped, {r.recipient: final(r) for r in skipped}, {}, now
+            )
+            ids.append(ident)
         for outcome in item.outcomes:
             delivery = self._insert_delivery(
                 db,
@@ -126,18 +140,96 @@ class SQLiteStore:
         return ids
 
     @staticmethod
+    def _repeat(db: sqlite3.Connection, hold: Hold, delivery: Delivery, now: float) -> str | None:
+        """A job's failure whose problem was told within ``repeat``: why it is counted,
+        not sent; ``None`` (it goes, with its group), and the problem is opened or
+        counted."""
+        problem = hold.problem
+        if problem is None:
+            return None
+        row = db.execute("SELECT * FROM problem WHERE key = ?", (problem.key,)).fetchone()
+        if row is not None:
+            db.execute("UPDATE problem SET count = count + 1 WHERE key = ?", (problem.key,))
+            waiting = db.execute(
+                "SELECT 1 FROM delivery WHERE problem = ? AND state = ? LIMIT 1",
+                (problem.key, PENDING),
+            ).fetchone()
+            (last,) = db.execute(
+                "SELECT max(updated_at) FROM delivery WHERE problem = ? AND state = ? AND "
+                "updated_at >= ?",
+                (problem.key, DONE, row["opened_at"]),
+            ).fetchone()
+            if waiting is None and last is not None and now - last < problem.repeat:
+                return counted(
+                    problem.job, last, problem.repeat, row["count"] + 1, row["opened_at"]
+                )
+            return None
+        db.execute(
+            "INSERT INTO problem (key, job, event_type, channel, target, recipients, opened_at,"
+            " count) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            (
+                problem.key,
+                problem.job,
+                problem.event_type,
+                delivery.channel,
+                delivery.target.value,
+                json.dumps(delivery.recipients) if delivery.recipients is not None else None,
+                now,
+            ),
+        )
+        return None
+
+    async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
+        return await asyncio.to_thread(self._resolve, job)
+
+    def _resolve(self, job: str) -> list[OpenProblem]:
+        with self.database.write() as db:
+            rows = db.execute("SELECT * FROM problem WHERE job = ? ORDER BY key", (job,)).fetchall()
+            db.execute("DELETE FROM problem WHERE job = ?", (job,))
+        return [_open_problem(row) for row in rows]
+
+    @staticmethod
+    def _held_until(db: sqlite3.Connection, hold: Hold, now: float) -> float:
+        """When a delivery held for its group is due: with the group's open deliveries,
+        else after ``wait``, and not before ``interval`` after the group's last message."""
+        (open_at,) = db.execute(
+            "SELECT min(next_at) FROM delivery WHERE group_key = ? AND state = ? AND "
+            "attempts = 0 AND (lease_until IS NULL OR lease_until < ?)",
+            (hold.group, PENDING, now),
+        ).fetchone()
+        if open_at is not None:
+            return float(open_at)
+        (last,) = db.execute(
+            "SELECT max(updated_at) FROM delivery WHERE group_key = ? AND state = ?",
+            (hold.group, DONE),
+        ).fetchone()
+        return max(now + hold.wait, (last + hold.interval) if last is not None else now)
+
+    @classmethod
     def _insert_delivery(
+        cls,
         db: sqlite3.Connection,
         notification_id: str,
         delivery: Delivery,
         state: str,
         policy: RetryPolicy,
         now: float,
+        hold: Hold | None = None,
     ) -> int:
+        if hold is not None and hold.under is not None:
+            (recent,) = db.execute(
+                "SELECT count(*) FROM delivery d JOIN notification n ON n.id = d.notification_id"
+                " WHERE d.channel = ? AND d.target = ? AND d.group_key IS NULL AND "
+                "n.created_at > ?",
+                (delivery.channel, delivery.target.value, now - hold.wait),
+            ).fetchone()
+            if recent < hold.under:  # within the channel's rate: due now, on its own
+                hold = None
+        due = cls._held_until(db, hold, now) if hold is not None else now
         cursor = db.execute(
             "INSERT INTO delivery (notification_id, channel, target, recipients, state,"
-            " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at,"
+            " group_key, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 notification_id,
                 delivery.channel,
@@ -147,9 +239,11 @@ class SQLiteStore:
                 policy.attempts,
                 policy.first_delay,
                 policy.max_delay,
-                now,
+                due,
                 now + policy.max_age,
                 now,
+                hold.group if hold is not None else None,
+                hold.problem.key if hold is not None and hold.problem is not None else None,
             ),
         )
         assert cursor.lastrowid is not None
@@ -187,6 +281,7 @@ class SQLiteStore:
             ).fetchall()
             if not rows:
                 return []
+            rows += self._group_members(db, rows, now)
             # a statement per batch, not per row: each one hands the GIL to the event loop
             # and back, which is what a busy host pays for
             marks = ",".join("?" * len(rows))
@@ -206,6 +301,29 @@ class SQLiteStore:
             return [self._claimed(row, known.get(row["id"], {}), now) for row in rows]
 
     @staticmethod
+    def _group_members(
+        db: sqlite3.Connection, rows: list[sqlite3.Row], now: float
+    ) -> list[sqlite3.Row]:
+        """The other pending deliveries of the groups among ``rows``, due or not: a
+        group goes as one message."""
+        taken = {row["id"] for row in rows}
+        members: list[sqlite3.Row] = []
+        for group in dict.fromkeys(r["group_key"] for r in rows if r["group_key"] is not None):
+            count = sum(1 for r in rows if r["group_key"] == group)
+            members += [
+                row
+                for row in db.execute(
+                    "SELECT d.*, n.content, n.user_content FROM delivery d JOIN notification n "
+                    "ON n.id = d.notification_id WHERE d.group_key = ? AND d.state = ? AND "
+                    "(d.lease_until IS NULL OR d.lease_until < ?) AND d.channel NOT IN "
+                    "(SELECT channel FROM parked) ORDER BY d.next_at, d.id LIMIT ?",
+                    (group, PENDING, now, GROUP_LIMIT),
+                ).fetchall()
+                if row["id"] not in taken
+            ][: max(0, GROUP_LIMIT - count)]
+        return members
+
+    @staticmethod
     def _claimed(row: sqlite3.Row, known: Mapping[str, RecipientState], now: float) -> Claimed:
         target = Target(row["target"])
         content = row["user_content"] if target is Target.USER else row["content"]
@@ -222,6 +340,7 @@ class SQLiteStore:
                 row["max_attempts"], row["first_delay"], row["max_delay"], row["expires_at"] - now
             ),
             expires_at=row["expires_at"],
+            group=row["group_key"],
             fence=row["fence"] + 1,  # read before the claim's update
         )
 
@@ -360,18 +479,18 @@ class SQLiteStore:
 
     # -- operations -------------------------------------------------------------------
 
-    async def release(self, owner: str, ids: Sequence[int]) -> int:
-        return await asyncio.to_thread(self._release, owner, list(ids))
+    async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
+        return await asyncio.to_thread(self._release, owner, list(ids), _now(None) + after)
 
-    def _release(self, owner: str, ids: list[int]) -> int:
+    def _release(self, owner: str, ids: list[int], until: float) -> int:
         if not ids:
             return 0
         marks = ",".join("?" * len(ids))
         with self.database.write() as db:
             return db.execute(
-                "UPDATE delivery SET lease_owner = NULL, lease_until = NULL "
-                f"WHERE lease_owner = ? AND state = ? AND id IN ({marks})",
-                (owner, PENDING, *ids),
+                "UPDATE delivery SET lease_owner = NULL, lease_until = NULL, next_at = "
+                f"max(next_at, ?) WHERE lease_owner = ? AND state = ? AND id IN ({marks})",
+                (until, owner, PENDING, *ids),
             ).rowcount
 
     async def unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:
@@ -627,6 +746,21 @@ class SQLiteStore:
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
+
+
+def _open_problem(row: Any) -> OpenProblem:
+    recipients = json.loads(row["recipients"]) if row["recipients"] else None
+    return OpenProblem(
+        Delivery(
+            row["channel"],
+            Target(row["target"]),
+            tuple(recipients) if recipients is not None else None,
+        ),
+        row["event_type"],
+        row["job"],
+        row["opened_at"],
+        row["count"],
+    )
 
 
 def _mute_row(row: Any) -> Mute:
