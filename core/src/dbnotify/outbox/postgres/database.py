@@ -108,6 +108,7 @@ class Database:
         self.schema = settings.schema
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: asyncio.Task[None] | None = None
         self._migrated = False
 
     def q(self, sql: str) -> str:
@@ -144,6 +145,7 @@ class Database:
         )
         await pool.open(wait=False)
         self._pool, self._loop = pool, loop
+        self._closer = loop.create_task(self._close_with_loop(pool), name="dbnotify-outbox-pool")
         if not self._migrated:
             try:
                 async with pool.connection() as conn:
@@ -182,8 +184,29 @@ class Database:
                 ) from None
             raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
 
+    async def _close_with_loop(self, pool: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
+        """Close ``pool`` when this task is cancelled, as ``asyncio.run`` cancels every
+        task of its loop as it ends: an owner that never calls :meth:`close` (a host's
+        ``notify_sync``, a command) must neither leave the pool's connections open nor
+        hang its loop's end. psycopg_pool's maintenance tasks take a cancellation for the
+        failure of their current job (connecting again to a server that is gone) and wait
+        for the next one, so ``asyncio.run`` would wait for them for ever; closing the
+        pool stops them."""
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        finally:
+            if self._pool is pool:
+                self._pool, self._loop, self._closer = None, None, None
+            with contextlib.suppress(Exception):
+                await pool.close(timeout=self.settings.timeout)
+
     async def close(self) -> None:
         pool, self._pool, self._loop = self._pool, None, None
+        closer, self._closer = self._closer, None
+        if closer is not None and closer.get_loop() is asyncio.get_running_loop():
+            closer.cancel()  # it closes the pool
+            await asyncio.wait([closer])
+            return
         if pool is not None:
             # opened by a loop that is gone (RuntimeError): its connections go with it
             with contextlib.suppress(RuntimeError):
