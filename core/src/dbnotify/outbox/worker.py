@@ -30,7 +30,7 @@ from dbnotify.errors import OutboxError
 from dbnotify.outbox.defaults import CONCURRENCY, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
 from dbnotify.outbox.model import Attempt, Claimed, DeliveryState
-from dbnotify.outbox.store import OutboxStore
+from dbnotify.outbox.store import OutboxStore, Unreachable
 from dbnotify.results import FailureKind, RecipientResult
 from dbnotify.secrets import Secret
 
@@ -131,6 +131,7 @@ class Worker:
                                     channel,
                                 )
                             unparked = True
+                        claimed_at = time.monotonic()  # the leases end after lease seconds
                         batch = await self.store.claim(
                             self.owner,
                             limit=self.concurrency - len(in_flight),
@@ -145,7 +146,8 @@ class Worker:
                         continue
                     loop = asyncio.get_running_loop()
                     for claimed in batch:
-                        in_flight[loop.create_task(self._attempt(claimed, fingerprints))] = claimed
+                        attempt = self._attempt(claimed, fingerprints, claimed_at + self.lease)
+                        in_flight[loop.create_task(attempt)] = claimed
                 if in_flight:
                     done, _ = await asyncio.wait(
                         [*in_flight, stopping], return_when=asyncio.FIRST_COMPLETED
@@ -225,7 +227,11 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=wait)
 
-    async def _attempt(self, claimed: Claimed, fingerprints: dict[str, str]) -> DeliveryState:
+    async def _attempt(
+        self, claimed: Claimed, fingerprints: dict[str, str], lease_ends: float
+    ) -> DeliveryState:
+        """Deliver ``claimed`` and record the outcome; ``lease_ends``: when (monotonic
+        clock, no later than the outbox's) another worker may take it over."""
         self.attempted += 1
         delivery = claimed.delivery
         if delivery.channel not in self.deliverer.config.channels:
@@ -247,10 +253,9 @@ class Worker:
             results = outcome.recipients
         if self._records is None:
             self._records = GroupCommit(self.store.record_many)
+        attempt = Attempt(claimed, results, fingerprints.get(delivery.channel, ""))
         try:
-            state = await self._records.submit(
-                Attempt(claimed, results, fingerprints.get(delivery.channel, ""))
-            )
+            state = await self._record(attempt, lease_ends)
         except OutboxError as exc:
             # sent, but not recorded: carrying on would send it again each time its lease
             # ran out, for as long as the outbox stays broken; stop instead, and say so
@@ -267,3 +272,25 @@ class Worker:
                 claimed.id,
             )
         return state
+
+    async def _record(self, attempt: Attempt, lease_ends: float) -> DeliveryState:
+        """Record ``attempt``; while the outbox cannot be reached (a server restarting, a
+        connection broken), try again for as long as the lease lasts: until then no
+        other worker takes the delivery over, and after it the fencing number refuses a
+        late record. Any other failure, or one that outlasts the lease, is raised."""
+        assert self._records is not None
+        while True:
+            try:
+                return await self._records.submit(attempt)
+            except Unreachable as exc:
+                if time.monotonic() + POLL >= lease_ends:
+                    raise
+                log.error(
+                    "delivery #%d: its outcome could not be recorded: %s; trying again in "
+                    "%gs, for as long as its lease lasts (%s more)",
+                    attempt.claimed.id,
+                    exc,
+                    POLL,
+                    humanize.duration(1000 * (lease_ends - time.monotonic())),
+                )
+                await asyncio.sleep(POLL)

@@ -27,6 +27,7 @@ from dbnotify.config.model import OutboxSettings
 from dbnotify.errors import OutboxError
 from dbnotify.outbox import wording
 from dbnotify.outbox.postgres import schema
+from dbnotify.outbox.store import Unreachable
 
 IDLE_IN_TRANSACTION = 60.0
 """Seconds the server lets a transaction of ours sit idle (a process paused or cut off
@@ -35,7 +36,7 @@ with a transaction open) before it ends it, releasing its row locks."""
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 
-class InDoubt(OutboxError):
+class InDoubt(Unreachable):
     """The connection broke while committing: what the transaction wrote may or may not
     be stored."""
 
@@ -96,6 +97,19 @@ def explain(exc: BaseException, where: str, timeout: float) -> str:
     return wording.failed(where, f"{type(exc).__name__}: {text}")
 
 
+def failure(exc: BaseException, where: str, timeout: float) -> OutboxError:
+    """The :class:`OutboxError` for a PostgreSQL failure: :class:`Unreachable` when the
+    server could not be reached or the connection broke (trying again may succeed), not
+    for a statement or lock that took too long."""
+    message = explain(exc, where, timeout)
+    timed_out = isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable)
+    if isinstance(exc, psycopg_pool.PoolTimeout) or (
+        isinstance(exc, psycopg.OperationalError) and not timed_out
+    ):
+        return Unreachable(message)
+    return OutboxError(message)
+
+
 class Database:
     """The outbox's database: a connection pool, opened on first use in each event loop
     (a host's ``notify_sync`` runs each call on a loop of its own), and the schema
@@ -124,7 +138,7 @@ class Database:
                 url, **connection_kwargs(self.settings)
             )
         except psycopg.Error as exc:
-            raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            raise failure(exc, self.where, self.settings.timeout) from None
         return conn
 
     async def _open(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
@@ -150,10 +164,8 @@ class Database:
             try:
                 async with pool.connection() as conn:
                     await migrate(conn, self.schema, self.where)
-            except psycopg.Error as exc:
-                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
-            except psycopg_pool.PoolTimeout as exc:
-                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                raise failure(exc, self.where, self.settings.timeout) from None
             self._migrated = True
         return pool
 
@@ -182,7 +194,7 @@ class Database:
                     f"connection broke while committing ({' '.join(str(exc).split())}); "
                     "what it wrote may or may not be stored: see dbnotify history"
                 ) from None
-            raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            raise failure(exc, self.where, self.settings.timeout) from None
 
     async def _close_with_loop(self, pool: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
         """Close ``pool`` when this task is cancelled, as ``asyncio.run`` cancels every

@@ -66,6 +66,9 @@ class PostgresStore:
         self.database = Database(settings)
         self._in_doubt: set[str] = set()
         """Notifications whose commit was in doubt: stored again, they may be there."""
+        self._records_in_doubt: set[tuple[int, int]] = set()
+        """(delivery, fence) of attempts whose record's commit was in doubt: recorded
+        again, they may be recorded already."""
         self._channel = f"dbnotify_{settings.schema}"
         """The NOTIFY channel: one per schema, so that two outboxes in one database do
         not wake each other's workers."""
@@ -337,15 +340,31 @@ class PostgresStore:
         now: float | None = None,
         delay: float | None = None,
     ) -> list[DeliveryState]:
+        claims = {(a.claimed.id, a.claimed.fence) for a in attempts}
+        try:
+            states = await self._record_many(attempts, now=now, delay=delay)
+        except InDoubt:
+            self._records_in_doubt.update(claims)
+            raise
+        self._records_in_doubt.difference_update(claims)
+        return states
+
+    async def _record_many(
+        self,
+        attempts: Sequence[Attempt],
+        *,
+        now: float | None = None,
+        delay: float | None = None,
+    ) -> list[DeliveryState]:
         async with self.database.transaction() as conn:
             at = await self._now(conn, now)
-            fences = {
-                r["id"]: r["fence"]
+            rows = {
+                r["id"]: r
                 for r in await (
                     await conn.execute(
                         self.q(
-                            "SELECT id, fence FROM {s}.delivery WHERE id = ANY(%s) "
-                            "ORDER BY id FOR UPDATE"
+                            "SELECT id, fence, lease_owner, state FROM {s}.delivery "
+                            "WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
                         ),
                         ([a.claimed.id for a in attempts],),
                     )
@@ -358,12 +377,19 @@ class PostgresStore:
             placeholders: list[int] = []
             for attempt in attempts:
                 claimed = attempt.claimed
-                fence = fences.get(claimed.id)
-                if fence is None:
+                row = rows.get(claimed.id)
+                if row is None:
                     states.append(DeliveryState.DONE)  # purged meanwhile
                     continue
-                if fence != claimed.fence:
+                if row["fence"] != claimed.fence:
                     states.append(DeliveryState.TAKEN_OVER)
+                    continue
+                if row["lease_owner"] is None and (claimed.id, claimed.fence) in (
+                    self._records_in_doubt
+                ):
+                    # the record said to be in doubt went through (it gave the lease back),
+                    # and this is its retry: recorded twice, the attempt would count twice
+                    states.append(DeliveryState(row["state"]))
                     continue
                 wait = claimed.policy.delay(claimed.attempts + 1) if delay is None else delay
                 decision = decide(claimed, attempt.results, at, wait)
