@@ -64,9 +64,15 @@ def connection_kwargs(settings: OutboxSettings) -> dict[str, Any]:
     return kwargs
 
 
-def explain(exc: BaseException, where: str, timeout: float) -> str:
-    """What an operator reads for a PostgreSQL failure of the outbox at ``where``."""
+def explain(
+    exc: BaseException, where: str, timeout: float, refused: BaseException | None = None
+) -> str:
+    """What an operator reads for a PostgreSQL failure of the outbox at ``where``; for a
+    pool that gave no connection, ``refused`` is why its last attempt to connect failed
+    (the cause, said as if connecting directly)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, psycopg_pool.PoolTimeout) and refused is not None:
+        return explain(refused, where, timeout)
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return (
             f"the PostgreSQL outbox {where} gave no connection within {timeout:g}s (every "
@@ -89,6 +95,12 @@ def explain(exc: BaseException, where: str, timeout: float) -> str:
             f"PostgreSQL refused the login to the outbox {where}: {text}; check [outbox] "
             "password (or PGPASSWORD, ~/.pgpass)"
         )
+    if "too many connections" in lowered or "remaining connection slots" in lowered:
+        return (
+            f"PostgreSQL refused another connection to the outbox {where}: {text}; the "
+            "server's max_connections or the user's CONNECTION LIMIT is reached: see "
+            "pg_stat_activity, or lower [outbox] pool_size"
+        )
     if isinstance(exc, psycopg.OperationalError):
         return (
             f"cannot reach the PostgreSQL outbox {where}: {text}; check that the server "
@@ -97,11 +109,13 @@ def explain(exc: BaseException, where: str, timeout: float) -> str:
     return wording.failed(where, f"{type(exc).__name__}: {text}")
 
 
-def failure(exc: BaseException, where: str, timeout: float) -> OutboxError:
+def failure(
+    exc: BaseException, where: str, timeout: float, refused: BaseException | None = None
+) -> OutboxError:
     """The :class:`OutboxError` for a PostgreSQL failure: :class:`Unreachable` when the
     server could not be reached or the connection broke (trying again may succeed), not
     for a statement or lock that took too long."""
-    message = explain(exc, where, timeout)
+    message = explain(exc, where, timeout, refused)
     timed_out = isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable)
     if isinstance(exc, psycopg_pool.PoolTimeout) or (
         isinstance(exc, psycopg.OperationalError) and not timed_out
@@ -124,6 +138,9 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closer: asyncio.Task[None] | None = None
         self._migrated = False
+        self.refused: psycopg.Error | None = None
+        """Why the pool's last attempt to connect failed (None once one succeeds): said
+        when the pool gives no connection, instead of only that it gave none."""
 
     def q(self, sql: str) -> str:
         """``sql`` with ``{s}`` as the outbox's schema, quoted."""
@@ -154,6 +171,7 @@ class Database:
             max_size=self.settings.pool_size,
             timeout=self.settings.timeout,
             check=psycopg_pool.AsyncConnectionPool.check_connection,
+            connection_class=_recording(self),
             open=False,
             name="dbnotify-outbox",
         )
@@ -165,7 +183,7 @@ class Database:
                 async with pool.connection() as conn:
                     await migrate(conn, self.schema, self.where)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                raise failure(exc, self.where, self.settings.timeout) from None
+                raise failure(exc, self.where, self.settings.timeout, self.refused) from None
             self._migrated = True
         return pool
 
@@ -194,7 +212,7 @@ class Database:
                     f"connection broke while committing ({' '.join(str(exc).split())}); "
                     "what it wrote may or may not be stored: see dbnotify history"
                 ) from None
-            raise failure(exc, self.where, self.settings.timeout) from None
+            raise failure(exc, self.where, self.settings.timeout, self.refused) from None
 
     async def _close_with_loop(self, pool: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
         """Close ``pool`` when this task is cancelled, as ``asyncio.run`` cancels every
@@ -223,6 +241,24 @@ class Database:
             # opened by a loop that is gone (RuntimeError): its connections go with it
             with contextlib.suppress(RuntimeError):
                 await pool.close(timeout=self.settings.timeout)
+
+
+def _recording(database: Database) -> type[Connection]:
+    """The pool's connection class: records in ``database.refused`` why connecting
+    failed, which the pool itself keeps to its log."""
+
+    class Recording(psycopg.AsyncConnection[dict[str, Any]]):
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> Recording:
+            try:
+                conn = await super().connect(conninfo, **kwargs)
+            except psycopg.Error as exc:
+                database.refused = exc
+                raise
+            database.refused = None
+            return conn
+
+    return Recording
 
 
 async def migrate(conn: Connection, name: str, where: str) -> int:
