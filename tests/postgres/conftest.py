@@ -424,6 +424,8 @@ class _Handler:
         content = envelope.original_content or envelope.content or b""
         assert isinstance(content, bytes)
         box = self.server
+        if box.delay:
+            await asyncio.sleep(box.delay)
         if box.holding:  # hold the reply (the message is not accepted yet) until release()
             box.held.append(message_id(content))
             await box.gate.wait()
@@ -439,6 +441,8 @@ class Mailbox(LocalSMTPServer):
     message's final reply back until :meth:`release`: a slow server, for the test to act
     while a worker waits on it."""
 
+    delay: float = 0.0
+    """Seconds before each message's final reply: a server that takes its time."""
     holding: bool = False
     gate: asyncio.Event = attrs.field(factory=asyncio.Event)
     held: list[str] = attrs.field(factory=list)

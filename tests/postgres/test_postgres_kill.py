@@ -1,12 +1,14 @@
 """Proof 2: workers killed with SIGKILL at random points, ten times during a burst.
 
-Four producer processes commit a burst while three ``dbnotify worker`` processes deliver
-it; ten times, at a random moment, a random worker is killed (SIGKILL: no cleanup, no
-lease given back) and a new one started in its place. Nothing may be lost. The only
-duplicates allowed are the deliveries in flight at each kill (sent, maybe, but not
-recorded), which another worker sends again once their lease runs out: each kill's count
-is what the dead worker still held in the outbox (its ``lease_owner`` rows, read as it
-died), and their sum bounds the duplicates.
+Four producer processes commit a burst (ten at a time, 0.4 s apart: about 12 s) while
+three ``dbnotify worker`` processes deliver it to an SMTP server that takes 0.15 s per
+message, so that the workers fall behind and each holds a full pipeline. Ten times, at a
+random moment, a random worker is killed (SIGKILL: no cleanup, no lease given back) and a
+new one started in its place. Nothing may be lost. The only duplicates allowed are the
+deliveries in flight at each kill (sent, maybe, but not recorded), which another worker
+sends again once their lease runs out: each kill's count is what the dead worker still
+held in the outbox (its ``lease_owner`` rows, read as it died), and their sum bounds the
+duplicates.
 
 The lease here is 20 s (``Worker.lease``, otherwise ``[dispatch] deadline`` + 30 s) with
 a deadline of 10 s: the last kill's deliveries wait for it.
@@ -26,11 +28,12 @@ from dbnotify.outbox.defaults import CONCURRENCY
 from dbnotify.outbox.model import RecipientState
 
 PRODUCERS = 4
-PER_PRODUCER = 400
+PER_PRODUCER = 300
 TOTAL = PRODUCERS * PER_PRODUCER
 WORKERS = 3
 KILLS = 10
 LEASE = 20.0
+SMTP_DELAY = 0.15
 
 
 @pytest.mark.timeout(170)
@@ -38,18 +41,20 @@ async def test_ten_sigkills_during_a_burst_lose_nothing(
     outbox: Any, mailbox: Any, hosts: Any, until: Any
 ) -> None:
     box = await mailbox()
+    box.delay = SMTP_DELAY  # the workers fall behind: each holds a full pipeline of leases
     config = outbox.config(box.port, deadline=10)
     workers = [await hosts.worker(outbox, config, lease=LEASE) for _ in range(WORKERS)]
     rng = random.Random()
     started = time.monotonic()
     producers = [
-        await hosts.producer(outbox, config, PER_PRODUCER, f"p{n}", batch=10, pause=0.05)
+        await hosts.producer(outbox, config, PER_PRODUCER, f"p{n}", batch=10, pause=0.4)
         for n in range(PRODUCERS)
     ]
 
+    await until(lambda: len(box.messages) >= 50, within=60, step=0.02)  # the burst is on
     kills: list[tuple[float, int, int, int]] = []  # at, arrived, leased before, leased dead
     while len(kills) < KILLS:
-        await asyncio.sleep(rng.uniform(0.3, 1.5))
+        await asyncio.sleep(rng.uniform(0.3, 1.2))
         ready = [w for w in workers if w.alive and w.owner is not None]
         if len(ready) < 2:  # keep one working while the replacements start
             continue
