@@ -87,6 +87,8 @@ async def test_postgres_restarted_mid_burst_acknowledged_work_is_delivered(
     )
     store = outbox.store()
     history = await store.history(limit=10 * TOTAL)
+    twice = sorted(row.delivery_id for row in history if row.attempts != 1)
+    attempt_rows = await outbox.value("SELECT count(*) FROM {s}.attempt")
     summary = (
         f"proof 5: crash (immediate stop) at {crash_at:.1f}s, {arrived_before} messages "
         f"arrived by then, {producers_running} of {PRODUCERS} producers still running when "
@@ -95,7 +97,8 @@ async def test_postgres_restarted_mid_burst_acknowledged_work_is_delivered(
         f"also printed {dict(other)}; "
         f"{len(box.messages)} messages, {len(copies)} distinct: acknowledged and lost "
         f"{len(lost)}, duplicates {box.duplicates()}; all delivered {recovered:.1f}s after "
-        f"the restart by the same {WORKERS} workers (alive: {alive}, exit codes {codes}); "
+        f"the restart ({attempt_rows} attempts recorded; recipients recorded more than once: "
+        f"{len(twice)}) by the same {WORKERS} workers (alive: {alive}, exit codes {codes}); "
         f"the workers said: {dict(worker_said)}"
     )
     print("\n" + summary)
@@ -115,3 +118,34 @@ def _cause(line: str) -> str:
         if marker in line:
             return marker
     return " ".join(words[:8])
+
+
+@pytest.mark.timeout(60)
+async def test_a_claim_survives_a_crash_of_the_server_its_fence_is_never_given_twice(
+    own_outbox: Any,
+) -> None:
+    """A worker's claim is committed durably: were it lost when the server crashed, the
+    delivery would be claimed again, with the same fencing number, while the worker that
+    claimed it first (on another host, alive) still sends it, and both records would
+    stand."""
+    from dbnotify.events import Event, to_notification
+    from dbnotify.outbox.model import Enqueue
+    from dbnotify.outbox.policy import policy_for
+    from dbnotify.results import Delivery, Target
+
+    outbox = own_outbox
+    store = outbox.store()
+    event = Event("backup_failure", {"job_name": "crash", "error": "x"})
+    plan = [Delivery("ops-mail", Target.CHANNEL)]
+    (ids,) = await store.enqueue_many(
+        [Enqueue(to_notification(event), None, plan, policy_for(event.type, {}), ())]
+    )
+    (claimed,) = await store.claim("first", limit=1, lease=60, only=ids)
+    await asyncio.to_thread(outbox.server.stop, "immediate")  # at once: no checkpoint
+    await store.aclose()
+    await asyncio.to_thread(outbox.server.start)
+    again = await outbox.store().claim("second", limit=1, lease=60, only=ids)
+    (row,) = await outbox.rows("SELECT fence, lease_owner FROM {s}.delivery")
+    print(f"\nclaim (fence {claimed.fence}), server crashed: {row}; claimed again: {again}")
+    assert row == (claimed.fence, "first")
+    assert again == []

@@ -188,19 +188,18 @@ class Database:
         return pool
 
     @asynccontextmanager
-    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """One transaction on a pooled connection; failures become :class:`OutboxError`.
 
-        ``durable=False`` commits without waiting for the WAL flush (``synchronous_commit
-        = off``): only for what a crash may lose without harm, a lease. A failure while
+        Every commit waits for the WAL flush (``synchronous_commit`` as the server has
+        it), claims included: a claim lost in a crash of the server is not a lease run
+        out, since its worker, on another host, lives on and sends. A failure while
         committing is reported as in doubt.
         """
         committing = False
         try:
             pool = await self._open()
             async with pool.connection() as conn, conn.transaction():
-                if not durable:
-                    await conn.execute("SET LOCAL synchronous_commit = off")
                 yield conn
                 committing = True
         except OutboxError:

@@ -225,7 +225,9 @@ class PostgresStore:
         only: Collection[int] | None = None,
         now: float | None = None,
     ) -> list[Claimed]:
-        async with self.database.transaction(durable=False) as conn:  # a lost lease runs out
+        # durable: a claim lost in a server crash would be claimed again, with the same
+        # fencing number, while the worker that made it still sends (and records)
+        async with self.database.transaction() as conn:
             at = await self._now(conn, now)
             await self._expire(conn, at)
             only_sql = " AND d.id = ANY(%(only)s)" if only is not None else ""
