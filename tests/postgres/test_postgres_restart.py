@@ -109,6 +109,7 @@ async def test_postgres_restarted_mid_burst_acknowledged_work_is_delivered(
     assert codes == [0] * WORKERS, summary
     assert {row.status for row in history} == {RecipientState.DELIVERED}, summary
     assert acknowledged <= {row.notification_id for row in history}, summary
+    assert twice == [], summary  # no attempt recorded twice: no claim, no record in doubt
 
 
 def _cause(line: str) -> str:
