@@ -257,6 +257,7 @@ def _recording(database: Database) -> type[Connection]:
             database.refused = None
             return conn
 
+    Recording.__qualname__ = "Connection"  # as psycopg's warnings name it: not <locals>
     return Recording
 
 
