@@ -27,6 +27,7 @@ from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.outbox.memory import MemoryStore
 from dbnotify.outbox.model import Claimed
 from dbnotify.outbox.sqlite import SQLiteStore
+from dbnotify.outbox.store import Unreachable
 from dbnotify.outbox.worker import Worker
 from dbnotify.plugins import PluginRegistry
 from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage
@@ -596,6 +597,62 @@ async def test_an_attempt_that_cannot_be_recorded_stops_the_worker_instead_of_re
         "and again (a worker started once the outbox is fixed tries it once more)"
     )
     assert len(setup.plugin.calls) == 1  # sent once, not once per lease
+
+
+class FlakyStore(MemoryStore):
+    """A store whose first records fail as a database server's restart makes them fail."""
+
+    failures: int = 2
+
+    async def record_many(self, attempts: Any, *, now: Any = None, delay: Any = None) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise Unreachable("cannot reach the outbox (simulated restart)")
+        return await super().record_many(attempts, now=now, delay=delay)
+
+
+async def test_a_record_the_outbox_could_not_take_is_tried_again_while_the_lease_lasts(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = attrs.evolve(setup.notifier().config, outbox=None)
+    store = FlakyStore()
+    notifier = Notifier(config, plugins=setup.registry, outbox=store)
+    result = await notifier.notify(FAILURE)
+    (ident,) = result.delivery_ids
+    worker = Worker(store, notifier.deliverer)
+    await asyncio.wait_for(worker.run(only=[ident]), timeout=10)
+    assert store.failures == 0
+    assert len(setup.plugin.calls) == 1  # recorded on the third try, sent once
+    assert (await store.counts())["pending"] == 0
+    retries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(retries) == 2
+    assert retries[0].startswith(
+        f"delivery #{ident}: its outcome could not be recorded: cannot reach the outbox "
+        "(simulated restart); trying again in 1s, for as long as its lease lasts ("
+    )
+
+
+async def test_a_record_that_fails_past_the_lease_stops_the_worker(setup: Setup) -> None:
+    config = attrs.evolve(setup.notifier().config, outbox=None)
+    store = FlakyStore()
+    store.failures = 1000
+    notifier = Notifier(config, plugins=setup.registry, outbox=store)
+    result = await notifier.notify(FAILURE)
+    (ident,) = result.delivery_ids
+
+    class ShortLease(Worker):
+        @property
+        def lease(self) -> float:
+            return 2.5
+
+    with pytest.raises(OutboxError) as info:
+        await asyncio.wait_for(ShortLease(store, notifier.deliverer).run(), timeout=10)
+    assert str(info.value).startswith(
+        f"delivery #{ident} was attempted but its outcome could not be recorded: cannot "
+        "reach the outbox (simulated restart); the worker stops rather than send it again"
+    )
+    assert len(setup.plugin.calls) == 1
+    assert 1000 - store.failures in (2, 3)  # tried while the lease lasted, then stopped
 
 
 async def test_a_host_hears_of_a_worker_that_stopped_and_closes_quietly(

@@ -39,6 +39,14 @@ GROUP_LIMIT = 1000
 """The most deliveries one group's message carries; the rest go in the next."""
 
 
+class Unreachable(OutboxError):
+    """The outbox could not be reached, or the connection to it broke (a database server
+    restarted, a network cut): the same operation may succeed a moment later. The worker
+    tries to record an attempt again while its lease lasts (the fencing number keeps a
+    late record from standing over another worker's); any other failure to record stops
+    it at once."""
+
+
 @runtime_checkable
 class OutboxStore(Protocol):
     """An outbox backend. Safe to share between tasks, and between processes where the

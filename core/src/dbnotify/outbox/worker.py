@@ -41,7 +41,7 @@ from dbnotify.outbox.model import (
     iso,
 )
 from dbnotify.outbox.policy import policy_for
-from dbnotify.outbox.store import OutboxStore
+from dbnotify.outbox.store import OutboxStore, Unreachable
 from dbnotify.results import Delivery, FailureKind, RecipientResult, Status, Target
 from dbnotify.secrets import Secret
 
@@ -166,6 +166,7 @@ class Worker:
                                 )
                             unparked = True
                         mutes = await self._mutes_now()  # read first: a claim is not lost
+                        claimed_at = time.monotonic()  # the leases end after lease seconds
                         batch = await self.store.claim(
                             self.owner,
                             limit=self.concurrency - len(in_flight),
@@ -179,8 +180,10 @@ class Worker:
                         await asyncio.sleep(POLL)
                         continue
                     loop = asyncio.get_running_loop()
+                    lease_ends = claimed_at + self.lease
                     for unit in _units(batch):  # a group's deliveries go as one message
-                        in_flight[loop.create_task(self._send(unit, fingerprints, mutes))] = unit
+                        sending = self._send(unit, fingerprints, mutes, lease_ends)
+                        in_flight[loop.create_task(sending)] = unit
                 if in_flight:
                     done, _ = await asyncio.wait(
                         [*in_flight, stopping], return_when=asyncio.FIRST_COMPLETED
@@ -332,8 +335,15 @@ class Worker:
         return mutes
 
     async def _attempt(
-        self, claimed: Claimed, fingerprints: dict[str, str], mutes: Sequence[Mute] = ()
+        self,
+        claimed: Claimed,
+        fingerprints: dict[str, str],
+        mutes: Sequence[Mute],
+        lease_ends: float,
     ) -> DeliveryState:
+        """Deliver ``claimed`` (unless a mute holds it) and record the outcome;
+        ``lease_ends``: when (monotonic clock, no later than the outbox's) another worker
+        may take it over."""
         self.attempted += 1
         delivery = claimed.delivery
         mute = next((m for m in mutes if m.matches(delivery.channel, claimed.notification)), None)
@@ -359,10 +369,14 @@ class Worker:
                 retry_only=claimed.retry_only,
             )
             results = outcome.recipients
-        return await self._record(claimed, results, fingerprints)
+        return await self._record(claimed, results, fingerprints, lease_ends)
 
     async def _send(
-        self, unit: list[Claimed], fingerprints: dict[str, str], mutes: Sequence[Mute]
+        self,
+        unit: list[Claimed],
+        fingerprints: dict[str, str],
+        mutes: Sequence[Mute],
+        lease_ends: float,
     ) -> Outcomes:
         """One delivery, or a group's: its members that no mute holds go as one message
         (:func:`~dbnotify.outbox.grouping.group_notification`), each recorded with its result."""
@@ -373,9 +387,9 @@ class Worker:
             return []
         free = [c for c in unit if not any(m.matches(channel, c.notification) for m in mutes)]
         if len(free) <= 1:
-            return [(c, await self._attempt(c, fingerprints, mutes)) for c in unit]
+            return [(c, await self._attempt(c, fingerprints, mutes, lease_ends)) for c in unit]
         muted = [c for c in unit if c not in free]
-        outcomes = [(c, await self._attempt(c, fingerprints, mutes)) for c in muted]
+        outcomes = [(c, await self._attempt(c, fingerprints, mutes, lease_ends)) for c in muted]
         self.attempted += len(free)
         lead = free[0]
         message = group_notification([c.notification for c in free], heading(lead.group))
@@ -400,21 +414,26 @@ class Worker:
             attrs.evolve(r, reason=r.reason or note) if r.status is Status.DELIVERED else r
             for r in results
         ]
-        states = await asyncio.gather(*(self._record(c, each, fingerprints) for c in free))
+        states = await asyncio.gather(
+            *(self._record(c, each, fingerprints, lease_ends) for c in free)
+        )
         return [*outcomes, *zip(free, states, strict=True)]
 
     async def _record(
-        self, claimed: Claimed, results: Sequence[RecipientResult], fingerprints: dict[str, str]
+        self,
+        claimed: Claimed,
+        results: Sequence[RecipientResult],
+        fingerprints: dict[str, str],
+        lease_ends: float,
     ) -> DeliveryState:
         """Record one attempt's results (in the group commit), tell the fallback of a
         broken channel, and say so when another worker took the delivery over."""
         delivery = claimed.delivery
         if self._records is None:
             self._records = GroupCommit(self.store.record_many)
+        attempt = Attempt(claimed, results, fingerprints.get(delivery.channel, ""))
         try:
-            state = await self._records.submit(
-                Attempt(claimed, results, fingerprints.get(delivery.channel, ""))
-            )
+            state = await self._commit(attempt, lease_ends)
         except OutboxError as exc:
             # sent, but not recorded: carrying on would send it again each time its lease
             # ran out, for as long as the outbox stays broken; stop instead, and say so
@@ -451,3 +470,25 @@ class Worker:
                 claimed.id,
             )
         return state
+
+    async def _commit(self, attempt: Attempt, lease_ends: float) -> DeliveryState:
+        """Record ``attempt``; while the outbox cannot be reached (a server restarting, a
+        connection broken), try again for as long as the lease lasts: until then no
+        other worker takes the delivery over, and after it the fencing number refuses a
+        late record. Any other failure, or one that outlasts the lease, is raised."""
+        assert self._records is not None
+        while True:
+            try:
+                return await self._records.submit(attempt)
+            except Unreachable as exc:
+                if time.monotonic() + POLL >= lease_ends:
+                    raise
+                log.error(
+                    "delivery #%d: its outcome could not be recorded: %s; trying again in "
+                    "%gs, for as long as its lease lasts (%s more)",
+                    attempt.claimed.id,
+                    exc,
+                    POLL,
+                    humanize.duration(1000 * (lease_ends - time.monotonic())),
+                )
+                await asyncio.sleep(POLL)

@@ -27,6 +27,7 @@ from dbnotify.config.model import OutboxSettings
 from dbnotify.errors import OutboxError
 from dbnotify.outbox import wording
 from dbnotify.outbox.postgres import schema
+from dbnotify.outbox.store import Unreachable
 
 IDLE_IN_TRANSACTION = 60.0
 """Seconds the server lets a transaction of ours sit idle (a process paused or cut off
@@ -35,7 +36,7 @@ with a transaction open) before it ends it, releasing its row locks."""
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 
-class InDoubt(OutboxError):
+class InDoubt(Unreachable):
     """The connection broke while committing: what the transaction wrote may or may not
     be stored."""
 
@@ -65,9 +66,15 @@ def connection_kwargs(settings: OutboxSettings) -> dict[str, Any]:
     return kwargs
 
 
-def explain(exc: BaseException, where: str, timeout: float) -> str:
-    """What an operator reads for a PostgreSQL failure of the outbox at ``where``."""
+def explain(
+    exc: BaseException, where: str, timeout: float, refused: BaseException | None = None
+) -> str:
+    """What an operator reads for a PostgreSQL failure of the outbox at ``where``; for a
+    pool that gave no connection, ``refused`` is why its last attempt to connect failed
+    (the cause, said as if connecting directly)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, psycopg_pool.PoolTimeout) and refused is not None:
+        return explain(refused, where, timeout)
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return (
             f"the PostgreSQL outbox {where} gave no connection within {timeout:g}s (every "
@@ -90,12 +97,33 @@ def explain(exc: BaseException, where: str, timeout: float) -> str:
             f"PostgreSQL refused the login to the outbox {where}: {text}; check [outbox] "
             "password (or PGPASSWORD, ~/.pgpass)"
         )
+    if "too many connections" in lowered or "remaining connection slots" in lowered:
+        return (
+            f"PostgreSQL refused another connection to the outbox {where}: {text}; the "
+            "server's max_connections or the user's CONNECTION LIMIT is reached: see "
+            "pg_stat_activity, or lower [outbox] pool_size"
+        )
     if isinstance(exc, psycopg.OperationalError):
         return (
             f"cannot reach the PostgreSQL outbox {where}: {text}; check that the server "
             "runs and that [outbox] url names it"
         )
     return wording.failed(where, f"{type(exc).__name__}: {text}")
+
+
+def failure(
+    exc: BaseException, where: str, timeout: float, refused: BaseException | None = None
+) -> OutboxError:
+    """The :class:`OutboxError` for a PostgreSQL failure: :class:`Unreachable` when the
+    server could not be reached or the connection broke (trying again may succeed), not
+    for a statement or lock that took too long."""
+    message = explain(exc, where, timeout, refused)
+    timed_out = isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable)
+    if isinstance(exc, psycopg_pool.PoolTimeout) or (
+        isinstance(exc, psycopg.OperationalError) and not timed_out
+    ):
+        return Unreachable(message)
+    return OutboxError(message)
 
 
 class Database:
@@ -110,8 +138,11 @@ class Database:
         self.schema = settings.schema
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._guard: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
         self._migrated = False
+        self.refused: psycopg.Error | None = None
+        """Why the pool's last attempt to connect failed (None once one succeeds): said
+        when the pool gives no connection, instead of only that it gave none."""
 
     def q(self, sql: str) -> str:
         """``sql`` with ``{s}`` as the outbox's schema, quoted."""
@@ -126,7 +157,7 @@ class Database:
                 url, **connection_kwargs(self.settings)
             )
         except psycopg.Error as exc:
-            raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            raise failure(exc, self.where, self.settings.timeout) from None
         return conn
 
     async def _open(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
@@ -142,39 +173,39 @@ class Database:
                 max_size=self.settings.pool_size,
                 timeout=self.settings.timeout,
                 check=psycopg_pool.AsyncConnectionPool.check_connection,
+                connection_class=_recording(self),
                 open=False,
                 name="dbnotify-outbox",
             )
             await pool.open(wait=False)
             self._pool, self._loop = pool, loop
-            self._guard = loop.create_task(_close_with_the_loop(pool, self.settings.timeout))
+            self._closer = loop.create_task(
+                self._close_with_loop(pool), name="dbnotify-outbox-pool"
+            )
         # until a migration succeeds, every use tries it (the first may have failed: the
         # server down, a grant missing), not only the use that opened the pool
         if not self._migrated:
             try:
                 async with pool.connection() as conn:
                     await migrate(conn, self.schema, self.where)
-            except psycopg.Error as exc:
-                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
-            except psycopg_pool.PoolTimeout as exc:
-                raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                raise failure(exc, self.where, self.settings.timeout, self.refused) from None
             self._migrated = True
         return pool
 
     @asynccontextmanager
-    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """One transaction on a pooled connection; failures become :class:`OutboxError`.
 
-        ``durable=False`` commits without waiting for the WAL flush (``synchronous_commit
-        = off``): only for what a crash may lose without harm, a lease. A failure while
+        Every commit waits for the WAL flush (``synchronous_commit`` as the server has
+        it), claims included: a claim lost in a crash of the server is not a lease run
+        out, since its worker, on another host, lives on and sends. A failure while
         committing is reported as in doubt.
         """
         committing = False
         try:
             pool = await self._open()
             async with pool.connection() as conn, conn.transaction():
-                if not durable:
-                    await conn.execute("SET LOCAL synchronous_commit = off")
                 yield conn
                 committing = True
         except OutboxError:
@@ -195,39 +226,54 @@ class Database:
                     f"connection broke while committing ({' '.join(str(exc).split())}); "
                     "what it wrote may or may not be stored: see dbnotify history"
                 ) from None
-            raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
+            raise failure(exc, self.where, self.settings.timeout, self.refused) from None
+
+    async def _close_with_loop(self, pool: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
+        """Close ``pool`` when this task is cancelled, as ``asyncio.run`` cancels every
+        task of its loop as it ends: an owner that never calls :meth:`close` (a host's
+        ``notify_sync``, a command) must neither leave the pool's connections open nor
+        hang its loop's end. psycopg_pool's maintenance tasks take a cancellation for the
+        failure of their current job (connecting again to a server that is gone) and wait
+        for the next one, so ``asyncio.run`` would wait for them for ever; closing the
+        pool stops them."""
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        finally:
+            if self._pool is pool:
+                self._pool, self._loop, self._closer = None, None, None
+            with contextlib.suppress(Exception):
+                await pool.close(timeout=self.settings.timeout)
 
     async def close(self) -> None:
         pool, self._pool, self._loop = self._pool, None, None
-        guard, self._guard = self._guard, None
+        closer, self._closer = self._closer, None
+        if closer is not None and closer.get_loop() is asyncio.get_running_loop():
+            closer.cancel()  # it closes the pool
+            await asyncio.wait([closer])
+            return
         if pool is not None:
             # opened by a loop that is gone (RuntimeError): its connections go with it
             with contextlib.suppress(RuntimeError):
                 await pool.close(timeout=self.settings.timeout)
-        if guard is not None and not guard.done():  # the pool is closed: nothing left to it
-            with contextlib.suppress(RuntimeError):  # its loop is gone
-                guard.cancel()
 
 
-async def _close_with_the_loop(
-    pool: psycopg_pool.AsyncConnectionPool[Connection], seconds: float
-) -> None:
-    """Wait, as long as the pool's loop runs; close the pool when the loop ends.
+def _recording(database: Database) -> type[Connection]:
+    """The pool's connection class: records in ``database.refused`` why connecting
+    failed, which the pool itself keeps to its log."""
 
-    A pool left open is not safe to leave behind: ``asyncio.run`` ends by cancelling
-    every task of its loop and waiting for them, and a pool task cancelled in the middle
-    of a connection attempt takes the cancellation for a failed attempt, schedules
-    another and waits for work forever, so the loop never ends (``notify_sync``, or a
-    command, hangs). Cancelled with the others, this task closes the pool, which tells
-    its tasks to stop. ``Database.close`` closes the pool itself, then cancels this.
-    """
-    try:
-        await asyncio.Event().wait()
-    except asyncio.CancelledError:
-        if not pool.closed:
-            with contextlib.suppress(Exception):
-                await pool.close(timeout=seconds)
-        raise
+    class Recording(psycopg.AsyncConnection[dict[str, Any]]):
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> Recording:
+            try:
+                conn = await super().connect(conninfo, **kwargs)
+            except psycopg.Error as exc:
+                database.refused = exc
+                raise
+            database.refused = None
+            return conn
+
+    Recording.__qualname__ = "Connection"  # as psycopg's warnings name it: not <locals>
+    return Recording
 
 
 async def migrate(conn: Connection, name: str, where: str) -> int:

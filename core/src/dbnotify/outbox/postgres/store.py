@@ -53,11 +53,6 @@ R_PENDING, R_DELIVERED, R_DEAD = (
     RecipientState.DEAD.value,
 )
 CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8 AS now"
-LAZY_CLOCK = (
-    "SELECT set_config('synchronous_commit', 'off', true) AS sync, "
-    "extract(epoch FROM clock_timestamp())::float8 AS now"
-)
-"""The clock, and this transaction's commit not waiting for the WAL flush (a claim)."""
 RECONNECT = (1.0, 30.0)
 """Seconds between attempts to listen again after the connection broke: first, most."""
 
@@ -79,6 +74,9 @@ class PostgresStore:
         self.database = Database(settings)
         self._in_doubt: set[str] = set()
         """Notifications whose commit was in doubt: stored again, they may be there."""
+        self._records_in_doubt: set[tuple[int, int]] = set()
+        """(delivery, fence) of attempts whose record's commit was in doubt: recorded
+        again, they may be recorded already."""
         self._channel = f"dbnotify_{settings.schema}"
         """The NOTIFY channel: one per schema, so that two outboxes in one database do
         not wake each other's workers."""
@@ -483,12 +481,10 @@ class PostgresStore:
         only: Collection[int] | None = None,
         now: float | None = None,
     ) -> list[Claimed]:
+        # durable: a claim lost in a server crash would be claimed again, with the same
+        # fencing number, while the worker that made it still sends (and records)
         async with self.database.transaction() as conn:
-            # a lost lease runs out: the claim's commit need not wait for the WAL flush
-            # (synchronous_commit off, set with the clock read: one round trip for both)
-            row = await (await conn.execute(LAZY_CLOCK)).fetchone()
-            assert row is not None
-            at = float(row["now"]) if now is None else now
+            at = await self._now(conn, now)
             await self._expire(conn, at)
             only_sql = " AND d.id = ANY(%(only)s)" if only is not None else ""
             # the claim, each delivery's content and its recipients' states: one statement
@@ -586,15 +582,31 @@ class PostgresStore:
         now: float | None = None,
         delay: float | None = None,
     ) -> list[DeliveryState]:
+        claims = {(a.claimed.id, a.claimed.fence) for a in attempts}
+        try:
+            states = await self._record_many(attempts, now=now, delay=delay)
+        except InDoubt:
+            self._records_in_doubt.update(claims)
+            raise
+        self._records_in_doubt.difference_update(claims)
+        return states
+
+    async def _record_many(
+        self,
+        attempts: Sequence[Attempt],
+        *,
+        now: float | None = None,
+        delay: float | None = None,
+    ) -> list[DeliveryState]:
         async with self.database.transaction() as conn:
             at = await self._now(conn, now)
-            fences = {
-                r["id"]: r["fence"]
+            rows = {
+                r["id"]: r
                 for r in await (
                     await conn.execute(
                         self.q(
-                            "SELECT id, fence FROM {s}.delivery WHERE id = ANY(%s) "
-                            "ORDER BY id FOR UPDATE"
+                            "SELECT id, fence, lease_owner, state FROM {s}.delivery "
+                            "WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
                         ),
                         ([a.claimed.id for a in attempts],),
                     )
@@ -607,12 +619,19 @@ class PostgresStore:
             placeholders: list[int] = []
             for attempt in attempts:
                 claimed = attempt.claimed
-                fence = fences.get(claimed.id)
-                if fence is None:
+                row = rows.get(claimed.id)
+                if row is None:
                     states.append(DeliveryState.DONE)  # purged meanwhile
                     continue
-                if fence != claimed.fence:
+                if row["fence"] != claimed.fence:
                     states.append(DeliveryState.TAKEN_OVER)
+                    continue
+                if row["lease_owner"] is None and (claimed.id, claimed.fence) in (
+                    self._records_in_doubt
+                ):
+                    # the record said to be in doubt went through (it gave the lease back),
+                    # and this is its retry: recorded twice, the attempt would count twice
+                    states.append(DeliveryState(row["state"]))
                     continue
                 wait = claimed.policy.delay(claimed.attempts + 1) if delay is None else delay
                 decision = decide(claimed, attempt.results, at, wait)
