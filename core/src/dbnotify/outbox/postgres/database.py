@@ -210,16 +210,7 @@ class Database:
                 committing = True
         except OutboxError:
             raise
-        except psycopg_pool.PoolTimeout as exc:
-            # no connection came: say why one cannot be made (a refused login, a server
-            # down), or else that every one is busy
-            try:
-                conn = await self.connect()
-            except OutboxError as cause:
-                raise cause from None
-            await conn.close()
-            raise OutboxError(explain(exc, self.where, self.settings.timeout)) from None
-        except psycopg.Error as exc:
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             if committing and isinstance(exc, psycopg.OperationalError):
                 raise InDoubt(
                     f"the commit to the PostgreSQL outbox {self.where} is in doubt: the "
