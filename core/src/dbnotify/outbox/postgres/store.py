@@ -22,8 +22,9 @@ import psycopg
 
 from dbnotify.config.model import OutboxSettings
 from dbnotify.errors import OutboxError
-from dbnotify.outbox.codec import decode, encode
-from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
+from dbnotify.outbox import rows as stored
+from dbnotify.outbox.codec import encode
+from dbnotify.outbox.decide import EXPIRED, counted, decide, final
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -42,7 +43,7 @@ from dbnotify.outbox.model import (
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.postgres.database import Connection, Database, InDoubt
 from dbnotify.outbox.store import GROUP_LIMIT
-from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
+from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult
 
 log = logging.getLogger(__name__)
 
@@ -370,20 +371,7 @@ class PostgresStore:
                     self.q("DELETE FROM {s}.problem WHERE job = %s RETURNING *"), (job,)
                 )
             ).fetchall()
-        return [
-            OpenProblem(
-                Delivery(
-                    r["channel"],
-                    Target(r["target"]),
-                    tuple(json.loads(r["recipients"])) if r["recipients"] else None,
-                ),
-                r["event_type"],
-                r["job"],
-                r["opened_at"],
-                r["count"],
-            )
-            for r in sorted(rows, key=lambda r: r["key"])
-        ]
+        return [stored.open_problem(r) for r in sorted(rows, key=lambda r: r["key"])]
 
     async def _over_rate(
         self,
@@ -516,11 +504,11 @@ class PostgresStore:
             ).fetchall()
             rows += await self._group_members(conn, rows, owner, at + lease, at)
             return [
-                _claimed(
-                    row,
+                stored.claimed(
                     row,
                     {address: RecipientState(status) for address, status in row["known"] or ()},
                     at,
+                    row["fence"],  # RETURNING gives the row as the claim left it
                 )
                 for row in rows
             ]
@@ -909,7 +897,7 @@ class PostgresStore:
                 )
             ).fetchone()
             assert row is not None
-            return _mute_row(row)
+            return stored.mute(row)
 
     async def mutes(self, *, now: float | None = None) -> list[Mute]:
         async with self.database.transaction() as conn:
@@ -919,7 +907,7 @@ class PostgresStore:
                     self.q("SELECT * FROM {s}.mute WHERE until > %s ORDER BY id"), (at,)
                 )
             ).fetchall()
-            return [_mute_row(r) for r in rows]
+            return [stored.mute(r) for r in rows]
 
     async def unmute(self, mute_id: int, *, now: float | None = None) -> Mute | None:
         async with self.database.transaction() as conn:
@@ -932,7 +920,7 @@ class PostgresStore:
                     (at, mute_id, at),
                 )
             ).fetchone()
-            return _mute_row(row) if row is not None else None
+            return stored.mute(row) if row is not None else None
 
     # -- reading ----------------------------------------------------------------------
 
@@ -1033,7 +1021,7 @@ class PostgresStore:
         )
         async with self.database.transaction() as conn:
             rows = await (await conn.execute(query, args)).fetchall()
-        return [_history_row(r) for r in rows]
+        return [stored.history_row(r) for r in rows]
 
     async def last_delivery(self) -> dict[str, HistoryRow]:
         latest: dict[str, HistoryRow] = {}
@@ -1058,7 +1046,7 @@ class PostgresStore:
                     (FAILED, since),
                 )
             ).fetchall()
-        return [_history_row(r) for r in rows]
+        return [stored.history_row(r) for r in rows]
 
     # -- waking -----------------------------------------------------------------------
 
@@ -1093,57 +1081,3 @@ class PostgresStore:
                 wake()
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RECONNECT[1])
-
-
-def _claimed(
-    row: Mapping[str, Any],
-    content: Mapping[str, Any],
-    known: Mapping[str, RecipientState],
-    now: float,
-) -> Claimed:
-    target = Target(row["target"])
-    text = content["user_content"] if target is Target.USER else content["content"]
-    recipients = json.loads(row["recipients"]) if row["recipients"] else None
-    return Claimed(
-        id=row["id"],
-        notification=decode(text or content["content"]),
-        delivery=Delivery(
-            row["channel"], target, tuple(recipients) if recipients is not None else None
-        ),
-        retry_only=retry_only(known),
-        attempts=row["attempts"],
-        policy=RetryPolicy(
-            row["max_attempts"], row["first_delay"], row["max_delay"], row["expires_at"] - now
-        ),
-        expires_at=row["expires_at"],
-        group=row["group_key"],
-        fence=row["fence"],  # RETURNING gives the row as the claim left it
-    )
-
-
-def _mute_row(row: Mapping[str, Any]) -> Mute:
-    return Mute(
-        row["id"], MuteScope(row["scope"]), row["value"], row["reason"], row["since"], row["until"]
-    )
-
-
-def _history_row(row: Mapping[str, Any]) -> HistoryRow:
-    status = row["status"]
-    return HistoryRow(
-        delivery_id=row["delivery_id"],
-        notification_id=row["notification_id"],
-        event_type=row["event_type"],
-        channel=row["channel"],
-        target=row["target"],
-        recipient=row["address"],
-        status=FAILED if status == FAILED else RecipientState(status),
-        kind=row["kind"],
-        reason=row["reason"],
-        reply=row["reply"],
-        hint=row["hint"],
-        attempts=row["attempts"],
-        at=row["at"],
-        next_at=row["next_at"],
-        held_by=row.get("held_by"),
-        held_until=row.get("held_until"),
-    )

@@ -25,8 +25,9 @@ from typing import Any
 
 import attrs
 
-from dbnotify.outbox.codec import decode, encode
-from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
+from dbnotify.outbox import rows as stored
+from dbnotify.outbox.codec import encode
+from dbnotify.outbox.decide import EXPIRED, counted, decide, final
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -45,7 +46,7 @@ from dbnotify.outbox.model import (
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.sqlite.database import Database
 from dbnotify.outbox.store import GROUP_LIMIT
-from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
+from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult
 
 PENDING, DONE = DeliveryState.PENDING.value, DeliveryState.DONE.value
 """Delivery states as stored."""
@@ -186,7 +187,7 @@ class SQLiteStore:
         with self.database.write() as db:
             rows = db.execute("SELECT * FROM problem WHERE job = ? ORDER BY key", (job,)).fetchall()
             db.execute("DELETE FROM problem WHERE job = ?", (job,))
-        return [_open_problem(row) for row in rows]
+        return [stored.open_problem(row) for row in rows]
 
     @staticmethod
     def _held_until(db: sqlite3.Connection, hold: Hold, now: float) -> float:
@@ -298,7 +299,11 @@ class SQLiteStore:
                 ids,
             ):
                 known.setdefault(r["delivery_id"], {})[r["address"]] = RecipientState(r["status"])
-            return [self._claimed(row, known.get(row["id"], {}), now) for row in rows]
+            return [
+                # the fence as the claim's update left it (read before it)
+                stored.claimed(row, known.get(row["id"], {}), now, row["fence"] + 1)
+                for row in rows
+            ]
 
     @staticmethod
     def _group_members(
@@ -322,27 +327,6 @@ class SQLiteStore:
                 if row["id"] not in taken
             ][: max(0, GROUP_LIMIT - count)]
         return members
-
-    @staticmethod
-    def _claimed(row: sqlite3.Row, known: Mapping[str, RecipientState], now: float) -> Claimed:
-        target = Target(row["target"])
-        content = row["user_content"] if target is Target.USER else row["content"]
-        recipients = json.loads(row["recipients"]) if row["recipients"] else None
-        return Claimed(
-            id=row["id"],
-            notification=decode(content or row["content"]),
-            delivery=Delivery(
-                row["channel"], target, tuple(recipients) if recipients is not None else None
-            ),
-            retry_only=retry_only(known),
-            attempts=row["attempts"],
-            policy=RetryPolicy(
-                row["max_attempts"], row["first_delay"], row["max_delay"], row["expires_at"] - now
-            ),
-            expires_at=row["expires_at"],
-            group=row["group_key"],
-            fence=row["fence"] + 1,  # read before the claim's update
-        )
 
     @staticmethod
     def _expire(db: sqlite3.Connection, now: float) -> None:
@@ -611,7 +595,7 @@ class SQLiteStore:
     def _mutes(self, now: float) -> list[Mute]:
         with self.database.read() as db:
             return [
-                _mute_row(row)
+                stored.mute(row)
                 for row in db.execute("SELECT * FROM mute WHERE until > ? ORDER BY id", (now,))
             ]
 
@@ -626,7 +610,7 @@ class SQLiteStore:
             if row is None:
                 return None
             db.execute("UPDATE mute SET until = ? WHERE id = ?", (now, mute_id))
-            return attrs.evolve(_mute_row(row), until=now)
+            return attrs.evolve(stored.mute(row), until=now)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -721,7 +705,7 @@ class SQLiteStore:
 
     def _rows(self, query: str, args: Sequence[Any]) -> list[HistoryRow]:
         with self.database.read() as db:
-            return [_history_row(row) for row in db.execute(query, args)]
+            return [stored.history_row(row) for row in db.execute(query, args)]
 
     async def last_delivery(self) -> dict[str, HistoryRow]:
         latest: dict[str, HistoryRow] = {}
@@ -746,46 +730,3 @@ class SQLiteStore:
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
-
-
-def _open_problem(row: Any) -> OpenProblem:
-    recipients = json.loads(row["recipients"]) if row["recipients"] else None
-    return OpenProblem(
-        Delivery(
-            row["channel"],
-            Target(row["target"]),
-            tuple(recipients) if recipients is not None else None,
-        ),
-        row["event_type"],
-        row["job"],
-        row["opened_at"],
-        row["count"],
-    )
-
-
-def _mute_row(row: Any) -> Mute:
-    return Mute(
-        row["id"], MuteScope(row["scope"]), row["value"], row["reason"], row["since"], row["until"]
-    )
-
-
-def _history_row(row: sqlite3.Row) -> HistoryRow:
-    status = row["status"]
-    return HistoryRow(
-        delivery_id=row["delivery_id"],
-        notification_id=row["notification_id"],
-        event_type=row["event_type"],
-        channel=row["channel"],
-        target=row["target"],
-        recipient=row["address"],
-        status=FAILED if status == FAILED else RecipientState(status),
-        kind=row["kind"],
-        reason=row["reason"],
-        reply=row["reply"],
-        hint=row["hint"],
-        attempts=row["attempts"],
-        at=row["at"],
-        next_at=row["next_at"],
-        held_by=row["held_by"] if "held_by" in row.keys() else None,  # noqa: SIM118
-        held_until=row["held_until"] if "held_until" in row.keys() else None,  # noqa: SIM118
-    )
