@@ -22,12 +22,11 @@ import pytest
 
 from dbnotify import Event, Notifier, Status, load_config
 from dbnotify.config.structure import structure
-from dbnotify.errors import OutboxError
+from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.outbox.memory import MemoryStore
 from dbnotify.outbox.model import Claimed
 from dbnotify.outbox.sqlite import SQLiteStore
-from dbnotify.outbox.store import Unreachable
 from dbnotify.outbox.worker import Worker
 from dbnotify.plugins import PluginRegistry
 from dbnotify.results import FailureKind, RecipientResult, TestReport, TestStage

@@ -77,3 +77,11 @@ class EventError(DbnotifyError, ValueError):
 
 class OutboxError(DbnotifyError):
     """The outbox cannot take or record work: locked, full, unwritable. Never silent."""
+
+
+class Unreachable(OutboxError):
+    """The outbox could not be reached, or the connection to it broke (a database server
+    restarted, a network cut): the same operation may succeed a moment later. The worker
+    tries to record an attempt again while its lease lasts (the fencing number keeps a
+    late record from standing over another worker's); any other failure to record stops
+    it at once."""

@@ -17,3 +17,6 @@ kills."""
 FALLBACK_QUIET = 3600.0
 """Seconds a worker waits before it tells a channel's fallback again that the channel was
 parked, or gave a delivery up (once it delivers again, the next failure is told at once)."""
+
+GROUP_LIMIT = 1000
+"""The most deliveries one group's message carries; the rest go in the next."""

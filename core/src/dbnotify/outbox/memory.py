@@ -20,6 +20,7 @@ from dbnotify.errors import OutboxError
 from dbnotify.events import Notification
 from dbnotify.outbox import wording
 from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
+from dbnotify.outbox.defaults import GROUP_LIMIT
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -36,7 +37,6 @@ from dbnotify.outbox.model import (
     RecipientState,
 )
 from dbnotify.outbox.policy import RetryPolicy
-from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult, Target
 
 if TYPE_CHECKING:

@@ -35,17 +35,6 @@ from dbnotify.outbox.model import (
     RecipientState,
 )
 
-GROUP_LIMIT = 1000
-"""The most deliveries one group's message carries; the rest go in the next."""
-
-
-class Unreachable(OutboxError):
-    """The outbox could not be reached, or the connection to it broke (a database server
-    restarted, a network cut): the same operation may succeed a moment later. The worker
-    tries to record an attempt again while its lease lasts (the fencing number keeps a
-    late record from standing over another worker's); any other failure to record stops
-    it at once."""
-
 
 @runtime_checkable
 class OutboxStore(Protocol):
@@ -87,8 +76,8 @@ class OutboxStore(Protocol):
         (:attr:`~dbnotify.outbox.model.Claimed.fence`). First, deliveries past their
         max_age become dead with :data:`~dbnotify.outbox.decide.EXPIRED`. A lease need
         not survive a power cut. A due delivery of a group brings the group's other
-        pending deliveries with it, due or not (up to :data:`GROUP_LIMIT`), so that they
-        go as one message."""
+        pending deliveries with it, due or not (up to
+        :data:`~dbnotify.outbox.defaults.GROUP_LIMIT`), so that they go as one message."""
         ...
 
     async def record_many(

@@ -26,7 +26,7 @@ import attrs
 from dbnotify import humanize
 from dbnotify.config.model import ChannelSettings
 from dbnotify.delivery import Deliverer
-from dbnotify.errors import OutboxError
+from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.events import Event, to_notification
 from dbnotify.outbox.defaults import CONCURRENCY, FALLBACK_QUIET, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
@@ -41,7 +41,7 @@ from dbnotify.outbox.model import (
     iso,
 )
 from dbnotify.outbox.policy import policy_for
-from dbnotify.outbox.store import OutboxStore, Unreachable
+from dbnotify.outbox.store import OutboxStore
 from dbnotify.results import Delivery, FailureKind, RecipientResult, Status, Target
 from dbnotify.secrets import Secret
 

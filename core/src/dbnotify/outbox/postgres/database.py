@@ -24,10 +24,9 @@ import psycopg_pool
 from psycopg.rows import dict_row
 
 from dbnotify.config.model import OutboxSettings
-from dbnotify.errors import OutboxError
+from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.outbox import wording
 from dbnotify.outbox.postgres import schema
-from dbnotify.outbox.store import Unreachable
 
 IDLE_IN_TRANSACTION = 60.0
 """Seconds the server lets a transaction of ours sit idle (a process paused or cut off

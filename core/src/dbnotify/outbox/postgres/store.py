@@ -25,6 +25,7 @@ from dbnotify.errors import OutboxError
 from dbnotify.outbox import rows as stored
 from dbnotify.outbox.codec import encode
 from dbnotify.outbox.decide import EXPIRED, counted, decide, final
+from dbnotify.outbox.defaults import GROUP_LIMIT
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -42,7 +43,6 @@ from dbnotify.outbox.model import (
 )
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.postgres.database import Connection, Database, InDoubt
-from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult
 
 log = logging.getLogger(__name__)

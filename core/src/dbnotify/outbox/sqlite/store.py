@@ -28,6 +28,7 @@ import attrs
 from dbnotify.outbox import rows as stored
 from dbnotify.outbox.codec import encode
 from dbnotify.outbox.decide import EXPIRED, counted, decide, final
+from dbnotify.outbox.defaults import GROUP_LIMIT
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -45,7 +46,6 @@ from dbnotify.outbox.model import (
 )
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.sqlite.database import Database
-from dbnotify.outbox.store import GROUP_LIMIT
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult
 
 PENDING, DONE = DeliveryState.PENDING.value, DeliveryState.DONE.value
