@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from dbnotify import humanize
-from dbnotify.outbox.model import Claimed, DeliveryState, RecipientState, iso
+from dbnotify.outbox.model import Claimed, DeliveryState, Hold, Problem, RecipientState, iso
 from dbnotify.results import CHANNEL_LABEL, FailureKind, RecipientResult, Status
 
 EXPIRED = "expired: older than this event's max_age before it could be delivered"
@@ -56,6 +56,26 @@ class Decision:
     def reason(self, result: RecipientResult) -> str | None:
         """The reason to record for ``result``."""
         return self.reasons.get(result.recipient, result.reason)
+
+
+def held_until(hold: Hold, now: float, open_at: float | None, last: float | None) -> float:
+    """When a delivery held for its group is due: with the group's open deliveries
+    (``open_at``: the soonest of those not tried nor leased), else after ``wait``, and not
+    before ``interval`` after the group's last message (``last``)."""
+    if open_at is not None:
+        return open_at
+    return max(now + hold.wait, (last + hold.interval) if last is not None else now)
+
+
+def repeat_reason(
+    problem: Problem, now: float, *, waiting: bool, last: float | None, count: int, since: float
+) -> str | None:
+    """Why a job's failure is counted, not sent: its problem's last message (``last``,
+    since the problem opened) is within ``repeat`` and no message of it waits to go;
+    ``None``: it goes. ``count``: the problem's failures, this one included."""
+    if waiting or last is None or now - last >= problem.repeat:
+        return None
+    return counted(problem.job, last, problem.repeat, count, since)
 
 
 def counted(job: str, last: float, repeat: float, count: int, since: float) -> str:

@@ -19,7 +19,14 @@ import attrs
 from dbnotify.errors import OutboxError
 from dbnotify.events import Notification
 from dbnotify.outbox import wording
-from dbnotify.outbox.decide import EXPIRED, counted, decide, final, retry_only
+from dbnotify.outbox.decide import (
+    EXPIRED,
+    decide,
+    final,
+    held_until,
+    repeat_reason,
+    retry_only,
+)
 from dbnotify.outbox.defaults import GROUP_LIMIT
 from dbnotify.outbox.model import (
     FAILED,
@@ -252,16 +259,19 @@ class MemoryStore:
             return None
         found = self._problems[problem.key] = attrs.evolve(found, count=found.count + 1)
         mine = [d for d in self._deliveries.values() if d.problem == problem.key]
-        if any(d.state is DeliveryState.PENDING for d in mine):
-            return None
         sent = [
             d.updated_at
             for d in mine
             if d.state is DeliveryState.DONE and d.updated_at >= found.since
         ]
-        if sent and now - max(sent) < problem.repeat:
-            return counted(problem.job, max(sent), problem.repeat, found.count, found.since)
-        return None
+        return repeat_reason(
+            problem,
+            now,
+            waiting=any(d.state is DeliveryState.PENDING for d in mine),
+            last=max(sent, default=None),
+            count=found.count,
+            since=found.since,
+        )
 
     async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
         keys = sorted(k for k, p in self._problems.items() if p.job == job)
@@ -276,10 +286,8 @@ class MemoryStore:
             for d in group
             if d.state is DeliveryState.PENDING and d.attempts == 0 and not d.leased(now)
         ]
-        if open_at:
-            return min(open_at)
         sent = [d.updated_at for d in group if d.state is DeliveryState.DONE]
-        return max(now + hold.wait, max(sent) + hold.interval if sent else now)
+        return held_until(hold, now, min(open_at, default=None), max(sent, default=None))
 
     async def claim(
         self,

@@ -353,15 +353,7 @@ class Worker:
                 for label in delivery.labels(claimed.retry_only)
             ]
         elif delivery.channel not in self.deliverer.config.channels:
-            results = [
-                RecipientResult.failed(
-                    label,
-                    FailureKind.PERMANENT,
-                    f"channel {delivery.channel!r} is no longer configured",
-                    hint="add it back, or let the notification go",
-                )
-                for label in delivery.labels(claimed.retry_only)
-            ]
+            results = _unconfigured(delivery, claimed.retry_only)
         else:
             outcome = await self.deliverer.deliver(
                 delivery,
@@ -394,15 +386,7 @@ class Worker:
         lead = free[0]
         message = group_notification([c.notification for c in free], heading(lead.group))
         if channel not in self.deliverer.config.channels:
-            results: Sequence[RecipientResult] = [
-                RecipientResult.failed(
-                    label,
-                    FailureKind.PERMANENT,
-                    f"channel {channel!r} is no longer configured",
-                    hint="add it back, or let the notification go",
-                )
-                for label in lead.delivery.labels(lead.retry_only)
-            ]
+            results: Sequence[RecipientResult] = _unconfigured(lead.delivery, lead.retry_only)
         else:
             sent = await self.deliverer.deliver(lead.delivery, message, retry_only=lead.retry_only)
             results = sent.recipients
@@ -492,3 +476,17 @@ class Worker:
                     humanize.duration(1000 * (lease_ends - time.monotonic())),
                 )
                 await asyncio.sleep(POLL)
+
+
+def _unconfigured(delivery: Delivery, retry_only: tuple[str, ...] | None) -> list[RecipientResult]:
+    """What a delivery of a channel removed from the configuration meets: a permanent
+    failure for each of its recipients, with the fix."""
+    return [
+        RecipientResult.failed(
+            label,
+            FailureKind.PERMANENT,
+            f"channel {delivery.channel!r} is no longer configured",
+            hint="add it back, or let the notification go",
+        )
+        for label in delivery.labels(retry_only)
+    ]

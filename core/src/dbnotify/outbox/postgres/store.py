@@ -24,7 +24,13 @@ from dbnotify.config.model import OutboxSettings
 from dbnotify.errors import OutboxError
 from dbnotify.outbox import rows as stored
 from dbnotify.outbox.codec import encode
-from dbnotify.outbox.decide import EXPIRED, counted, decide, final
+from dbnotify.outbox.decide import (
+    EXPIRED,
+    decide,
+    final,
+    held_until,
+    repeat_reason,
+)
 from dbnotify.outbox.defaults import GROUP_LIMIT
 from dbnotify.outbox.model import (
     FAILED,
@@ -359,10 +365,14 @@ class PostgresStore:
             )
         ).fetchone()
         assert found is not None
-        last = found["last"]
-        if not found["waiting"] and last is not None and now - last < problem.repeat:
-            return counted(problem.job, last, problem.repeat, row["count"], row["opened_at"])
-        return None
+        return repeat_reason(
+            problem,
+            now,
+            waiting=found["waiting"],
+            last=found["last"],
+            count=row["count"],
+            since=row["opened_at"],
+        )
 
     async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
         async with self.database.transaction() as conn:
@@ -401,8 +411,7 @@ class PostgresStore:
         return int(row["n"]) + mine >= hold.under
 
     async def _held_until(self, conn: Connection, hold: Hold, now: float) -> float:
-        """As the SQLite store: with the group's open deliveries, else after ``wait``,
-        and not before ``interval`` after the group's last message."""
+        """When a delivery held for its group is due (:func:`held_until`)."""
         row = await (
             await conn.execute(
                 self.q(
@@ -415,10 +424,7 @@ class PostgresStore:
             )
         ).fetchone()
         assert row is not None
-        if row["open_at"] is not None:
-            return float(row["open_at"])
-        last = row["last"]
-        return max(now + hold.wait, (last + hold.interval) if last is not None else now)
+        return held_until(hold, now, row["open_at"], row["last"])
 
     async def _group_members(
         self,

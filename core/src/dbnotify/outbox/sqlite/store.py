@@ -27,7 +27,13 @@ import attrs
 
 from dbnotify.outbox import rows as stored
 from dbnotify.outbox.codec import encode
-from dbnotify.outbox.decide import EXPIRED, counted, decide, final
+from dbnotify.outbox.decide import (
+    EXPIRED,
+    decide,
+    final,
+    held_until,
+    repeat_reason,
+)
 from dbnotify.outbox.defaults import GROUP_LIMIT
 from dbnotify.outbox.model import (
     FAILED,
@@ -160,11 +166,14 @@ class SQLiteStore:
                 "updated_at >= ?",
                 (problem.key, DONE, row["opened_at"]),
             ).fetchone()
-            if waiting is None and last is not None and now - last < problem.repeat:
-                return counted(
-                    problem.job, last, problem.repeat, row["count"] + 1, row["opened_at"]
-                )
-            return None
+            return repeat_reason(
+                problem,
+                now,
+                waiting=waiting is not None,
+                last=last,
+                count=row["count"] + 1,
+                since=row["opened_at"],
+            )
         db.execute(
             "INSERT INTO problem (key, job, event_type, channel, target, recipients, opened_at,"
             " count) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
@@ -191,20 +200,17 @@ class SQLiteStore:
 
     @staticmethod
     def _held_until(db: sqlite3.Connection, hold: Hold, now: float) -> float:
-        """When a delivery held for its group is due: with the group's open deliveries,
-        else after ``wait``, and not before ``interval`` after the group's last message."""
+        """When a delivery held for its group is due (:func:`held_until`)."""
         (open_at,) = db.execute(
             "SELECT min(next_at) FROM delivery WHERE group_key = ? AND state = ? AND "
             "attempts = 0 AND (lease_until IS NULL OR lease_until < ?)",
             (hold.group, PENDING, now),
         ).fetchone()
-        if open_at is not None:
-            return float(open_at)
         (last,) = db.execute(
             "SELECT max(updated_at) FROM delivery WHERE group_key = ? AND state = ?",
             (hold.group, DONE),
         ).fetchone()
-        return max(now + hold.wait, (last + hold.interval) if last is not None else now)
+        return held_until(hold, now, open_at, last)
 
     @classmethod
     def _insert_delivery(
