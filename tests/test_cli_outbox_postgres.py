@@ -316,9 +316,11 @@ async def test_copy_moves_work_history_and_parking_with_the_same_ids(
 
         await cli("send", "backup_failure", "-c", str(source), "--data", "job_name=nightly")
         assert (await cli("send", "test", "-c", str(source), "--no-wait")).code == 0
+        muted = await cli("mute", "-c", str(source), "--job", "weekly", "--for", "1d")
+        assert muted.code == 0, muted.err
         before = {
-            what: json.loads((await cli(what, "-c", str(source), "--json")).out)
-            for what in ("outbox", "history")
+            what: json.loads((await cli(*what.split(), "-c", str(source), "--json")).out)
+            for what in ("outbox", "history", "mute list")
         }
         assert list(before["outbox"]["parked"]) == ["dba-mail"]
 
@@ -333,8 +335,8 @@ async def test_copy_moves_work_history_and_parking_with_the_same_ids(
             f'"{outbox.schema}", password = {{ env = "{PASSWORD_ENV}" }} and remove path\n'
         )
         after = {
-            what: json.loads((await cli(what, "-c", str(target), "--json", env=env)).out)
-            for what in ("outbox", "history")
+            what: json.loads((await cli(*what.split(), "-c", str(target), "--json", env=env)).out)
+            for what in ("outbox", "history", "mute list")
         }
         for both in (before, after):  # the recipients of one attempt tie: any order
             both["history"].sort(key=lambda r: (r["delivery_id"], r["recipient"]))

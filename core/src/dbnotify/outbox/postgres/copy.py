@@ -51,6 +51,8 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "expires_at",
             "fence",
             "updated_at",
+            "group_key",
+            "problem",
         ),
     ),
     (
@@ -69,10 +71,15 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("attempt", ("id", "delivery_id", "at", "address", "status", "kind", "reason", "reply")),
     ("parked", ("channel", "reason", "at", "fingerprint")),
+    ("mute", ("id", "scope", "value", "reason", "since", "until")),
+    (
+        "problem",
+        ("key", "job", "event_type", "channel", "target", "recipients", "opened_at", "count"),
+    ),
 )
 """What is copied, in the order the foreign keys need; the lease columns are left out."""
 
-SEQUENCES = ("delivery", "attempt")
+SEQUENCES = ("delivery", "attempt", "mute")
 """The tables whose ids come from an identity sequence."""
 
 
