@@ -16,7 +16,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "contract", "docs", "lint", "types", "postfix", "browser"]
+nox.options.sessions = ["tests", "contract", "docs", "lint", "types", "postfix", "browser", "serve"]
 
 # Every session's interpreter: 3.11 is the one the machines (CI's and ours) have, though
 # requires-python is >=3.11. Make a session a matrix (python=["3.11", "3.12"]) only once
@@ -27,6 +27,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
 BENCH_DEPS = nox.project.dependency_groups(PYPROJECT, "bench")
+SERVE_TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "serve-test")
 NOX_DEPS = [d for d in nox.project.dependency_groups(PYPROJECT, "dev") if d.startswith("nox")]
 
 PLUGINS = sorted(p.parent for p in Path("plugins").glob("*/pyproject.toml"))
@@ -76,8 +77,9 @@ def types(session: nox.Session) -> None:
     session.install(
         *LINT_DEPS,
         *TEST_DEPS,
-        "./core[testing,http,postgresql]",
+        "./core[testing,http,postgresql,serve]",
         *(f"./{folder}" for folder in PLUGINS),
+        *SERVE_TEST_DEPS,
     )
     session.run("mypy")
 
@@ -106,6 +108,21 @@ def browser(session: nox.Session) -> None:
     _require_program(session, "chromium", "chromium")
     session.install("./core", *TEST_DEPS, "pillow")
     session.run("pytest", "tests/browser", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """``dbnotify serve`` as users run it: the API over HTTP (httpx, schemathesis), the
+    console in headless Chromium (Playwright), the Node example (the machine's node)."""
+    _require_program(session, "chromium", "chromium")
+    _require_program(session, "node", "nodejs")
+    session.install(
+        "./core[testing,http,serve]",
+        *(f"./{folder}" for folder in PLUGINS),
+        *TEST_DEPS,
+        *SERVE_TEST_DEPS,
+    )
+    session.run("pytest", "tests/serve", *session.posargs)
 
 
 # --- the plugin contract suite --------------------------------------------------------

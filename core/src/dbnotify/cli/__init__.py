@@ -5,9 +5,9 @@ delivery or test failed, or no channel is configured for the event, 2 configurat
 usage error.
 
 Each command lives in a module of its group (``plugins``, ``check``, ``send``,
-``outbox``, ``mute``, ``demo``), imported only when that command runs or help lists it: only click
-is imported here, so that a light command (``dbnotify plugins``) does not pay for
-Jinja2, cattrs, asyncio or any plugin.
+``outbox``, ``mute``, ``serve``, ``demo``), imported only when that command runs or
+help lists it: only click is imported here, so that a light command (``dbnotify
+plugins``) does not pay for Jinja2, cattrs, asyncio or any plugin.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ COMMANDS: Mapping[str, tuple[str, str]] = {
     "retry": ("dbnotify.cli.outbox", "retry"),
     "schema": ("dbnotify.cli.plugins", "schema"),
     "send": ("dbnotify.cli.send", "send"),
+    "serve": ("dbnotify.cli.serve", "serve"),
     "test": ("dbnotify.cli.check", "test"),
     "unmute": ("dbnotify.cli.mute", "unmute"),
     "validate": ("dbnotify.cli.check", "validate"),

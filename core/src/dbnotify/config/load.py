@@ -28,6 +28,7 @@ from dbnotify.config.model import (
     RateLimit,
     RenderingSettings,
     Routing,
+    ServeSettings,
 )
 from dbnotify.config.structure import structure
 from dbnotify.errors import ConfigError, ConfigIssue
@@ -53,6 +54,9 @@ class FileLayout:
     )
     digest: dict[str, DigestRule] = setting(
         factory=dict, description="scheduled summaries instead of one message each (needs outbox)"
+    )
+    serve: ServeSettings | None = setting(
+        default=None, description="dbnotify serve: the HTTP API and the web console"
     )
 
 
@@ -158,6 +162,7 @@ def load_config(
         layout.outbox,
         layout.grouping,
         layout.digest,
+        layout.serve,
     )
 
 

@@ -306,6 +306,91 @@ class RateLimit:
         return f"{self.count}/{self.per:g}s"
 
 
+class Scope(enum.Enum):
+    """What an API token may do. ``admin`` may do everything, ``read`` only reads."""
+
+    SEND = "send"
+    """``POST /v1/events``: what a host such as DBackup needs, and nothing more."""
+    READ = "read"
+    """Notifications, history, outbox, channels (secrets never), plugins, metrics."""
+    ADMIN = "admin"
+    """Channels created, changed, deleted and tested; dead deliveries retried; mutes."""
+
+    def allows(self, needed: Scope) -> bool:
+        return self is Scope.ADMIN or self is needed
+
+
+MIN_TOKEN_LENGTH = 24
+"""Shorter API tokens are refused: a token is a password that scripts hold."""
+
+
+def _token_secret(_inst: Any, _attr: attrs.Attribute[Any], value: Secret) -> None:
+    if len(value.reveal()) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"an API token must be at least {MIN_TOKEN_LENGTH} characters (this one, from "
+            f"{value.source}, is shorter); make one with "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
+def _scopes(_inst: Any, _attr: attrs.Attribute[Any], value: tuple[Scope, ...]) -> None:
+    if not value:
+        raise ValueError('name at least one of "send", "read", "admin"; e.g. scopes = ["send"]')
+
+
+@attrs.frozen
+class ApiToken:
+    """``[serve.tokens.<name>]``: a bearer token for the HTTP API and the console."""
+
+    secret: Secret = setting(
+        validator=_token_secret,
+        description="the token; better from the environment or a file than literal",
+        example='{ env = "DBNOTIFY_TOKEN_DBACKUP" }',
+    )
+    scopes: tuple[Scope, ...] = setting(
+        validator=_scopes, description="what it may do: send, read, admin", example='["send"]'
+    )
+
+    def allows(self, needed: Scope) -> bool:
+        return any(scope.allows(needed) for scope in self.scopes)
+
+
+def _listen(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(
+            f'must be HOST:PORT, e.g. "127.0.0.1:8025" or "[::1]:8025" (got {value!r})'
+        )
+
+
+@attrs.frozen
+class ServeSettings:
+    """``[serve]``: ``dbnotify serve``, the HTTP API and the web console."""
+
+    listen: str = setting(
+        default="127.0.0.1:8025",
+        validator=_listen,
+        description="address and port to listen on (loopback unless you say otherwise)",
+    )
+    tokens: dict[str, ApiToken] = setting(
+        factory=dict, description="API and console tokens by name, each with its scopes"
+    )
+    max_body: int = setting(
+        default=1_048_576,
+        validator=in_range(1024, 64 * 1_048_576),
+        description="largest request body accepted, in bytes (larger: 413)",
+    )
+    console: bool = setting(default=True, description="serve the web console at /console")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 CORE_CHANNEL_KEYS = frozenset({"type", "quiet_hours", "rate_limit"})
 """Keys of a channel's block that dbnotify reads itself; the plugin gets the others."""
 
@@ -331,6 +416,7 @@ class Config:
     outbox: OutboxSettings | None = None
     grouping: dict[str, GroupingRule] = attrs.field(factory=dict)
     digest: dict[str, DigestRule] = attrs.field(factory=dict)
+    serve: ServeSettings | None = None
 
     def grouping_for(self, event_type: str) -> GroupingRule | None:
         """The event type's grouping rule, else ``default``'s; ``None``: sent one by one."""

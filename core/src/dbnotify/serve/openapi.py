@@ -1,0 +1,180 @@
+"""The OpenAPI 3.1 document, drawn from the route table and its attrs classes.
+
+Request bodies are described as the configuration's classes are (:func:`dbnotify.schema.
+object_schema`: a ``None`` default means "leave it out"); replies as what the server
+writes (every field present, ``null`` where a value is absent). Each channel type's
+configuration schema is the one ``dbnotify schema TYPE`` prints, under
+``components.schemas`` as ``channel.TYPE``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from dbnotify.plugins import PluginRegistry
+from dbnotify.schema import channel_schema, object_schema
+from dbnotify.serve.endpoints import Endpoint
+from dbnotify.serve.problems import PROBLEM_JSON
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "value", "fix"],
+                "properties": {
+                    "field": {"type": ["string", "null"]},
+                    "value": {"type": ["string", "null"]},
+                    "fix": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+class _Components:
+    """Named schemas of the reply classes, each written once and referred to by $ref."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+
+    def reply(self, tp: Any) -> dict[str, Any]:
+        if isinstance(tp, dict):
+            return tp
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType):
+            kinds = [self.reply(a) for a in args if a is not type(None)]
+            some = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
+            return {"anyOf": [some, {"type": "null"}]} if type(None) in args else some
+        if origin in (list, tuple):
+            return {"type": "array", "items": self.reply(args[0])}
+        if origin is dict:
+            return {"type": "object", "additionalProperties": self.reply(args[1])}
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return {"type": "string", "enum": [m.value for m in tp]}
+        simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
+        if tp in simple:
+            return {"type": simple[tp]}
+        if tp is Any:
+            return {}
+        if attrs.has(tp):
+            name = tp.__name__
+            if name not in self.schemas:
+                self.schemas[name] = {}  # recursion guard
+                attrs.resolve_types(tp)
+                fields = attrs.fields(tp)
+                self.schemas[name] = {
+                    "type": "object",
+                    "required": [f.alias.rstrip("_") for f in fields],
+                    "properties": {f.alias.rstrip("_"): self.reply(f.type) for f in fields},
+                }
+            return {"$ref": f"#/components/schemas/{name}"}
+        return {}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+_DESCRIPTIONS = {
+    400: "the body is not JSON",
+    401: "no token, or an unknown one",
+    403: "the token lacks the scope",
+    404: "not found",
+    409: "conflicts with what exists",
+    413: "the body is larger than [serve] max_body",
+    415: "the body is not JSON",
+    422: "a field is invalid: each error names it, the value and the fix",
+    503: "not ready",
+}
+
+
+def _operation(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": endpoint.summary,
+        "operationId": endpoint.handler.__name__,
+        "tags": [endpoint.tag],
+    }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", endpoint.path)
+    ]
+    parameters += [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": text,
+            "schema": {"type": "string"},
+        }
+        for name, text in endpoint.params
+    ]
+    if parameters:
+        operation["parameters"] = parameters
+    if endpoint.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": object_schema(endpoint.body)}},
+        }
+    ok: dict[str, Any] = {"description": "success"}
+    if endpoint.reply is not None:
+        ok["content"] = {"application/json": {"schema": components.reply(endpoint.reply)}}
+    responses: dict[str, Any] = {str(endpoint.status): ok}
+    errors = set(endpoint.errors)
+    if endpoint.scope is not None:
+        errors |= {401, 403}
+        operation["security"] = [{"bearer": []}]
+    if endpoint.body is not None:
+        errors |= {400, 413, 415, 422}
+    for status in sorted(errors):
+        responses[str(status)] = _problem(_DESCRIPTIONS.get(status, "error"))
+    operation["responses"] = responses
+    return operation
+
+
+def openapi_document(endpoints: Iterable[Endpoint], plugins: PluginRegistry) -> dict[str, Any]:
+    """The whole document, with each installed channel type's schema."""
+    components = _Components()
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        if endpoint.in_schema:
+            paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(
+                endpoint, components
+            )
+    for plugin in plugins.all():
+        schema = channel_schema(plugin.type, plugin.info)
+        schema.pop("$schema", None)
+        components.schemas[f"channel.{plugin.type}"] = schema
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dbnotify",
+            "version": "1",
+            "description": "DBackup's notifications over HTTP: send events, read what "
+            "happened to each, manage channels. Errors are RFC 9457 problem details.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components.schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
