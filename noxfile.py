@@ -104,9 +104,10 @@ def postfix(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def browser(session: nox.Session) -> None:
-    """The default HTML email in headless Chromium, one screenshot per severity (Pillow)."""
+    """The default HTML email in headless Chromium, one screenshot per severity, and a
+    grouped Discord message drawn as its client would (Pillow)."""
     _require_program(session, "chromium", "chromium")
-    session.install("./core", *TEST_DEPS, "pillow")
+    session.install("./core", "./plugins/discord", *TEST_DEPS, "pillow")
     session.run("pytest", "tests/browser", *session.posargs)
 
 

@@ -77,3 +77,65 @@ async def test_fallbacks_are_checked_at_load(cli, write_config, tmp_path: Path) 
         "routing.fallback: a fallback is told when the outbox parks a channel or gives up a "
         'delivery; add [outbox] (e.g. path = "/var/lib/dbackup/dbnotify-outbox.sqlite")'
     ) in lines
+
+
+QUIET_FALLBACK = """fallback = "ops-push"
+
+[channels.ops-push]
+type = "ntfy"
+server_url = "http://127.0.0.1:9"
+topic = "dbackup-alerts"
+quiet_hours = {{ from = "22:00", to = "07:00", timezone = "Europe/Berlin", except = {excepted} }}
+rate_limit = "6/min"
+
+[digest.daily]
+channels = ["ops-push"]
+events = {digested}
+at = "08:00"
+
+[outbox]
+path = "{path}"
+"""
+
+
+async def test_validate_warns_when_a_fallbacks_notice_would_be_held(
+    cli, write_config, tmp_path: Path
+) -> None:
+    path = write_config(
+        tmp_path / "c.toml",
+        2525,
+        extra=QUIET_FALLBACK.format(
+            excepted='["warning"]',
+            digested='["backup_success", "system_error"]',
+            path=tmp_path / "o.sqlite",
+        ),
+    )
+    run = await cli("validate", "-c", str(path))
+    assert run.code == 0, run.err
+    assert run.out.startswith(f"{path}: OK; channels: ops-mail (email), ops-push (ntfy)")
+    assert run.err.splitlines() == [
+        "warning: channels.ops-push.quiet_hours: holds the notice that a channel broke "
+        "(system_error, failure) until the quiet hours end (07:00 Europe/Berlin), and "
+        'ops-push is the fallback of ops-mail; add "failure" to except to be told at once',
+        "warning: digest.daily: holds the notice that a channel broke (system_error) until "
+        "the digest at 08:00 UTC, and ops-push is the fallback of ops-mail; take "
+        "system_error out of its events or ops-push out of its channels to be told at once",
+    ]
+
+
+async def test_validate_is_quiet_when_a_fallbacks_notice_goes_at_once(
+    cli, write_config, tmp_path: Path
+) -> None:
+    """``except`` names failure (or system_error), the digest does not take system_error;
+    a rate limit only delays what goes over it, by one period at most: no warning."""
+    for excepted in ('["failure"]', '["system_error"]'):
+        path = write_config(
+            tmp_path / "c.toml",
+            2525,
+            extra=QUIET_FALLBACK.format(
+                excepted=excepted, digested='["backup_success"]', path=tmp_path / "o.sqlite"
+            ),
+        )
+        run = await cli("validate", "-c", str(path))
+        assert run.code == 0, run.err
+        assert run.err == ""

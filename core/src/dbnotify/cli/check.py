@@ -13,8 +13,13 @@ from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_option
 @click.command()
 @config_option
 def validate(config_path: Path) -> None:
-    """Check a configuration file; list every problem (exit 2) or say it is fine."""
+    """Check a configuration file; list every problem (exit 2) or say it is fine, with a
+    warning (stderr, exit 0) for each valid setting that is likely not what was meant."""
+    from dbnotify.config.load import fallback_warnings
+
     config = load(config_path)
+    for issue in fallback_warnings(config):
+        click.echo(f"{click.style('warning', fg='yellow')}: {issue}", err=True)
     names = ", ".join(f"{c.name} ({c.type})" for c in config.channels.values()) or "none"
     click.echo(f"{config_path}: OK; channels: {names}")
 

@@ -35,6 +35,7 @@ from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import CATALOGUE, JobRule, NotifyUser
 from dbnotify.plugins import PluginRegistry, default_registry
 from dbnotify.rendering import Renderer, files_not_templates
+from dbnotify.windows import excepted
 
 
 @attrs.frozen
@@ -403,6 +404,51 @@ def _check_references(
                         "routing.user_channel",
                         f"channel {user_channel!r} (type {channels[user_channel].type}) cannot "
                         "deliver to a user's address; name an email channel",
+                    )
+                )
+    return issues
+
+
+FALLBACK_NOTICE = "system_error"
+"""The event type of the notice a fallback channel gets when a channel breaks (the
+outbox worker's ``_tell_fallback``); its severity is the catalogue's (failure)."""
+
+
+def fallback_warnings(config: Config) -> list[ConfigIssue]:
+    """Valid settings that hold a fallback's notice back: its quiet hours when their
+    ``except`` names neither ``system_error`` nor ``failure``, a digest of
+    ``system_error`` that names it. The notice is then told only when the window ends or
+    the digest goes, which is seldom what a fallback is for. A ``rate_limit`` is no
+    reason to warn: the notice comes once per channel and kind an hour, and a rate limit
+    holds what goes over it for one period at most."""
+    severity = CATALOGUE[FALLBACK_NOTICE].severity.value
+    stands_in: dict[str, list[str]] = {}
+    for name in config.channels:
+        fallback = config.routing.fallback_for(name)
+        if fallback is not None and fallback in config.channels:
+            stands_in.setdefault(fallback, []).append(name)
+    issues: list[ConfigIssue] = []
+    for fallback, broken in stands_in.items():
+        of = f"{fallback} is the fallback of {', '.join(broken)}"
+        quiet = config.channels[fallback].quiet_hours
+        if quiet is not None and not excepted(quiet, FALLBACK_NOTICE, severity):
+            issues.append(
+                ConfigIssue(
+                    f"channels.{fallback}.quiet_hours",
+                    f"holds the notice that a channel broke ({FALLBACK_NOTICE}, {severity}) "
+                    f"until the quiet hours end ({quiet.to} {quiet.timezone}), and {of}; add "
+                    f'"{severity}" to except to be told at once',
+                )
+            )
+        for name, digest in config.digest.items():
+            if FALLBACK_NOTICE in digest.events and fallback in digest.channels:
+                issues.append(
+                    ConfigIssue(
+                        f"digest.{name}",
+                        f"holds the notice that a channel broke ({FALLBACK_NOTICE}) until "
+                        f"the digest at {digest.at} {digest.timezone}, and {of}; take "
+                        f"{FALLBACK_NOTICE} out of its events or {fallback} out of its "
+                        "channels to be told at once",
                     )
                 )
     return issues

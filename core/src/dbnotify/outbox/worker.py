@@ -108,10 +108,13 @@ class Worker:
     """Attempts that end together are recorded in one transaction."""
     _told: dict[tuple[str, str], float] = attrs.field(factory=dict)
     """When this worker last told a fallback that a channel was parked or gave up a
-    delivery (by channel and kind): at most once per :data:`FALLBACK_QUIET`."""
+    delivery (by channel and kind): at most once per :data:`FALLBACK_QUIET`. This
+    process's own, not the outbox's: N workers may tell N times an hour (docs/scaling-out.md)
+    rather than write to the outbox on every failure of a storm."""
     _slow: dict[str, float] = attrs.field(factory=dict)
     """Channels a service asked to slow down (a 429 with Retry-After): until when
-    (monotonic). Their other deliveries wait, given back, rather than fail too."""
+    (monotonic). Their other deliveries wait, given back, rather than fail too. This
+    process's own: each worker learns of a 429 from its own attempt (docs/scaling-out.md)."""
     _mutes: tuple[float, list[Mute]] = (float("-inf"), [])
     """The mutes in force, and when they were read (again after :data:`POLL` seconds)."""
 
