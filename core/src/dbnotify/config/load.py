@@ -411,7 +411,7 @@ def _check_references(
 
 FALLBACK_NOTICE = "system_error"
 """The event type of the notice a fallback channel gets when a channel breaks (the
-outbox worker's ``_tell_fallback``); its severity is the catalogue's (failure)."""
+outbox worker sends it); its severity is the catalogue's (failure)."""
 
 
 def fallback_warnings(config: Config) -> list[ConfigIssue]:

@@ -24,6 +24,7 @@ from typing import Any, cast
 import attrs
 
 from dbnotify import humanize
+from dbnotify.config.load import FALLBACK_NOTICE
 from dbnotify.config.model import ChannelSettings
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError, Unreachable
@@ -310,7 +311,7 @@ class Worker:
             return
         self._told[(channel, kind)] = now
         event = Event(
-            "system_error",
+            FALLBACK_NOTICE,
             {"component": f"notification channel '{channel}'", "error": reason, "details": details},
         )
         notice = to_notification(event)
