@@ -442,7 +442,7 @@ async def _replace(service: Service, document: tomlkit.TOMLDocument, *, private:
     return mode
 
 
-def _set_block(table: Any, block: Mapping[str, Any], name: str) -> None:
+def _set_block(table: Any, block: Mapping[str, Any], where: str) -> None:
     """Make the table ``table`` hold ``block``, in place: keys that did not change keep
     their place and comments."""
     for key in [k for k in table if k not in block]:
@@ -450,13 +450,17 @@ def _set_block(table: Any, block: Mapping[str, Any], name: str) -> None:
     for key, value in block.items():
         if key in table and _plain(table[key]) == _plain(value):
             continue
-        table[key] = value if isinstance(value, tomlkit.items.Item) else _toml_value(value, key)
+        table[key] = _item(value, f"{where}.{key}")
 
 
-def _new_table(block: Mapping[str, Any]) -> tomlkit.items.Table:
+def _item(value: Any, path: str) -> Any:
+    return value if isinstance(value, tomlkit.items.Item) else _toml_value(value, path)
+
+
+def _new_table(block: Mapping[str, Any], where: str) -> tomlkit.items.Table:
     table = tomlkit.table()
     for key, value in block.items():
-        table[key] = value if isinstance(value, tomlkit.items.Item) else _toml_value(value, key)
+        table[key] = _item(value, f"{where}.{key}")
     table.add(tomlkit.nl())
     return table
 
@@ -518,14 +522,15 @@ async def save_channel(
             )
         kind = block.get("type")
         fields = secret_fields(service.plugins.get(kind) if isinstance(kind, str) else None)
+        saved = _same_type(old, block)
         try:
-            filled = _fill_secrets(block, _same_type(old, block), fields, f"channels.{name}")
+            filled = _fill_secrets(block, saved, fields, f"channels.{name}")
             filled = {k: v for k, v in filled.items() if v is not None}
+            private = _wrote_literal(filled, _plain(saved) if saved is not None else None, fields)
             if old is None:
-                channels[name] = _new_table(filled)
+                channels[name] = _new_table(filled, f"channels.{name}")
             else:
-                _set_block(old, filled, name)
-            private = _wrote_literal(filled, _same_type(old, block), fields)
+                _set_block(old, filled, f"channels.{name}")
             mode = await _replace(service, document, private=private)
         except ConfigError as exc:
             raise invalid_channel(exc, name, block, fields) from None
