@@ -5,6 +5,7 @@ saved or not, against real SMTP servers."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from dbnotify.events import Event
+from dbnotify.notifier import Notifier
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 from .conftest import (
@@ -409,3 +412,72 @@ async def test_a_wrong_password_fails_at_auth_with_the_hint_and_is_never_shown(
     for text in (refused.text, kept.text, auth_served.output()):
         assert wrong not in text
         assert PASSWORD not in text
+
+
+async def test_a_change_is_in_use_at_once_and_the_channel_shows_its_last_outcome(
+    served: Served, smtp: LocalSMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with served.client(READ_TOKEN) as client:
+        before = (await client.get("/v1/channels/ops-mail")).json()
+    async with served.client() as client:
+        changed = await client.put(
+            "/v1/channels/ops-mail",
+            json={"settings": {**before["settings"], "to": ["changed@example.com"]}},
+        )
+    assert before["last"] is None
+    assert before["last_delivered"] is None
+    assert before["parked"] is None
+    assert changed.status_code == 200, changed.text
+
+    # a host commits an event to the same outbox; the server's worker delivers it
+    for name, value in server_env().items():
+        monkeypatch.setenv(name, value)
+    notifier = Notifier.from_config(served.config)
+    try:
+        queued = await notifier.notify(Event("backup_success", {"job_name": "nightly"}))
+    finally:
+        await notifier.aclose()
+        assert notifier.outbox is not None
+        await notifier.outbox.aclose()
+    await asyncio.wait_for(smtp.arrived.wait(), 30)
+    assert smtp.messages[0].rcpt_tos == ("changed@example.com",)
+
+    async with served.client(READ_TOKEN) as client:
+        for _ in range(100):  # the worker records the outcome just after the server's 250
+            listed = (await client.get("/v1/channels")).json()["channels"]
+            if listed[0]["last"] is not None:
+                break
+            await asyncio.sleep(0.1)
+    (channel,) = listed
+    assert channel["last"]["delivery_id"] == queued.delivery_ids[0]
+    assert channel["last"]["event_type"] == "backup_success"
+    assert channel["last"]["recipient"] == "changed@example.com"
+    assert channel["last"]["status"] == "delivered"
+    assert channel["last_delivered"] == channel["last"]["at"]
+
+
+async def test_changes_at_once_are_made_one_after_the_other(
+    served: Served, smtp: LocalSMTPServer
+) -> None:
+    def block(index: int) -> dict[str, Any]:
+        return {
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": "none",
+            "from": "DBackup <dbackup@example.com>",
+            "to": [f"team{index}@example.com"],
+        }
+
+    async with served.client() as client:
+        replies = await asyncio.gather(
+            *(
+                client.post("/v1/channels", json={"name": f"team-{i}", "settings": block(i)})
+                for i in range(6)
+            )
+        )
+        listed = await client.get("/v1/channels")
+    assert [r.status_code for r in replies] == [201] * 6
+    names = [c["name"] for c in listed.json()["channels"]]
+    assert names == ["ops-mail", *(f"team-{i}" for i in range(6))]
+    assert validate(served.config).returncode == 0

@@ -226,7 +226,12 @@ def _view(service: Service, document: Mapping[str, Any], name: str) -> ChannelVi
 def list_channels(service: Service) -> list[ChannelView]:
     """Every channel of the file, sorted by name."""
     document = _read_document(service)
-    return [_view(service, document, name) for name in sorted(_channels_of(document))]
+    channels = _channels_of(document)
+    return [
+        _view(service, document, name)
+        for name in sorted(channels)
+        if isinstance(channels[name], Mapping)  # not a channel; dbnotify validate says so
+    ]
 
 
 def get_channel(service: Service, name: str) -> ChannelView:

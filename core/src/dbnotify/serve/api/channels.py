@@ -309,7 +309,7 @@ async def delete_channel(call: Call) -> Response:
     "unless send=false",
     scope=Scope.ADMIN,
     reply=TestReply,
-    errors=(404,),
+    errors=(404, 422),
     params=(("send", "false: check the connection only; send nothing (default true)"),),
 )
 async def test_saved_channel(call: Call) -> TestReply:
