@@ -481,3 +481,32 @@ async def test_changes_at_once_are_made_one_after_the_other(
     names = [c["name"] for c in listed.json()["channels"]]
     assert names == ["ops-mail", *(f"team-{i}" for i in range(6))]
     assert validate(served.config).returncode == 0
+
+
+async def test_a_webhooks_url_and_secret_headers_read_as_set_and_are_kept(
+    served: Served, tmp_path: Path
+) -> None:
+    url = "https://hooks.example.com/T0/B0/url-is-the-secret-4k2"
+    key_file = tmp_path / "api-key"
+    key_file.write_text("key-from-a-file\n", encoding="utf-8")
+    settings = {
+        "type": "webhook",
+        "webhook_url": url,
+        "headers": {"X-Source": "dbackup", "X-Api-Key": {"file": str(key_file)}},
+    }
+    async with served.client() as client:
+        created = await client.post("/v1/channels", json={"name": "hook", "settings": settings})
+        written = served.config.read_text(encoding="utf-8")
+        sent_back = await client.put(
+            "/v1/channels/hook", json={"settings": created.json()["settings"]}
+        )
+    assert created.status_code == 201, created.text
+    shown = created.json()["settings"]
+    assert shown["webhook_url"] == {"set": True}
+    assert shown["headers"] == {"X-Source": "dbackup", "X-Api-Key": {"set": True}}
+    assert created.json()["secrets"] == {"auth_header": False, "webhook_url": True}
+    assert sent_back.status_code == 200, sent_back.text
+    assert served.config.read_text(encoding="utf-8") == written
+    for text in (created.text, sent_back.text, served.output()):
+        assert url not in text
+        assert str(key_file) not in text
