@@ -200,6 +200,36 @@ async def test_an_update_that_leaves_the_secret_out_keeps_it(
     assert PASSWORD not in auth_served.output()
 
 
+async def test_a_saved_secret_is_not_sent_to_another_server(
+    auth_served: Served, auth_smtp: LocalSMTPServer
+) -> None:
+    """An edit token must not be able to point a channel at a server of its own and have
+    the saved password sent there: a new host or port needs the secret again."""
+    async with LocalSMTPServer() as elsewhere, auth_served.client() as client:
+        created = await client.post(
+            "/v1/channels", json={"name": "relay", "settings": auth_block(auth_smtp.port)}
+        )
+        moved = auth_block(elsewhere.port, password=None)
+        tested = await client.post("/v1/channels/test", json={"name": "relay", "settings": moved})
+        saved = await client.put("/v1/channels/relay", json={"settings": moved})
+        again = await client.put(
+            "/v1/channels/relay",
+            json={"settings": auth_block(elsewhere.port, password={"set": True})},
+        )
+    assert created.status_code == 201, created.text
+    for reply in (tested, saved, again):
+        assert reply.status_code == 422, reply.text
+        (error,) = reply.json()["errors"]
+        assert error["field"] == "settings.password"
+        assert error["value"] is None
+        assert error["fix"] == (
+            "port changed, so give this secret again: a saved secret is only sent to the "
+            "server it was saved for"
+        )
+    assert elsewhere.messages == []
+    assert f"port = {auth_smtp.port}" in auth_served.config.read_text("utf-8")
+
+
 async def test_a_literal_secret_makes_the_file_private_and_is_warned_of(
     served: Served, smtp: LocalSMTPServer, tmp_path: Path
 ) -> None:

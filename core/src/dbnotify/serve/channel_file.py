@@ -279,20 +279,47 @@ def _toml_value(value: Any, path: str) -> Any:
     return value
 
 
+DESTINATION_KEYS = frozenset({"host", "port", "preset", "security", "server_url", "api_url"})
+"""Settings that decide where a channel's secrets are sent (a server, its port, TLS)."""
+
+
+def _moved(block: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
+    """The destination settings in which ``block`` differs from the saved ``old``."""
+    return sorted(k for k in DESTINATION_KEYS if _plain(block.get(k)) != _plain(old.get(k)))
+
+
 def _fill_secrets(
     block: Mapping[str, Any], old: Mapping[str, Any] | None, fields: SecretFields, where: str
 ) -> dict[str, Any]:
     """``block`` with each secret left out (a whole field) or sent back as ``{"set":
     true}`` (anywhere) taken from ``old``, as the file has it; ``null`` or ``{"set":
-    false}`` removes a secret."""
+    false}`` removes a secret.
+
+    A saved secret is kept only for the destination it was saved for: when ``block``
+    changes a :data:`DESTINATION_KEYS` setting, each secret must be given again, so that
+    a token that may edit channels cannot send a saved password to a server of its own.
+    """
     issues: list[ConfigIssue] = []
+    moved = _moved(block, old) if old is not None else []
+
+    def keep(saved: Any, path: str) -> Any:
+        if moved:
+            issues.append(
+                ConfigIssue(
+                    path,
+                    f"{', '.join(moved)} changed, so give this secret again: a saved secret "
+                    "is only sent to the server it was saved for",
+                )
+            )
+            return None
+        return saved
 
     def fill(value: Any, saved: Any, path: str) -> Any:
         if isinstance(value, Mapping) and set(value) == {"set"}:
             if value["set"] is False:
                 return None
             if value["set"] is True and saved is not None:
-                return saved
+                return keep(saved, path)
             if value["set"] is True:
                 issues.append(
                     ConfigIssue(
@@ -313,7 +340,7 @@ def _fill_secrets(
     }
     for key in fields.whole:
         if key not in block and key in saved_block:
-            filled[key] = saved_block[key]
+            filled[key] = keep(saved_block[key], f"{where}.{key}")
     if issues:
         raise ConfigError(issues)
     return filled
