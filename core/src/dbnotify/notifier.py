@@ -52,6 +52,10 @@ from dbnotify.results import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+STOP_MARGIN = 5.0
+"""Seconds past the worker's grace for it to give back what it holds, before it is
+cancelled (its leases then run out instead)."""
+
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from synchronous code, inside a running event loop or not."""
@@ -266,11 +270,17 @@ class Notifier:
         return run_sync(once())
 
     async def aclose(self) -> None:
-        """Stop the background worker; let plugins close what they keep open on this loop."""
-        if self._worker_task is not None:
-            self._worker_task.cancel()
+        """Stop the background worker, as ``dbnotify worker`` stops on SIGTERM: attempts in
+        flight get its grace to end and be recorded, the others go back to the outbox.
+        Then let plugins close what they keep open on this loop."""
+        task, worker = self._worker_task, self._worker
+        if task is not None:
+            if worker is not None and not task.done():
+                worker.stop()
+                await asyncio.wait({task}, timeout=worker.grace + STOP_MARGIN)
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, OutboxError):  # logged when it ended
-                await self._worker_task
+                await task
             self._worker_task = None
         await self.deliverer.shutdown()
 

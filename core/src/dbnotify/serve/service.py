@@ -1,9 +1,9 @@
 """What a running ``dbnotify serve`` holds: the configuration file, the notifier built
 from it (with its outbox and in-process worker), and the counters ``/metrics`` shows.
 
-Changing a channel rewrites the file and calls :meth:`Service.reload`: a new notifier
-from the file, sharing the open outbox, and a new worker; requests in flight finish on
-the old one.
+Changing a channel rewrites the file and calls :meth:`Service.reload`: the worker stops
+(an attempt in flight is given back to the outbox, as at any stop), and a new notifier
+from the file, sharing the open outbox, starts a new one.
 """
 
 from __future__ import annotations
@@ -52,11 +52,12 @@ class Service:
         from it. Raises :class:`~dbnotify.errors.ConfigError` and changes nothing when
         the file is not valid. Call it with :attr:`lock` held."""
         config = load_config(self.config_path, self.plugins)
-        old = self.notifier
+        # The old worker stops first: closing it closes the plugins' pooled connections
+        # on this loop, which the new worker would otherwise have started to use.
+        await self.notifier.aclose()
         self.config = config
         self.notifier = Notifier(config, plugins=self.plugins, outbox=self.outbox)
         await self.start()
-        await old.aclose()
         return config
 
     async def aclose(self) -> None:
