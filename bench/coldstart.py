@@ -1,4 +1,5 @@
-"""Scenario 4: the wall time and peak memory of ``dbnotify plugins``, a fresh process.
+"""Scenario 4: the wall time and peak memory of ``dbnotify plugins``, a fresh process,
+beside ``python -c pass`` and Apprise's command-line tool.
 
 Bytecode first: uv installs without compiling, and this environment may set
 PYTHONDONTWRITEBYTECODE, so a first start would compile every module it imports and a
@@ -6,7 +7,9 @@ measurement would be of the compiler. Like pip at install time, the bench compil
 environment's site-packages and the workspace's sources (``compileall``), then runs the
 command without PYTHONDONTWRITEBYTECODE. One untimed run warms the OS's file cache.
 
-Wall time: each run spawned directly (``posix_spawn``), from spawn to exit. Peak memory:
+Wall time: each run spawned directly (``posix_spawn``), from spawn to exit, the commands
+interleaved (one run of each in turn), so that a change in the machine's load moves them
+alike. Peak memory:
 separate runs, each the child of a small process (GNU ``time``, else a minimal Python
 helper) that reads its ``ru_maxrss`` from ``wait4``: a child of the bench itself would
 count the bench's own memory, which it shares until it execs.
@@ -27,6 +30,8 @@ from pathlib import Path
 from bench.machine import ROOT
 
 DBNOTIFY = Path(sys.executable).with_name("dbnotify")
+APPRISE = Path(sys.executable).with_name("apprise")
+"""Apprise's command-line tool, installed with the dbnotify-apprise plugin."""
 
 
 @dataclasses.dataclass
@@ -135,13 +140,14 @@ def peak(argv: list[str], env: dict[str, str]) -> tuple[int, int, str]:
     return kib, os.waitstatus_to_exitcode(status), text
 
 
-def measure(argv: list[str], runs: int, expect: str = "") -> Runs:
-    """One untimed run, then ``runs`` timed ones (wall time, spawned directly) and
-    ``runs`` for memory (through :func:`peak`); each must exit 0 (and print ``expect``)."""
+def measure(commands: list[tuple[list[str], str]], runs: int) -> list[Runs]:
+    """For each ``(argv, expect)``: one untimed run, then ``runs`` timed ones (wall time,
+    spawned directly, the commands taking turns) and ``runs`` for memory (through
+    :func:`peak`); each must exit 0 and print ``expect``."""
     env = environment()
-    result = Runs(argv)
+    results = [Runs(argv) for argv, _expect in commands]
 
-    def check(status: int, text: str) -> bool:
+    def check(result: Runs, expect: str, status: int, text: str) -> bool:
         if status == 0 and expect in text:
             return True
         last = text.strip().splitlines()[-1:] or ["no output"]
@@ -149,11 +155,13 @@ def measure(argv: list[str], runs: int, expect: str = "") -> Runs:
         return False
 
     for number in range(runs + 1):
-        seconds, status, text = spawn(argv, env)
-        if check(status, text) and number > 0:
-            result.seconds.append(seconds)
-    for _ in range(runs):
-        kib, status, text = peak(argv, env)
-        if check(status, text):
-            result.peak_kib.append(kib)
-    return result
+        for (argv, expect), result in zip(commands, results, strict=True):
+            seconds, status, text = spawn(argv, env)
+            if check(result, expect, status, text) and number > 0:
+                result.seconds.append(seconds)
+    for (argv, expect), result in zip(commands, results, strict=True):
+        for _ in range(runs):
+            kib, status, text = peak(argv, env)
+            if check(result, expect, status, text):
+                result.peak_kib.append(kib)
+    return results

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dbnotify.installed import GROUP, declared
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 WORKSPACE = frozenset(
@@ -200,6 +201,138 @@ async def test_plugins_check_passes_and_a_disabled_broken_plugin_is_not_loaded(
     listing = await cli("plugins", env=env)
     assert "skipped broken: disabled by DBNOTIFY_DISABLE_PLUGINS" in listing.out.splitlines()
     assert "broken" not in _table(listing.out)
+
+
+SCRIPT = str(Path(sys.executable).with_name("dbnotify"))
+"""The console script, run directly (not through asyncio, for a terminal or a closed pipe)."""
+
+
+def _plugins_env(tmp_path: Path, case: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTHONWARNINGS")}
+    if case == "narrow":
+        env["COLUMNS"] = "50"
+    elif case == "skips and typos":
+        env.update(DBNOTIFY_DISABLE_PLUGINS="email,telegram", DBNOTIFY_PLUGINS="emial,email,ntfy")
+    elif case == "nothing allowed":
+        env["DBNOTIFY_PLUGINS"] = ""
+    elif case == "broken plugin":
+        env = {**env, **_site_with_broken_plugin(tmp_path)}
+    return env
+
+
+@pytest.mark.parametrize(
+    "case", ["plain", "narrow", "skips and typos", "nothing allowed", "broken plugin"]
+)
+async def test_plugins_prints_exactly_what_the_click_command_prints(
+    cli, tmp_path: Path, case: str
+) -> None:
+    """``dbnotify plugins`` alone is printed without click; ``-v`` (which changes only
+    logging) goes through click's group and command: the same output and status."""
+    env = _plugins_env(tmp_path, case)
+    fast = await cli("plugins", env=env)
+    through_click = await cli("-v", "plugins", env=env)
+    assert (fast.code, fast.out, fast.err) == (
+        through_click.code,
+        through_click.out,
+        through_click.err,
+    )
+    assert fast.code == 0
+    assert fast.out.strip()
+    assert "\x1b" not in fast.out  # not a terminal: no styles
+
+
+def _on_a_terminal(*args: str, env: dict[str, str]) -> bytes:
+    """What the command writes to a pseudo-terminal of 60 columns."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    proc = subprocess.Popen([SCRIPT, *args], stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    assert proc.wait(timeout=60) == 0
+    return out
+
+
+def test_plugins_on_a_terminal_is_styled_as_click_styles_it(tmp_path: Path) -> None:
+    env = _plugins_env(tmp_path, "skips and typos")
+    fast = _on_a_terminal("plugins", env=env)
+    assert fast == _on_a_terminal("-v", "plugins", env=env)
+    assert b"\x1b[1m type" in fast  # the header in bold
+    assert b"\x1b[33mwarning\x1b[0m: DBNOTIFY_PLUGINS names 'emial'" in fast
+    rows = [line for line in fast.splitlines() if line.startswith(b" ")]  # the table's
+    assert rows
+    assert max(len(line) for line in rows) <= 60  # wrapped to the terminal's width
+
+
+@pytest.mark.parametrize("args", [("plugins",), ("-v", "plugins")])
+def test_plugins_into_a_closed_pipe_exits_1_quietly(args: tuple[str, ...]) -> None:
+    """As click: exit 1 and nothing on stderr (no BrokenPipeError traceback)."""
+
+    read, write = os.pipe()
+    os.close(read)
+    run = subprocess.run([SCRIPT, *args], stdout=write, stderr=subprocess.PIPE, timeout=60)
+    os.close(write)
+    assert (run.returncode, run.stderr) == (1, b"")
+
+
+SCRIPT_NEVER_IMPORTS = (
+    "click",
+    "attrs",
+    "attr",
+    "pluggy",
+    "importlib.metadata",
+    "typing",
+    "shutil",
+    "dbnotify.plugins",
+    "dbnotify.config",
+    "dbnotify.cli.group",
+    "dbnotify.cli.plugins",
+    *HEAVY,
+)
+
+
+def test_plugins_alone_imports_neither_click_nor_the_registry() -> None:
+    """The console script's ``dbnotify plugins`` (the command whose start-up the bench
+    measures): what ``-X importtime`` shows it imported. No timing is asserted."""
+
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", SCRIPT, "plugins"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert any(line.split()[:1] == ["email"] for line in run.stdout.splitlines())
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in run.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "dbnotify.cli.listing" in imported
+    plugin_modules = {d.value.split(":")[0].split(".")[0] for d in declared(GROUP)}
+    assert (
+        sorted(
+            m
+            for m in imported
+            if m.split(".")[0] in plugin_modules
+            or any(m == n or m.startswith(n + ".") for n in SCRIPT_NEVER_IMPORTS)
+        )
+        == []
+    )
 
 
 async def test_validate_accepts_a_good_file(cli, write_config, tmp_path: Path) -> None:

@@ -89,6 +89,8 @@ def test_a_light_command_imports_only_its_own_module() -> None:
     )
     assert sorted(m for m in modules if m.startswith("dbnotify.cli.")) == [
         "dbnotify.cli._common",
+        "dbnotify.cli.group",
+        "dbnotify.cli.listing",
         "dbnotify.cli.plugins",
     ]
 
@@ -175,3 +177,22 @@ def test_a_plugin_bug_is_one_line_unless_verbose(tmp_path: Path, verbose: bool) 
             "error: channel 'b': the boom plugin raised RuntimeError: kaput (run with -v for "
             "the traceback)\n"
         )
+
+
+def test_the_listing_s_styles_are_click_s() -> None:
+    """The console script writes the listing's styles itself: the codes click writes."""
+    from dbnotify.cli.listing import BOLD, RED, YELLOW, style
+
+    assert style("type", BOLD) == click.style("type", bold=True)
+    assert style("failed", RED) == click.style("failed", fg="red")
+    assert style("warning", YELLOW) == click.style("warning", fg="yellow")
+
+
+@pytest.mark.parametrize("columns", ["", "0", "x", "33"])
+def test_the_listing_s_width_is_shutil_s(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    import shutil
+
+    from dbnotify.cli.listing import terminal_columns
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns

@@ -242,20 +242,15 @@ OTHER_WORKSPACE_PLUGINS = frozenset(
 def _only_the_plugins_core_tests_use(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Core's tests see the email plugin and the ones they install, whatever else the
     environment holds (``uv run pytest`` at the root installs every plugin)."""
-    import importlib.metadata
-
     import dbnotify.plugins
+    from dbnotify.installed import Declared
 
-    real = importlib.metadata.entry_points
+    real = dbnotify.plugins.declared
 
-    def visible(**select: Any) -> importlib.metadata.EntryPoints:
-        return importlib.metadata.EntryPoints(
-            ep
-            for ep in real(**select)
-            if ep.dist is None or ep.dist.name not in OTHER_WORKSPACE_PLUGINS
-        )
+    def visible(group: str) -> list[Declared]:
+        return [d for d in real(group) if d.meta()[0] not in OTHER_WORKSPACE_PLUGINS]
 
-    monkeypatch.setattr(dbnotify.plugins, "entry_points", visible)
+    monkeypatch.setattr(dbnotify.plugins, "declared", visible)
     # the process-wide registry must not keep this narrowed view for other test folders
     dbnotify.plugins.default_registry.cache_clear()
     yield

@@ -7,9 +7,11 @@ its module on first use (PEP 562), and plugins load only when a channel type is 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: every command pays for this module
+    from typing import Any
+
     from dbnotify.config.load import load_config
     from dbnotify.config.model import Config
     from dbnotify.errors import ConfigError, ConfigIssue, DbnotifyError, EventError, OutboxError

@@ -1,10 +1,11 @@
 """Finding, loading and calling channel plugins.
 
 Plugins come from the entry-point group ``dbnotify.channels``. Finding them is cheap: it
-reads the installed distributions' metadata and imports nothing. Each plugin is imported
-and validated lazily, the first time its channel type is needed (:meth:`PluginRegistry.get`),
-once per registry. A plugin that fails to import or to validate is recorded as a
-:class:`LoadFailure` (name, distribution, error) and the others still load.
+reads the installed distributions' metadata (:mod:`dbnotify.installed`) and imports
+nothing. Each plugin is imported and validated lazily, the first time its channel type
+is needed (:meth:`PluginRegistry.get`), once per registry. A plugin that fails to import
+or to validate is recorded as a :class:`LoadFailure` (name, distribution, error) and the
+others still load.
 
 Environment:
 
@@ -14,7 +15,8 @@ Environment:
     comma-separated channel types: never load these.
 
 This module imports only the standard library, attrs, pluggy and the configuration's
-leaves at import time, so that listing what is installed (``dbnotify plugins``) stays fast.
+leaves at import time. ``dbnotify plugins`` does not import it: it lists what is installed
+from :mod:`dbnotify.installed` alone.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -35,16 +36,16 @@ from dbnotify import hookspecs
 from dbnotify.config.fields import did_you_mean
 from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.hookspecs import ChannelInfo
+from dbnotify.installed import ALLOW_ENV as ALLOW_ENV
+from dbnotify.installed import BLOCK_ENV as BLOCK_ENV
+from dbnotify.installed import GROUP as GROUP
+from dbnotify.installed import UNKNOWN_DISTRIBUTION as UNKNOWN_DISTRIBUTION
+from dbnotify.installed import Choice, Declared, declared
 
 if TYPE_CHECKING:
     from dbnotify.events import Notification
     from dbnotify.rendering import Renderer
     from dbnotify.results import RecipientResult, TestReport
-
-GROUP = "dbnotify.channels"
-ALLOW_ENV = "DBNOTIFY_PLUGINS"
-BLOCK_ENV = "DBNOTIFY_DISABLE_PLUGINS"
-UNKNOWN_DISTRIBUTION = "(unknown)"
 
 log = logging.getLogger(__name__)
 
@@ -190,42 +191,6 @@ class InstalledPlugin:
         return self.skipped is None
 
 
-class _Found:
-    """One entry point of the group, with its distribution's metadata read on demand."""
-
-    __slots__ = ("_meta", "entry_point")
-
-    def __init__(self, entry_point: EntryPoint) -> None:
-        self.entry_point = entry_point
-        self._meta: tuple[str, str, str] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.entry_point.name
-
-    def meta(self) -> tuple[str, str, str]:
-        """(distribution, version, summary), from one read of the metadata."""
-        if self._meta is None:
-            dist = self.entry_point.dist
-            if dist is None:
-                self._meta = (UNKNOWN_DISTRIBUTION, "", "")
-            else:
-                metadata = dist.metadata
-
-                def field(key: str) -> str:
-                    return " ".join((metadata[key] or "").split()) if key in metadata else ""
-
-                name, version, summary = field("Name"), field("Version"), field("Summary")
-                self._meta = (name or UNKNOWN_DISTRIBUTION, version, summary)
-        return self._meta
-
-
-def _names(value: str | None) -> frozenset[str] | None:
-    if value is None:
-        return None
-    return frozenset(n.strip() for n in value.split(",") if n.strip())
-
-
 class PluginRegistry:
     """The channel types available to this process.
 
@@ -237,14 +202,12 @@ class PluginRegistry:
     """
 
     def __init__(self, *, entry_points: bool = True, environ: Mapping[str, str] | None = None):
-        env = os.environ if environ is None else environ
-        self._allow = _names(env.get(ALLOW_ENV))
-        self._block = _names(env.get(BLOCK_ENV)) or frozenset()
+        self._choice = Choice(os.environ if environ is None else environ)
         self._want_entry_points = entry_points
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
-        self._found: list[_Found] | None = None
-        self._by_type: dict[str, list[_Found]] = {}
+        self._found: list[Declared] | None = None
+        self._by_type: dict[str, list[Declared]] = {}
         self._attempted: set[str] = set()
         self._plugins: dict[str, ChannelPlugin] = {}
         self._skipped: dict[str, str] = {}
@@ -255,22 +218,15 @@ class PluginRegistry:
 
     # -- finding (no import) ------------------------------------------------------
 
-    def _skip_reason(self, name: str) -> str | None:
-        if self._allow is not None and name not in self._allow:
-            return f"not in {ALLOW_ENV}"
-        if name in self._block:
-            return f"disabled by {BLOCK_ENV}"
-        return None
-
-    def _discover(self) -> list[_Found]:
+    def _discover(self) -> list[Declared]:
         """The group's entry points, found once; call with the lock held."""
         if self._found is None:
-            found: list[_Found] = []
+            found: list[Declared] = []
             if self._want_entry_points:
-                found = [_Found(ep) for ep in entry_points(group=GROUP)]
+                found = declared(GROUP)
                 found.sort(key=lambda f: f.name)  # stable: duplicates keep their order
             for item in found:
-                reason = self._skip_reason(item.name)
+                reason = self._choice.skip_reason(item.name)
                 if reason is None:
                     self._by_type.setdefault(item.name, []).append(item)
                 else:
@@ -289,7 +245,7 @@ class PluginRegistry:
         for item in self._by_type.get(name, ()):
             dist, version, _summary = item.meta()
             try:
-                obj = item.entry_point.load()
+                obj = item.load()
             except PLUGIN_FAILURES as exc:  # reported, the others still load
                 self._fail(name, dist, version, f"import failed: {type(exc).__name__}: {exc}")
                 continue
@@ -412,16 +368,8 @@ class PluginRegistry:
         """Names in ``DBNOTIFY_PLUGINS`` / ``DBNOTIFY_DISABLE_PLUGINS`` that no installed
         plugin provides (a typo there would silently load nothing, or block nothing)."""
         with self._lock:
-            found = {f.name for f in self._discover()}
-        problems = []
-        for variable, names in ((ALLOW_ENV, self._allow), (BLOCK_ENV, self._block)):
-            for name in sorted(names or ()):
-                if name not in found:
-                    problems.append(
-                        f"{variable} names {name!r}, which no installed plugin provides"
-                        + did_you_mean(name, found)
-                    )
-        return problems
+            found = [f.name for f in self._discover()]
+        return self._choice.problems(found)
 
     def explain_missing(self, channel_type: str) -> str:
         """Why ``channel_type`` is not available, in words an operator can act on."""

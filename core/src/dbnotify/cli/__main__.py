@@ -1,5 +1,5 @@
 """``python -m dbnotify.cli``: the command without its script (the contract suite uses it)."""
 
-from dbnotify.cli import main
+from dbnotify.cli.script import run
 
-main()
+run()

@@ -1,41 +1,23 @@
 """``dbnotify plugins`` and ``dbnotify schema``: what channel types are installed.
 
 ``plugins`` reads the installed distributions' metadata and imports no plugin (unless
-``--check`` or ``--json``): it is the command whose start-up time is measured.
+``--check`` or ``--json``): its lines are :func:`dbnotify.cli.listing.installed_lines`,
+which the console script prints without click (the command whose start-up is measured).
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
-import textwrap
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from dbnotify import humanize
 from dbnotify.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from dbnotify.cli.listing import NONE_INSTALLED, RED, YELLOW, installed_lines, style, table
 
 if TYPE_CHECKING:
     from dbnotify.plugins import PluginRegistry
-
-
-def _table(rows: Sequence[tuple[str, str, str, str]]) -> list[str]:
-    """``type distribution version description`` in columns, the description wrapped to
-    the terminal's width (80 columns when the output is not a terminal)."""
-    header = ("type", "distribution", "version", "description")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    indent = 1 + sum(w + 2 for w in widths)
-    room = max(20, shutil.get_terminal_size().columns - indent - 1)
-    lines = []
-    for number, row in enumerate([header, *rows]):
-        start = " " + "".join(cell.ljust(w + 2) for cell, w in zip(row[:3], widths, strict=True))
-        wrapped = textwrap.wrap(row[3], room, break_on_hyphens=False) or [""]
-        text = (start + wrapped[0]).rstrip()
-        lines.append(click.style(text, bold=True) if number == 0 else text)
-        lines.extend(" " * indent + more for more in wrapped[1:])
-    return lines
 
 
 @click.command()
@@ -57,42 +39,36 @@ def plugins(check: bool, as_json: bool) -> None:
     a plugin that is listed may still fail to load. --check loads each one, as a
     configuration that uses it would, and reports every failure (exit 1).
     """
+    if not (check or as_json):
+        for line in installed_lines():
+            click.echo(line)
+        return
     from dbnotify.plugins import default_registry
 
     registry = default_registry()
     if as_json:
         _plugins_json(registry, check)
         return
-    if check:
-        loaded = registry.all()
-        rows = [(p.type, p.distribution, p.version, p.info.description) for p in loaded]
-    else:
-        rows = [
-            (p.type, p.distribution, p.version, p.summary)
-            for p in registry.installed()
-            if p.allowed
-        ]
+    loaded = registry.all()
+    rows = [(p.type, p.distribution, p.version, p.info.description) for p in loaded]
     skipped = registry.skipped()
     if rows:
-        for line in _table(rows):
+        for line in table(rows):
             click.echo(line)
     elif not registry.failures and not skipped:
-        click.echo("no channel types installed; plugins such as dbnotify-email provide them")
+        click.echo(NONE_INSTALLED)
     for f in registry.failures:
-        click.echo(
-            f"{click.style('failed', fg='red')} {f.name} ({f.distribution} {f.version}): {f.error}"
-        )
+        click.echo(f"{style('failed', RED)} {f.name} ({f.distribution} {f.version}): {f.error}")
     for name, why in skipped.items():
         click.echo(f"skipped {name}: {why}")
     for problem in registry.environment_problems():
-        click.echo(f"{click.style('warning', fg='yellow')}: {problem}")
-    if check:
-        count = len(rows) + len(registry.failures)
-        click.echo(
-            f"checked {humanize.count(count, 'plugin')}: {len(rows)} loaded, "
-            f"{len(registry.failures)} failed"
-        )
-        sys.exit(EXIT_FAILED if registry.failures else EXIT_OK)
+        click.echo(f"{style('warning', YELLOW)}: {problem}")
+    count = len(rows) + len(registry.failures)
+    click.echo(
+        f"checked {humanize.count(count, 'plugin')}: {len(rows)} loaded, "
+        f"{len(registry.failures)} failed"
+    )
+    sys.exit(EXIT_FAILED if registry.failures else EXIT_OK)
 
 
 def _plugins_json(registry: PluginRegistry, check: bool) -> None:
