@@ -205,7 +205,10 @@ async def _send_one(
     pool = pool_for(config)
     for fresh in (False, True):
         try:
-            async with pool.session(fresh=fresh, on_slot=stage.sending) as (session, reused):
+            async with pool.session(fresh=fresh, on_slot=stage.sending, message=message_) as (
+                session,
+                reused,
+            ):
                 return await transaction.send(session, message_)
         except NothingSent as exc:
             if reused and not fresh:
