@@ -606,17 +606,26 @@ async def latency(ctx: Context) -> Scenario:
             )
     finally:
         await ctx.servers.stop(proxy)
-    goal = 120.0
-    for row in (measured.direct, measured.durable):
-        row.target = Target(">=", goal)
+    goal = 120.0  # issue 16: at most 8 connections where the server offers PIPELINING
+    one_runs = [measured.direct_run.rate, *(r.chained.rate for r in rounds)]
     one = statistics.median(r.chained.rate for r in rounds)
     two = statistics.median(r.unchained.rate for r in rounds)
     median = " (median)" if o.rounds > 1 else ""
-    scenario.rows += [
+    direct = dataclasses.replace(
         measured.direct,
+        label=f"direct mode (Notifier → SMTP), median of {len(one_runs)} runs",
+        value=statistics.median(one_runs),
+        target=Target(">=", goal),
+        problems=sorted(
+            {*measured.direct.problems, *(p for r in rounds for p in r.problems["chained"])}
+        ),
+    )
+    measured.durable.target = Target(">=", goal)
+    scenario.rows += [
+        direct,
         measured.durable,
         Row(
-            "direct, 1 round trip a message" + median,
+            "direct, 1 against 2 round trips a message" + median,
             one,
             "msgs/s",
             two,

@@ -22,7 +22,7 @@ import attrs
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from dbnotify import DispatchResult, Event, FailureKind, Status
+from dbnotify import DispatchResult, Event, FailureKind, Notifier, Status
 from dbnotify_email import pool
 
 TO = ["a@x.org", "b@x.org", "c@x.org"]
@@ -58,6 +58,8 @@ class CountingServer:
     """Transactions whose MAIL FROM is answered by dropping the connection."""
     slow_data: dict[int, float] = attrs.field(factory=dict)
     """transaction -> seconds before the reply to its end of data."""
+    slow_all: float = 0.0
+    """Seconds before the reply to every other end of data."""
     tls_context: ssl.SSLContext | None = None
     """Offer (and require) STARTTLS."""
     transactions: int = 0
@@ -107,7 +109,7 @@ class CountingServer:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         transaction = self._current[id(session)]
-        await asyncio.sleep(self.slow_data.get(transaction, 0))
+        await asyncio.sleep(self.slow_data.get(transaction, self.slow_all))
         if transaction in self.refuse_data:
             return self.refuse_data[transaction]
         content = envelope.original_content or b""
@@ -354,23 +356,27 @@ async def test_chained_after_starttls(counting: Any, make_notifier: Any, tls: An
     assert server.reads == [1 + 1 + 1 + MESSAGES + 1 + 1]  # EHLO, STARTTLS, EHLO, ...
 
 
-async def test_the_deadline_mid_chain_leaves_no_message_claimed_and_no_slot_taken(
+async def test_the_deadline_mid_chain_reports_nothing_delivered_falsely(
     counting: Any, make_notifier: Any
 ) -> None:
-    """Message 1's reply comes after the deadline, message 2's envelope already sent with
-    its end of data: nothing is reported delivered, message 2 never arrives (no data
-    went out for it), and the connection pool still has its slot for the next one."""
+    """Message 1's reply comes after its deadline, message 2's envelope already sent with
+    its end of data. Message 2 never arrives by that connection (no data went out for it):
+    it starts again on a new one if its own deadline (which began a little later) allows.
+    Whatever arrived arrived once, whatever is reported delivered arrived, and the pool
+    still has its slot for the next notification."""
     server = await counting(slow_data={1: 3.0})
     notifier = make_notifier(server.port, to=TO, max_connections=1, deadline=1)
     try:
         results = await asyncio.gather(*(notifier.notify(_event(i)) for i in range(MESSAGES)))
-        assert not [
-            r for result in results for r in result.recipients if r.status is Status.DELIVERED
-        ]
-        await asyncio.sleep(2.5)  # message 1 arrives late, nothing else does
-        assert len(server.arrived) <= 1
-        (sent,) = server.raw
-        assert sent.count(b"MAIL FROM:") == 2  # message 2's envelope went out, no more
+        await asyncio.sleep(2.5)  # message 1 arrives late
+        assert server.raw[0].count(b"MAIL FROM:") == 2  # message 2's envelope went out
+        assert server.raw[0].count(b"\r\n.\r\n") == 1  # but only message 1's data
+        assert results[0].recipients[0].status is Status.FAILED
+        for number, result in enumerate(results):
+            if any(r.status is Status.DELIVERED for r in result.recipients):
+                assert _outcomes(result) == _delivered()
+                assert f"job-{number}" in server.jobs()
+        _each_once(server)
 
         later = await notifier.notify(_event(9))
     finally:
@@ -379,3 +385,56 @@ async def test_the_deadline_mid_chain_leaves_no_message_claimed_and_no_slot_take
     assert _outcomes(later) == _delivered()
     assert server.jobs()[-1] == "job-9"
     _each_once(server)
+
+
+async def test_a_burst_keeps_a_next_message_for_every_end_of_data(
+    counting: Any, make_notifier: Any
+) -> None:
+    """Most of a burst waits before it is rendered (pool.AHEAD per connection in line):
+    the line never runs dry, so every message after the first is taken along."""
+    server = await counting()
+    burst = 4 * pool.AHEAD + 3
+    notifier = make_notifier(server.port, to=TO, max_connections=1)
+    try:
+        results = await asyncio.gather(*(notifier.notify(_event(i)) for i in range(burst)))
+    finally:
+        await notifier.aclose()
+
+    assert [_outcomes(r) for r in results] == [_delivered()] * burst
+    assert sorted(server.jobs()) == sorted(f"job-{i}" for i in range(burst))
+    _each_once(server)
+    assert server.reads == [1 + burst + 1 + 1]
+
+
+async def test_waiting_for_a_turn_past_the_deadline_says_not_sent(counting: Any) -> None:
+    """The channel's deadline counts the wait before rendering too: a notification still
+    waiting for its turn at its deadline says "not sent", and it never arrives."""
+    server = await counting(slow_all=2.0)
+    block = {
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "none",
+        "from": "dbackup@example.com",
+        "to": TO,
+        "timeout": 5,
+        "deadline": 1.5,
+        "max_connections": 1,
+    }
+    burst = 2 * pool.AHEAD + 3
+    async with Notifier.from_config(
+        {"channels": {"mail": block}, "routing": {"channels": ["mail"]}}
+    ) as notifier:
+        results = await asyncio.gather(*(notifier.notify(_event(i)) for i in range(burst)))
+    await asyncio.sleep(2.5)  # every slow reply given
+
+    not_sent = (
+        "not sent: every connection to 127.0.0.1 that max_connections = 1 allows stayed "
+        "busy with other notifications past deadline = 1.5s"
+    )
+    slow = "the server took longer than deadline = 1.5s in all"
+    reasons = [{r.reason for r in result.recipients} for result in results]
+    assert all(len(r) == 1 and r <= {not_sent, slow} for r in reasons)
+    unsent = {f"job-{i}" for i, r in enumerate(reasons) if r == {not_sent}}
+    assert unsent  # (the others got a connection as the ones before them gave up)
+    assert not unsent & set(server.jobs())
