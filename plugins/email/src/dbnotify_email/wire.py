@@ -121,10 +121,6 @@ class Exchange:
         self._ahead: tuple[bytes, ...] = ()
         """Commands written with an earlier group whose replies nobody has read yet."""
 
-    @property
-    def ahead(self) -> tuple[bytes, ...]:
-        return self._ahead
-
     async def group(
         self,
         commands: Sequence[bytes],
