@@ -56,6 +56,8 @@ class CountingServer:
     the reply to its end of data."""
     drop_at_mail: set[int] = attrs.field(factory=set)
     """Transactions whose MAIL FROM is answered by dropping the connection."""
+    drop_at_rcpt: set[tuple[int, str]] = attrs.field(factory=set)
+    """(transaction, address): that RCPT TO is answered by dropping the connection."""
     slow_data: dict[int, float] = attrs.field(factory=dict)
     """transaction -> seconds before the reply to its end of data."""
     slow_all: float = 0.0
@@ -99,8 +101,12 @@ class CountingServer:
         return "250 2.1.0 sender ok"
 
     async def handle_RCPT(
-        self, _server: SMTP, session: Session, envelope: Envelope, address: str, _options: list[str]
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, _options: list[str]
     ) -> str:
+        if (self._current[id(session)], address) in self.drop_at_rcpt:
+            assert server.transport is not None
+            server.transport.close()
+            return "421 4.4.2 gone"  # never written
         reply = self.refuse_rcpt.get((self._current[id(session)], address))
         if reply is not None:
             return reply
@@ -341,6 +347,20 @@ async def test_a_drop_at_the_chained_mail_after_the_reply_to_end_of_data(
     assert sorted(server.jobs()) == [f"job-{i}" for i in range(MESSAGES)]
     _each_once(server)
     assert server.transactions == MESSAGES + 1  # message 3's first MAIL was dropped
+
+
+async def test_a_drop_at_a_chained_rcpt(counting: Any, make_notifier: Any) -> None:
+    """The server dropped at message 3's second RCPT (its envelope went out with message
+    2's end of data): no data of message 3 was sent, so it starts again on a new
+    connection and arrives once; message 2 is delivered, its 250 read first."""
+    server = await counting(drop_at_rcpt={(3, "b@x.org")})
+
+    results = await _notify_all(make_notifier, server.port)
+
+    assert [_outcomes(r) for r in results] == [_delivered()] * MESSAGES
+    assert sorted(server.jobs()) == [f"job-{i}" for i in range(MESSAGES)]
+    _each_once(server)
+    assert server.transactions == MESSAGES + 1
 
 
 async def test_chained_after_starttls(counting: Any, make_notifier: Any, tls: Any) -> None:
