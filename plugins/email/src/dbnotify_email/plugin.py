@@ -205,7 +205,10 @@ async def _send_one(
     pool = pool_for(config)
     for fresh in (False, True):
         try:
-            async with pool.session(fresh=fresh, on_slot=stage.sending) as (session, reused):
+            async with pool.session(fresh=fresh, on_slot=stage.sending, message=message_) as (
+                session,
+                reused,
+            ):
                 return await transaction.send(session, message_)
         except NothingSent as exc:
             if reused and not fresh:
@@ -242,6 +245,8 @@ async def _send(
         user, results = _user_addresses(recipients)
         if not user:
             return results
+    started = time.monotonic()
+    await pool_for(config).turn(config.deadline)  # a burst is rendered a few at a time
     messages = outgoing(config, notification, renderer, user)
     if retry_only is not None:
         # the same messages (headers, Message-ID), to those who still need them
@@ -260,7 +265,7 @@ async def _send(
     done: list[list[RecipientResult]] = []
     stage = _Stage()
     try:
-        async with asyncio.timeout(config.deadline):
+        async with asyncio.timeout(max(0.0, started + config.deadline - time.monotonic())):
             for message_ in messages:
                 stage = _Stage()
                 done.append(await _send_one(config, message_, stage))

@@ -21,8 +21,10 @@ import aiosmtplib
 import attrs
 
 from dbnotify.channel import FailureKind, TestStage
+from dbnotify_email import wire
 from dbnotify_email.errors import Failure, classify
 from dbnotify_email.masking import remember_token
+from dbnotify_email.outgoing import Outgoing
 from dbnotify_email.settings import (
     AuthMethod,
     EmailConfig,
@@ -145,6 +147,19 @@ def tls_context(config: EmailConfig) -> ssl.SSLContext:
     return context
 
 
+@attrs.define(eq=False)
+class Handoff:
+    """The next message waiting for a connection to this server.
+
+    Its first commands go out with the end of data of the message being sent (RFC 2920),
+    and ``give`` hands it the connection once that message's own reply is read: one
+    round trip a message instead of two.
+    """
+
+    message: Outgoing
+    give: Callable[[Session], None]
+
+
 @attrs.define
 class Session:
     """An open, greeted, (TLS-)secured and authenticated SMTP connection."""
@@ -154,6 +169,13 @@ class Session:
     opened: float = attrs.field(factory=time.monotonic)
     last_used: float = attrs.field(factory=time.monotonic)
     broken: bool = False
+    exchange: wire.Exchange = attrs.field(init=False)
+    next_in_line: Callable[[], Handoff | None] | None = None
+    """Set by the pool while a message is sent: claims the next message waiting for a
+    connection, if any (it then must be given the connection, whatever happens)."""
+
+    def __attrs_post_init__(self) -> None:
+        self.exchange = wire.Exchange(self.smtp, self.config.timeout)
 
     @property
     def smtputf8(self) -> bool:

@@ -20,7 +20,10 @@ from dbnotify.channel import FailureKind, RecipientResult
 from dbnotify_email import wire
 from dbnotify_email.addresses import Mailbox
 from dbnotify_email.errors import Failure, classify, kind_of, reply_text
-from dbnotify_email.session import Session
+from dbnotify_email.outgoing import Outgoing
+from dbnotify_email.session import Handoff, Session
+
+__all__ = ["ACCEPTED", "DATA", "Handoff", "NothingSent", "Outgoing", "send"]
 
 DATA = b"DATA\r\n"
 ACCEPTED = (250, 251)
@@ -34,20 +37,6 @@ class NothingSent(Exception):
         self.failure = failure
 
 
-@attrs.frozen
-class Outgoing:
-    """A message ready to go: its bytes and who it goes to."""
-
-    sender: Mailbox
-    recipients: tuple[Mailbox, ...]
-    data: bytes
-    utf8: bool = False
-    """Needs SMTPUTF8 (a non-ASCII local part)."""
-    ascii_data: bytes | None = None
-    """With ``utf8``: the message for the recipients with ASCII addresses, sent to them
-    when the server does not offer SMTPUTF8 (None when the sender or Reply-To needs it)."""
-
-
 def _too_many(reply: SMTPResponse, accepted: int) -> bool:
     """RFC 5321 4.5.3.1.10: 452 (some servers: 552) after accepting others = come back."""
     text = reply.message.lower()
@@ -56,51 +45,83 @@ def _too_many(reply: SMTPResponse, accepted: int) -> bool:
     )
 
 
-async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
-    """Deliver to every recipient it can; one result per recipient, in order."""
-    config = session.config
+def _adapted(
+    session: Session, outgoing: Outgoing
+) -> tuple[Outgoing, dict[Mailbox, RecipientResult]]:
+    """The message as this server can take it, and the recipients it cannot reach."""
     results: dict[Mailbox, RecipientResult] = {}
+    if not outgoing.utf8 or session.smtputf8:
+        return outgoing, results
+    # only the non-ASCII addresses need SMTPUTF8: they fail, the others get the message
+    # without them
+    hint = "ask the mail provider for SMTPUTF8 support, or use an ASCII address"
+    failure = Failure(
+        FailureKind.PERMANENT,
+        "this address has non-ASCII characters before the @, and the server does not "
+        "support SMTPUTF8",
+        hint=hint,
+    )
     everyone = outgoing.recipients
-    if outgoing.utf8 and not session.smtputf8:
-        # only the non-ASCII addresses need SMTPUTF8: they fail, the others get the
-        # message without them
-        hint = "ask the mail provider for SMTPUTF8 support, or use an ASCII address"
-        failure = Failure(
+    rest = tuple(m for m in everyone if not m.needs_smtputf8)
+    for m in everyone:
+        if m.needs_smtputf8:
+            results[m] = failure.result(str(m))
+    if outgoing.ascii_data is None:
+        sender = Failure(
             FailureKind.PERMANENT,
-            "this address has non-ASCII characters before the @, and the server does not "
-            "support SMTPUTF8",
+            "the from or reply_to address has non-ASCII characters before the @, and "
+            "the server does not support SMTPUTF8",
             hint=hint,
         )
-        rest = tuple(m for m in everyone if not m.needs_smtputf8)
-        for m in everyone:
-            if m.needs_smtputf8:
-                results[m] = failure.result(str(m))
-        if outgoing.ascii_data is None:
-            sender = Failure(
-                FailureKind.PERMANENT,
-                "the from or reply_to address has non-ASCII characters before the @, and "
-                "the server does not support SMTPUTF8",
-                hint=hint,
-            )
-            for m in rest:
-                results[m] = sender.result(str(m))
-            rest = ()
-        outgoing = attrs.evolve(
-            outgoing, recipients=rest, data=outgoing.ascii_data or b"", utf8=False
-        )
+        for m in rest:
+            results[m] = sender.result(str(m))
+        rest = ()
+    adapted = attrs.evolve(outgoing, recipients=rest, data=outgoing.ascii_data or b"", utf8=False)
+    return adapted, results
+
+
+def _envelope(outgoing: Outgoing, pending: Sequence[Mailbox]) -> list[bytes]:
+    """MAIL FROM, RCPT TO for each of ``pending``, DATA: what one group carries."""
     options = ["SMTPUTF8"] if outgoing.utf8 else []
+    mail = wire.command(b"MAIL FROM:", outgoing.sender.envelope, options)
+    return [mail, *(wire.command(b"RCPT TO:", m.envelope) for m in pending), DATA]
+
+
+def _ahead(session: Session, outgoing: Outgoing) -> list[bytes]:
+    """The first group :func:`send` will write for ``outgoing`` on this session, to go
+    out early with another message's end of data; none where there is nothing to send."""
+    outgoing, _refused = _adapted(session, outgoing)
+    if not outgoing.recipients:
+        return []
+    try:
+        return _envelope(outgoing, outgoing.recipients)
+    except ValueError:  # send() reports it, in its own task
+        return []
+
+
+async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
+    """Deliver to every recipient it can; one result per recipient, in order.
+
+    Where the server pipelines and another message waits for a connection, that
+    message's first group goes out with this one's end of data, and the connection goes
+    to it (see :class:`Handoff`): its :func:`send` then reads the replies already on
+    their way instead of writing the group again.
+    """
+    config = session.config
+    everyone = outgoing.recipients
+    outgoing, results = _adapted(session, outgoing)
     body = wire.data_block(outgoing.data)
-    exchange = wire.Exchange(session.smtp, config.timeout)
+    exchange = session.exchange
     pending: Sequence[Mailbox] = outgoing.recipients
     first = True
     while pending:
-        mail = wire.command(b"MAIL FROM:", outgoing.sender.envelope, options)
-        rcpts = [wire.command(b"RCPT TO:", m.envelope) for m in pending]
+        group = _envelope(outgoing, pending)
+        mail, rcpts = group[0], group[1:-1]
         replies: list[SMTPResponse] = []
         error: Exception | None = None
         try:
             if session.pipelining:  # RFC 2920: MAIL, every RCPT and DATA in one write
-                await exchange.group([mail, *rcpts, DATA], replies)
+                await exchange.group(group, replies)
             else:
                 await exchange.group([mail], replies)
                 if replies[0].code == 250:
@@ -187,8 +208,12 @@ async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
             pending = again
             continue
         sent: list[SMTPResponse] = []
+        handoff = None
+        if not again and session.pipelining and session.next_in_line is not None:
+            handoff = session.next_in_line()
         try:
-            await exchange.group([body], sent)
+            then = _ahead(session, handoff.message) if handoff is not None else []
+            await exchange.group([body], sent, then=then)
         except (aiosmtplib.SMTPException, OSError) as exc:
             session.broken = True
             failure = classify(exc, config, stage="data")
@@ -201,6 +226,12 @@ async def send(session: Session, outgoing: Outgoing) -> list[RecipientResult]:
             for m in [*accepted, *again]:
                 results[m] = lost.result(str(m))
             break
+        except BaseException:
+            session.broken = True  # cancelled mid-reply: the connection is out of step
+            raise
+        finally:
+            if handoff is not None:
+                handoff.give(session)
         for m in accepted:
             results[m] = (
                 RecipientResult.delivered(str(m), reply=reply_text(sent[0].code, sent[0].message))

@@ -3,7 +3,8 @@
 aiosmtplib sends one command and waits for its reply, and its protocol drops a reply that
 arrives while no command waits for one, so it cannot pipeline. With PIPELINING (RFC 2920)
 MAIL, every RCPT and DATA go out together and their replies come back together: a message
-costs two round trips instead of three plus one per recipient. While a group is in
+costs two round trips instead of three plus one per recipient, and one where the next
+message's MAIL, RCPT and DATA go out with this one's end of data. While a group is in
 flight, the connection's transport hands its bytes to :class:`_Replies`, which keeps every
 complete reply in order, and gives them back to aiosmtplib's protocol afterwards. Failures
 are aiosmtplib's own exceptions, so they are classified the same way as aiosmtplib's.
@@ -106,25 +107,47 @@ class Exchange:
 
     ``replies`` holds what came back before a failure, so the caller knows how far the
     server got (after MAIL, after some RCPTs, after DATA).
+
+    A group may carry the next transaction's first commands (``then``: RFC 2920 lets
+    MAIL, RCPT and DATA follow the end of data in one write). Their replies stay owed:
+    the reader stays in place, and the next :meth:`group` with exactly those commands
+    reads them without writing anything.
     """
 
     def __init__(self, smtp: aiosmtplib.SMTP, timeout: float) -> None:
         self._smtp = smtp
         self._timeout = timeout
+        self._reader: _Replies | None = None
+        self._ahead: tuple[bytes, ...] = ()
+        """Commands written with an earlier group whose replies nobody has read yet."""
 
-    async def group(self, commands: Sequence[bytes], replies: list[SMTPResponse]) -> None:
+    async def group(
+        self,
+        commands: Sequence[bytes],
+        replies: list[SMTPResponse],
+        *,
+        then: Sequence[bytes] = (),
+    ) -> None:
         """Write every command at once; append each reply to ``replies`` as it is read.
 
+        ``then`` goes out in the same write; its replies are left for the next group.
         Raises aiosmtplib's exceptions: disconnected, read timeout, unreadable reply.
         """
         transport = cast("asyncio.Transport | None", self._smtp.transport)
         inner = self._smtp.protocol
         if transport is None or inner is None or transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        reader = _Replies(inner)
-        transport.set_protocol(reader)
+        if self._ahead:
+            reader = self._reader
+            written, self._ahead = self._ahead, ()
+            if reader is None or tuple(commands) != written or then:
+                self._smtp.close()  # the server answers other commands than these
+                raise aiosmtplib.SMTPResponseException(-1, "commands out of step with replies")
+        else:
+            reader = self._reader = _Replies(inner)
+            transport.set_protocol(reader)
+            transport.write(b"".join([*commands, *then]))
         try:
-            transport.write(b"".join(commands))
             loop = asyncio.get_running_loop()
             async with asyncio.timeout_at(loop.time() + self._timeout) as limit:
                 for _ in commands:
@@ -133,10 +156,17 @@ class Exchange:
         except TimeoutError:
             self._smtp.close()  # a reply may still come: never pair it with the next command
             raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from None
+        except BaseException:
+            if then:  # the replies owed to ``then`` would follow the unread ones
+                self._smtp.close()
+            raise
         finally:
-            if not transport.is_closing():
+            if not then and not transport.is_closing():
                 transport.set_protocol(inner)
-        if reader.leftover:
+                self._reader = None
+        if then:
+            self._ahead = tuple(then)
+        elif reader.leftover:
             self._smtp.close()
             raise aiosmtplib.SMTPResponseException(-1, "the server sent replies nobody asked for")
 
