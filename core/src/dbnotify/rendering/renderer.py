@@ -275,6 +275,13 @@ def summary(message: str, fields: list[tuple[str, str]]) -> str:
     return message
 
 
+def label_width(notification: Notification) -> int:
+    """The longest field label's length: ``message.txt`` pads the labels to it. Given to
+    the template, as ``label_width``, because Jinja2's ``max`` filter took a third of the
+    text part's time; without it the template works it out itself."""
+    return max((len(field.label) for field in notification.fields), default=0)
+
+
 def one_line(text: str) -> str:
     """Collapse whitespace and drop control characters: the text fits in one header."""
     return " ".join(_CONTROL.sub(" ", text).split())
@@ -355,7 +362,9 @@ class Renderer:
 
         Lines are not wrapped: chat and push channels wrap for themselves. An email's
         text part is rendered with ``text_width`` (see :func:`email_text`)."""
-        return self._run(self._text_t, self.context(notification)).strip() + "\n"
+        context = self.context(notification)
+        context["label_width"] = label_width(notification)
+        return self._run(self._text_t, context).strip() + "\n"
 
     def html(self, notification: Notification) -> str:
         """A full HTML document, table layout, CSS inlined for mail clients. Its values

@@ -50,8 +50,10 @@ renderer's unwrapped text)."""
 
 
 def plain_text(notification: Notification, renderer: Renderer) -> str:
-    """The renderer's text (``message.txt``), wrapped at :data:`TEXT_WIDTH` columns."""
-    text = renderer.render("message.txt", notification, text_width=TEXT_WIDTH)
+    """The renderer's text (``message.txt``), wrapped at :data:`TEXT_WIDTH` columns; given
+    the longest label's length too, which the template would work out more slowly."""
+    width = max((len(field.label) for field in notification.fields), default=0)
+    text = renderer.render("message.txt", notification, text_width=TEXT_WIDTH, label_width=width)
     return text.strip() + "\n"
 
 
