@@ -33,6 +33,7 @@ QUICK = Options(
     starts=3,
     build_messages=50,
     build_repeats=3,
+    burst=1000,
 )
 
 
@@ -57,7 +58,7 @@ def _positive(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench/run.py",
-        description="dbnotify's benchmark: five scenarios, each beside a baseline measured "
+        description="dbnotify's benchmark: six scenarios, each beside a baseline measured "
         "in the same run (docs/performance.md).",
     )
     p.add_argument("--quick", action="store_true", help="few events and repeats: a smoke run")
@@ -79,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
         help="scenario 1: skip durable mode on PostgreSQL (run where it is installed)",
     )
     p.add_argument("--proxy-events", type=_positive, help="scenario 2's events (default 400)")
+    p.add_argument("--burst", type=_positive, help="scenario 6's notifications (default 100000)")
     p.add_argument(
         "--outbox-dir",
         type=Path,
@@ -99,6 +101,8 @@ def options(args: argparse.Namespace) -> Options:
     chosen.postgres = not args.no_postgres
     if args.proxy_events:
         chosen.proxy_events = args.proxy_events
+    if args.burst:
+        chosen.burst = args.burst
     return chosen
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import gc
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -208,3 +210,107 @@ def filesystem(folder: Path) -> str:
             if inside and len(point) > len(best):
                 best, kind = point, parts[2]
     return kind
+
+
+@dataclasses.dataclass
+class MemoryMark:
+    """The process's memory after ``submitted`` notifications were committed."""
+
+    submitted: int
+    rss_mib: float
+    """Resident set size now (not the peak), from /proc/self/statm."""
+    blocks: int
+    """Python's own heap: ``sys.getallocatedblocks()``, after a full collection (cheap,
+    unlike tracemalloc, which would slow the burst several times)."""
+    delivered: int
+
+
+def rss_mib() -> float:
+    """The resident set size of this process now, in MiB (nan where /proc is missing)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _mark(submitted: int, delivered: int) -> MemoryMark:
+    gc.collect()
+    return MemoryMark(submitted, rss_mib(), sys.getallocatedblocks(), delivered)
+
+
+async def burst(
+    config: Callable[[str], dict[str, Any]],
+    make_event: Callable[[int], Event],
+    count: int,
+    recipients: int,
+    folder: Path,
+    marks: Sequence[int],
+    *,
+    in_flight: int = 500,
+) -> tuple[PipelineRun, list[MemoryMark]]:
+    """``count`` notifications into a new SQLite outbox in ``folder`` while its worker
+    delivers, as fast as ``notify()`` commits them (``in_flight`` calls at a time: the
+    host's side stays the same size, so what grows is dbnotify's); the memory after each
+    of ``marks`` notifications, and once all are delivered.
+
+    Results are tallied as they come and dropped, as a host would."""
+    path = folder / f"burst-{os.getpid()}-{time.monotonic_ns()}.sqlite"
+    run = PipelineRun(count, count * recipients)
+    found: list[MemoryMark] = []
+    notifier = Notifier.from_config(config(str(path)))
+    try:
+        notifier.start()
+        started = time.perf_counter()
+        numbers = iter(range(count))
+        submitted = 0
+        waiting = sorted(marks)
+        checked = asyncio.Event()
+
+        async def submitter() -> None:
+            nonlocal submitted
+            for number in numbers:
+                try:
+                    result = await notifier.notify(make_event(number))
+                except Exception as exc:  # noqa: BLE001 - counted: the figure is invalid
+                    run.failures.append(f"notify() raised {type(exc).__name__}: {exc}")
+                else:
+                    _tally(run, [result])
+                submitted += 1
+                if waiting and submitted >= waiting[0]:
+                    checked.set()
+
+        async def marker() -> None:
+            while waiting:
+                await checked.wait()
+                checked.clear()
+                while waiting and submitted >= waiting[0]:
+                    progress = await _progress(notifier)
+                    found.append(_mark(waiting.pop(0), progress["delivered"]))
+
+        mark_task = asyncio.create_task(marker())
+        await asyncio.gather(*(submitter() for _ in range(in_flight)))
+        await mark_task
+        run.details["committed_s"] = time.perf_counter() - started
+        progress = await _progress(notifier)
+        moved, last_move = progress["delivered"] + progress["dead"], time.perf_counter()
+        while progress["pending"] > 0:
+            await asyncio.sleep(0.5)
+            progress = await _progress(notifier)
+            now = time.perf_counter()
+            if progress["delivered"] + progress["dead"] != moved:
+                moved, last_move = progress["delivered"] + progress["dead"], now
+            elif now - last_move > STALL:
+                run.failures.append(f"{progress['pending']} deliveries still pending")
+                break
+        run.seconds = time.perf_counter() - started
+        run.delivered = progress["delivered"]
+        found.append(_mark(count, progress["delivered"]))
+        if progress["dead"]:
+            run.failures.append(f"{progress['dead']} recipients dead")
+    finally:
+        await notifier.aclose()
+        if notifier.outbox is not None:
+            await notifier.outbox.aclose()
+        await asyncio.to_thread(_remove, path)
+    return run, found

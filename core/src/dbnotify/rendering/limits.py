@@ -230,7 +230,10 @@ def _bounded_method(method: Any) -> Callable[..., Any]:
             _check(f"{type(text).__name__}.{name}", _added_by(name, text, args, kwargs))
         return method(*args, **kwargs)
 
-    return update_wrapper(bounded, method)
+    # not functools.update_wrapper: this runs for every such call a template makes (the
+    # text template pads each label), and the name is all a sandbox or an error reads
+    bounded.__name__ = bounded.__qualname__ = name
+    return bounded
 
 
 # --- filters that make a value of a size given as an argument -------------------------

@@ -129,11 +129,20 @@ CREATE INDEX problem_job ON problem(job);
 job's open problem (its failures until it succeeds), for ``repeat`` and "resolved"."""
 
 
+V5 = """
+CREATE INDEX delivery_expiry ON delivery(state, expires_at) WHERE attempts > 0;
+"""
+"""The deliveries that may expire (tried at least once), by when: every claim looks for
+them first, and without it that look read every pending delivery (7 ms a claim with
+50,000 pending, most of a claim's time)."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0.1.0", V1),
     Migration(2, "0.2.0", V2),
     Migration(3, "0.2.0", V3),
     Migration(4, "0.2.0", V4),
+    Migration(5, "0.2.0", V5),
 )
 """Every step, in order; the last one's version is what this code writes."""
 
