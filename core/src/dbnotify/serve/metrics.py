@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import attrs
-from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.exposition import choose_encoder
 
 from dbnotify.delivery import Deliverer
 from dbnotify.events import CATALOGUE, Notification
 from dbnotify.outbox.model import Counts, Parked
 from dbnotify.results import ChannelResult, Delivery, DispatchResult
 
-__all__ = ["CONTENT_TYPE", "CountingDeliverer", "ServeMetrics"]
+__all__ = ["CountingDeliverer", "ServeMetrics"]
 
 OTHER_EVENT = "other"
 """The ``event_type`` label of an event type outside the catalogue: a host may send any
@@ -100,8 +100,11 @@ class ServeMetrics:
             self.parked.labels(channel).set(1)
         self.parked_count.set(len(parked))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The metrics, and their content type, in the format the scraper asks for
+        (``Accept``): Prometheus's text format, or OpenMetrics."""
+        encode, content_type = choose_encoder(accept or "")
+        return encode(self.registry), content_type
 
 
 @attrs.frozen
