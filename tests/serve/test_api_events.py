@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from dbnotify.serve.idempotency import KEEP, IdempotencyKeys
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 from .conftest import READ_TOKEN, SEND_TOKEN, Served, email_config
@@ -313,3 +314,29 @@ def locked(path: Path) -> Iterator[None]:
         connection.execute("ROLLBACK")
     finally:
         connection.close()
+
+
+def test_idempotency_keys_expire_after_a_day_and_the_oldest_go_past_the_limit() -> None:
+    now = [0.0]
+    keys = IdempotencyKeys(limit=2, clock=lambda: now[0])
+    for key in ("a", "b", "c"):
+        assert keys.begin("dbackup", key, "body") is None
+        keys.finish("dbackup", key, keys.answer(202, b"{}", {}, "body"))
+    assert keys.begin("dbackup", "a", "body") is None  # the oldest went at the limit
+    keys.finish("dbackup", "a", None)  # refused: forgotten, may be sent again
+    assert keys.begin("dbackup", "c", "body") is not None
+    now[0] = KEEP + 1
+    assert keys.begin("dbackup", "c", "body") is None  # a day later: a new request
+
+
+async def test_the_openapi_document_describes_the_event_endpoints(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        document = (await client.get("/openapi.json")).json()
+    send = document["paths"]["/v1/events"]["post"]
+    assert set(send["responses"]) >= {"202", "400", "401", "403", "409", "413", "415", "422", "503"}
+    body = send["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["type"]
+    assert body["properties"]["severity"]["enum"] == ["success", "failure", "info", "warning"]
+    assert "404" in document["paths"]["/v1/notifications/{id}"]["get"]["responses"]
+    assert "security" not in document["paths"]["/readyz"]["get"]
+    assert "/metrics" not in document["paths"]  # text, not JSON: see docs/serving.md

@@ -46,7 +46,10 @@ class EventBody:
     """An event as :class:`dbnotify.events.Event` takes it (what ``dbnotify send`` builds)."""
 
     type: str = attrs.field(
-        metadata={"description": "the event type, e.g. backup_failure (see the catalogue)"}
+        metadata={
+            "description": "the event type, e.g. backup_failure (see the catalogue)",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},  # as Event's
+        }
     )
     data: dict[str, Any] = attrs.field(
         factory=dict, metadata={"description": "the event's data, e.g. {job_name: ...}"}
@@ -71,7 +74,10 @@ class EventBody:
     )
     timestamp: str | None = attrs.field(
         default=None,
-        metadata={"description": "when it happened, ISO 8601 with a zone (default: now)"},
+        metadata={
+            "description": "when it happened, ISO 8601 with a zone (default: now)",
+            "schema": {"type": "string", "format": "date-time"},
+        },
     )
 
 
