@@ -340,3 +340,42 @@ async def test_the_openapi_document_describes_the_event_endpoints(served: Served
     assert "404" in document["paths"]["/v1/notifications/{id}"]["get"]["responses"]
     assert "security" not in document["paths"]["/readyz"]["get"]
     assert "/metrics" not in document["paths"]  # text, not JSON: see docs/serving.md
+
+
+def without_outbox(config: Path, extra: str = "") -> Path:
+    """``config`` in direct mode: its [outbox] taken out, ``extra`` added."""
+    text = config.read_text(encoding="utf-8")
+    outbox = f'[outbox]\npath = "{config.parent / "outbox.sqlite"}"\n'
+    assert outbox in text
+    config.write_text(text.replace(outbox, "") + extra, encoding="utf-8")
+    return config
+
+
+async def test_a_repeat_while_the_first_is_in_flight_is_409_then_replayed(
+    tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # an SMTP server that never greets: the delivery waits
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = without_outbox(email_config(tmp_path, port), "\n[dispatch]\ndeadline = 2\n")
+    served = serve(config)
+    key = {"Idempotency-Key": "slow-one"}
+    async with server, served.client(SEND_TOKEN) as client:
+        first = asyncio.ensure_future(client.post("/v1/events", json=FAILURE, headers=key))
+        await asyncio.sleep(0.8)
+        busy = await client.post("/v1/events", json=FAILURE, headers=key)
+        done = await first
+        replay = await client.post("/v1/events", json=FAILURE, headers=key)
+    assert busy.status_code == 409
+    assert busy.headers["retry-after"] == "1"
+    assert busy.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert done.status_code == 200  # direct mode: the reply waited for the delivery
+    assert done.json()["status"] == "failed"
+    (recipient,) = done.json()["targets"][0]["recipients"]
+    assert recipient["kind"] == "transient"
+    assert replay.status_code == 200
+    assert replay.content == done.content
+    assert replay.headers["idempotent-replayed"] == "true"

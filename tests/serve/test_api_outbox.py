@@ -14,7 +14,7 @@ import httpx
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 from .conftest import READ_TOKEN, SEND_TOKEN, Served, email_config
-from .test_api_events import FAILURE, settled
+from .test_api_events import FAILURE, settled, without_outbox
 
 
 async def until(client: httpx.AsyncClient, path: str, ready: Callable[[Any], bool]) -> Any:
@@ -170,12 +170,7 @@ async def test_retry_refuses_what_it_cannot_find_or_do(served: Served) -> None:
 async def test_without_an_outbox_history_is_409_and_events_are_delivered_at_once(
     smtp: LocalSMTPServer, tmp_path: Path, serve: Callable[..., Served]
 ) -> None:
-    config = email_config(tmp_path, smtp.port)
-    text = config.read_text(encoding="utf-8")
-    outbox = f'[outbox]\npath = "{tmp_path / "outbox.sqlite"}"\n'
-    assert outbox in text
-    config.write_text(text.replace(outbox, ""), encoding="utf-8")
-    served = serve(config)
+    served = serve(without_outbox(email_config(tmp_path, smtp.port)))
     async with served.client() as client:
         history = await client.get("/v1/history")
         state = await client.get("/v1/outbox")
