@@ -379,3 +379,35 @@ async def test_a_repeat_while_the_first_is_in_flight_is_409_then_replayed(
     assert replay.status_code == 200
     assert replay.content == done.content
     assert replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_key_outlives_a_restart_through_the_outbox(
+    smtp: LocalSMTPServer, tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    config = email_config(tmp_path, smtp.port)
+    key = {"Idempotency-Key": "across-a-restart"}
+    quiet = {"Idempotency-Key": "a-disabled-event"}
+    disabled = {"type": "user_login", "data": {"user_name": "alice"}}
+    before = serve(config)
+    async with before.client(SEND_TOKEN) as client:
+        first = await client.post("/v1/events", json=FAILURE, headers=key)
+        assert (await client.post("/v1/events", json=disabled, headers=quiet)).status_code == 202
+    async with before.client(READ_TOKEN) as reader:
+        await settled(reader, first.json()["id"])
+    before.stop()
+
+    after = serve(config)
+    async with after.client(SEND_TOKEN) as client:
+        again = await client.post("/v1/events", json=FAILURE, headers=key)
+        other = await client.post("/v1/events", json={"type": "test"}, headers=key)
+        not_sent = await client.post("/v1/events", json=disabled, headers=quiet)
+    assert again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "delivered"  # the page as it stands now
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert not_sent.status_code == 202  # nothing was sent, and nothing is
+    assert not_sent.json()["status"] == "not sent"
+    await asyncio.sleep(1.5)  # a second delivery would have had its time
+    assert len(smtp.messages) == 1
