@@ -147,6 +147,7 @@ async def test_retry_refuses_what_it_cannot_find_or_do(served: Served) -> None:
         channel = await admin.post("/v1/outbox/retry", json={"channel": "ops-mial"})
         zero = await admin.post("/v1/outbox/retry", json={"delivery_id": 0})
         text = await admin.post("/v1/outbox/retry", json={"delivery_id": "7"})
+        huge = await admin.post("/v1/outbox/retry", json={"delivery_id": 2**67})
     async with served.client(READ_TOKEN) as reader:
         refused = await reader.post("/v1/outbox/retry", json={"dead": True})
     assert nothing.status_code == 422
@@ -164,6 +165,8 @@ async def test_retry_refuses_what_it_cannot_find_or_do(served: Served) -> None:
     assert zero.status_code == 422
     assert zero.json()["errors"][0]["field"] == "delivery_id"
     assert text.status_code == 422
+    assert huge.status_code == 422  # past a 64-bit id: refused, not a 500
+    assert huge.json()["errors"][0]["field"] == "delivery_id"
     assert refused.status_code == 403
     assert "needs the 'admin' scope" in refused.json()["errors"][0]["fix"]
 
