@@ -64,8 +64,9 @@ def entry_points(*pairs: str) -> str:
 
 
 def test_the_environment_s_channels_are_found_as_importlib_finds_them() -> None:
+    """Whatever is installed (nothing but the core in its own nox session; every plugin
+    in the workspace's environment), the two readers agree."""
     assert ours(installed.GROUP) == through_importlib(installed.GROUP)
-    assert any(name == "email" for name, _value, _meta in ours(installed.GROUP))
 
 
 def test_fields_folded_in_any_case_first_one_wins(site: Callable[..., Path]) -> None:
