@@ -236,3 +236,37 @@ async def test_the_console_can_be_turned_off(
         reply = await client.get("/console/sign-in")
     assert reply.status_code == 404
     assert reply.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_channel_that_does_not_validate_is_shown_again_with_its_problems(
+    served: Served,
+) -> None:
+    before = served.config.read_text(encoding="utf-8")
+    async with signed_in(served, ADMIN_TOKEN) as client:
+        page = await client.get("/console/channels/new", params={"type": "email"})
+        form = {
+            "csrf": csrf_of(page.text),
+            "type": "email",
+            "name": "team-mail",
+            "action": "save",
+            "f.host": "127.0.0.1",
+            "f.port": "not-a-port",
+            "f.from": "DBackup <dbackup@example.com>",
+            "f.to": "team@example.com",
+            "f.password": "typed-but-never-echoed",
+        }
+        typed = await client.post("/console/channels/new", data=form)
+        refused = await client.post(
+            "/console/channels/new", data={**form, "f.port": "70000", "f.user": "dbackup"}
+        )
+    assert typed.status_code == 422
+    assert "a whole number, e.g. 587" in typed.text
+    assert "not-a-port" in typed.text
+    assert 'value="127.0.0.1"' in typed.text  # what was typed is kept
+    assert refused.status_code == 422
+    assert "70000" in refused.text
+    assert 'class="field invalid"' in refused.text
+    for reply in (typed, refused):
+        assert "typed-but-never-echoed" not in reply.text
+        assert "type them again" in reply.text
+    assert served.config.read_text(encoding="utf-8") == before

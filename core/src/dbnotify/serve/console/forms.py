@@ -75,7 +75,7 @@ def _required_unless(schema: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _field(key: str, prop: Mapping[str, Any], required: bool, unless: str) -> FormField:
-    help_text = str(prop.get("description", ""))
+    help_text = _sentence(str(prop.get("description", "")))
     default = _text(prop["default"]) if "default" in prop else None
     common: dict[str, Any] = {
         "key": key,
@@ -104,6 +104,14 @@ def _field(key: str, prop: Mapping[str, Any], required: bool, unless: str) -> Fo
     if kinds == {"string"}:
         return FormField(kind="text", **common)
     return FormField(kind="json", **common)
+
+
+def _sentence(text: str) -> str:
+    """A schema description as help text: capitalised, with its full stop."""
+    text = text.strip()
+    if not text:
+        return ""
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?", ")")) else ".")
 
 
 def _kinds(prop: Mapping[str, Any]) -> set[str]:
