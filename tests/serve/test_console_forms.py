@@ -112,3 +112,15 @@ def test_a_saved_channel_fills_its_form_but_never_its_secrets(
         "to": "ops@example.com, dba@example.com",
         "tls_verify": "true",
     }
+
+
+def test_a_list_of_secrets_is_one_password_field() -> None:
+    plugin = default_registry().get("apprise")
+    assert plugin is not None
+    (urls,) = [f for f in form_fields(channel_schema(plugin.type, plugin.info)) if f.key == "urls"]
+    assert (urls.kind, urls.many) == ("secret", True)
+    block, problems = read_block(
+        [urls], {"f.urls": "json://a.example  mailto://b", "k.urls": "value"}
+    )
+    assert problems == []
+    assert block == {"urls": ["json://a.example", "mailto://b"]}

@@ -43,6 +43,8 @@ class FormField:
     presets), what those are, as the schema's ``allOf`` says."""
     minimum: float | None = None
     maximum: float | None = None
+    many: bool = False
+    """A list of secrets (Apprise's URLs): given separated by spaces."""
 
 
 def form_fields(schema: Mapping[str, Any]) -> list[FormField]:
@@ -84,8 +86,11 @@ def _field(key: str, prop: Mapping[str, Any], required: bool, unless: str) -> Fo
         "default": default,
         "required_unless": unless,
     }
-    if prop.get("x-secret"):
-        return FormField(kind="secret", options=_given_ass(prop), **common)
+    if _secret(prop):
+        return FormField(kind="secret", options=_secret_kinds(prop), **common)
+    items = prop.get("items")
+    if isinstance(items, Mapping) and _secret(items):
+        return FormField(kind="secret", options=_secret_kinds(items), many=True, **common)
     if "enum" in prop:
         return FormField(kind="select", options=tuple(map(str, prop["enum"])), **common)
     kinds = _kinds(prop)
@@ -125,7 +130,12 @@ def _kinds(prop: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def _given_ass(prop: Mapping[str, Any]) -> tuple[str, ...]:
+def _secret(prop: Mapping[str, Any]) -> bool:
+    """Marked secret, as :mod:`dbnotify.serve.channel_file` reads the schema too."""
+    return bool(prop.get("x-secret") or prop.get("writeOnly"))
+
+
+def _secret_kinds(prop: Mapping[str, Any]) -> tuple[str, ...]:
     kinds: list[str] = []
     for option in prop.get("oneOf", ()):
         if option.get("type") == "string":
@@ -188,6 +198,8 @@ def _value(field: FormField, raw: str, given_as: str) -> Any:
     if field.kind == "secret":
         if given_as not in field.options:
             raise ValueError(f"give it as one of: {', '.join(field.options)}")
+        if field.many:
+            return [part if given_as == "value" else {given_as: part} for part in raw.split()]
         return raw if given_as == "value" else {given_as: raw}
     if field.kind == "select":
         if raw not in field.options:

@@ -346,7 +346,7 @@ class Console:
         block = {"type": channel_type, **block}
         action = ctx.form.get("action", "save")
         again = submitted_values(fields, ctx.form)
-        if not name:
+        if not name and action == "save":
             problems.insert(0, Problem("name", "give the channel a name, e.g. ops-mail"))
         if problems:
             return self._form(
@@ -362,7 +362,9 @@ class Console:
             )
         try:
             if action == "test":
-                report = await channel_file.test_channel(ctx.service, block, name=name)
+                # a new channel is tested as unsaved: never with a saved one's secrets
+                tested = "" if create else name
+                report = await channel_file.test_channel(ctx.service, block, name=tested)
                 if FRAGMENT in ctx.request.headers:
                     return self.render(ctx.request, ctx.viewer, "test_report.html", report=report)
                 return self._form(
