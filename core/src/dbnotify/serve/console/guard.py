@@ -36,9 +36,10 @@ that runs, loads or submits; and framed by the console alone."""
 
 
 def secure_headers(response: Response, *, policy: str = PAGE_POLICY) -> Response:
-    """Add the headers every console response carries."""
+    """Add the headers every console response carries (a policy already set stays: the
+    email preview's)."""
     headers = response.headers
-    headers["Content-Security-Policy"] = policy
+    policy = headers.setdefault("Content-Security-Policy", policy)
     headers["X-Frame-Options"] = "SAMEORIGIN" if "frame-ancestors 'self'" in policy else "DENY"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Content-Type-Options"] = "nosniff"

@@ -150,8 +150,6 @@ class Console:
                     viewer,
                     ApiError(500, "internal error", [Problem(None, "the server's log says more")]),
                 )
-            if isinstance(response, HTMLResponse) and "email.html" in request.url.path:
-                return secure_headers(response, policy=PREVIEW_POLICY)
             return secure_headers(response)
 
         return run
@@ -483,7 +481,7 @@ class Console:
         )
 
     async def preview_html(self, ctx: Ctx) -> Response:
-        return HTMLResponse(_preview(ctx).html)
+        return secure_headers(HTMLResponse(_preview(ctx).html), policy=PREVIEW_POLICY)
 
 
 FILTERS = ("event", "channel", "recipient", "status", "since", "until", "limit")

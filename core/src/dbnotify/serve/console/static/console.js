@@ -23,6 +23,10 @@ document.addEventListener("DOMContentLoaded", () => {
         credentials: "same-origin",
         headers: { "X-Console-Fragment": "1" },
       });
+      if (reply.redirected) {  // the session ended: to the sign-in page
+        window.location.assign(reply.url);
+        return;
+      }
       out.innerHTML = await reply.text();
     } catch (error) {
       out.textContent = "The test could not reach the server: " + error;
