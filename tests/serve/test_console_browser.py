@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -65,6 +66,14 @@ async def photo(page: Page, tmp_path: Path, name: str) -> None:
         target = (ROOT / folder).resolve()
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target / path.name)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 async def sign_in(page: Page, served: Served, token: str) -> None:
@@ -134,12 +143,19 @@ async def test_an_operator_adds_tests_and_saves_a_channel_then_watches_deliverie
     assert await page.get_attribute("#f-password", "type") == "password"
     await page.fill("#f-name", "team-mail")
     await page.fill("#f-host", "127.0.0.1")
-    await page.fill("#f-port", str(smtp.port))
+    await page.fill("#f-port", str(closed_port()))
     await page.select_option("#f-security", "none")
     await page.fill("#f-from", "DBackup <dbackup@example.com>")
     await page.fill("#f-to", "team@example.com")
     await page.click("#test-button")
     report = page.locator("#test-report .report")
+    await expect(report).to_contain_text("Test failed", timeout=30_000)
+    failed = page.locator(".stages li.failed")
+    await expect(failed.locator(".stage")).to_have_text("connect")
+    await expect(failed.locator(".hint")).to_contain_text("check the SMTP host and port")
+    await photo(page, tmp_path, "channel-test-failed")
+    await page.fill("#f-port", str(smtp.port))
+    await page.click("#test-button")
     await expect(report).to_contain_text("Test passed", timeout=30_000)
     stages = await page.locator(".stages .stage").all_inner_texts()
     assert {"resolve", "connect", "ehlo", "auth", "send"} <= set(stages)

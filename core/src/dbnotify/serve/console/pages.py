@@ -538,12 +538,12 @@ def _preview(ctx: Ctx) -> Any:
 
 
 def _by_field(problems: tuple[Problem, ...], name: str, known: set[str]) -> dict[str, Problem]:
-    """Each problem under the form field it names (``channels.NAME.port``, ``port`` or
-    ``to[1]`` are all the field ``port``/``to``)."""
+    """Each problem under the form field it names (``settings.port``,
+    ``channels.NAME.port``, ``port`` or ``to[1]`` are all the field ``port``/``to``)."""
     found: dict[str, Problem] = {}
     for problem in problems:
         field = problem.field or ""
-        for prefix in (f"channels.{name}.", "channels."):
+        for prefix in ("settings.", f"channels.{name}.", "channels."):
             if field.startswith(prefix):
                 field = field[len(prefix) :]
                 break
