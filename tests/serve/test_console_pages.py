@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from dbnotify.events import CATALOGUE
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 from .conftest import ADMIN_TOKEN, READ_TOKEN, SEND_TOKEN, Served, email_config
@@ -270,3 +271,16 @@ async def test_a_channel_that_does_not_validate_is_shown_again_with_its_problems
         assert "typed-but-never-echoed" not in reply.text
         assert "type them again" in reply.text
     assert served.config.read_text(encoding="utf-8") == before
+
+
+async def test_every_catalogue_event_has_its_email_preview(served: Served) -> None:
+    async with signed_in(served, READ_TOKEN) as client:
+        listing = await client.get("/console/previews")
+        for event_type, spec in CATALOGUE.items():
+            assert f'href="/console/previews/{event_type}"' in listing.text
+            page = await client.get(f"/console/previews/{event_type}")
+            email = await client.get(f"/console/previews/{event_type}/email.html")
+            assert page.status_code == 200, event_type
+            assert "DBackup &lt;dbackup@example.com&gt;" in page.text  # ops-mail's sender
+            assert email.status_code == 200, event_type
+            assert spec.title in email.text
