@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from dbnotify.config.model import Config, ServeSettings
 from dbnotify.plugins import PluginRegistry
-from dbnotify.serve.api import channels, plugins
+from dbnotify.serve.api import channels, events, health, outbox, plugins
 from dbnotify.serve.auth import bearer
 from dbnotify.serve.bodies import JsonReply, problem, problem_reply, read_model
 from dbnotify.serve.console import console_mount
@@ -32,7 +32,13 @@ from dbnotify.serve.service import Service
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS: tuple[Endpoint, ...] = (*plugins.routes, *channels.routes)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *plugins.routes,
+    *channels.routes,
+    *events.routes,
+    *outbox.routes,
+    *health.routes,
+)
 """Every API endpoint, in the order the OpenAPI document lists them."""
 
 
