@@ -189,6 +189,8 @@ async def test_no_secret_reaches_any_page(
     assert 'name="f.password" type="password" autocomplete="new-password" value=""' in edit
     assert ">set</span>" in edit
     assert 'value="dbackup"' in edit  # other fields are filled in
+    assert "password: written in the configuration file as it is" in edit  # a literal: warned
+    assert "secret written in the file" in pages[0].text
 
 
 async def test_the_email_preview_is_served_sandboxed(served: Served) -> None:
@@ -284,3 +286,16 @@ async def test_every_catalogue_event_has_its_email_preview(served: Served) -> No
             assert "DBackup &lt;dbackup@example.com&gt;" in page.text  # ops-mail's sender
             assert email.status_code == 200, event_type
             assert spec.title in email.text
+
+
+async def test_retrying_a_delivery_that_is_not_there_names_it(served: Served) -> None:
+    async with signed_in(served, ADMIN_TOKEN) as client:
+        page = await client.get("/console/dead-letters")
+        assert "No dead letters." in page.text
+        reply = await client.post(
+            "/console/dead-letters/retry", data={"csrf": csrf_of(page.text), "delivery_id": "42"}
+        )
+    assert reply.status_code == 404
+    assert "no delivery #42 in the outbox" in reply.text
+    assert "<code>delivery_id</code>" in reply.text
+    assert "<code>42</code>" in reply.text

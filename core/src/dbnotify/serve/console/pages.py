@@ -10,7 +10,6 @@ log has the rest).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from dbnotify.config.model import Scope
 from dbnotify.events import CATALOGUE
 from dbnotify.outbox.model import HistoryRow, RecipientState, iso
+from dbnotify.outbox.queries import RetryTargetMissing, check_retry_target, parse_time
 from dbnotify.rendering import template_problem
 from dbnotify.schema import channel_schema
 from dbnotify.serve import channel_file
@@ -282,6 +282,7 @@ class Console:
             values=shown_values(fields, view.settings),
             secrets=view.secrets,
             create=False,
+            warnings=view.warnings,
         )
 
     def _form(
@@ -297,6 +298,7 @@ class Console:
         problems: tuple[Problem, ...] = (),
         report: Any = None,
         detail: str = "",
+        warnings: tuple[str, ...] = (),
     ) -> Response:
         schema = self._schema(ctx.service, channel_type)
         fields = form_fields(schema)
@@ -318,6 +320,7 @@ class Console:
             by_field=_by_field(problems, name, known),
             report=report,
             detail=detail,
+            warnings=warnings,
         )
 
     async def create_channel(self, ctx: Ctx) -> Response:
@@ -336,6 +339,7 @@ class Console:
         fields = form_fields(self._schema(ctx.service, channel_type))
         block, problems = read_block(fields, ctx.form)
         secrets: Mapping[str, bool] = saved.secrets if saved else {}
+        warnings: tuple[str, ...] = saved.warnings if saved else ()
         if saved:  # keys the form does not draw (quiet_hours, rate_limit) are kept
             drawn = {f.key for f in fields}
             for key, value in saved.settings.items():
@@ -353,6 +357,7 @@ class Console:
                 name=name,
                 values=again,
                 secrets=secrets,
+                warnings=warnings,
                 create=create,
                 status=422,
                 problems=tuple(problems),
@@ -371,6 +376,7 @@ class Console:
                     name=name,
                     values=again,
                     secrets=secrets,
+                    warnings=warnings,
                     create=create,
                     report=report,
                 )
@@ -391,6 +397,7 @@ class Console:
                 name=name,
                 values=again,
                 secrets=secrets,
+                warnings=warnings,
                 create=create,
                 status=exc.status,
                 problems=exc.problems,
@@ -453,12 +460,13 @@ class Console:
         if given == "all":
             made = await store.retry(dead=True)
         elif given.isdigit():
-            if not await store.history(delivery_ids=[int(given)]):
-                raise ApiError(
-                    404,
-                    f"no delivery #{given}",
-                    [Problem("delivery_id", "choose one from the dead letters page", given)],
+            try:
+                await check_retry_target(
+                    store, ctx.service.config.channels, delivery_id=int(given), channel=None
                 )
+            except RetryTargetMissing as exc:
+                fix = f"{exc.message}; choose one on the dead letters page"
+                raise ApiError(404, exc.message, [Problem(exc.field, fix, exc.value)]) from None
             made = await store.retry(delivery_id=int(given))
         else:
             raise ApiError(
@@ -504,10 +512,9 @@ def _history_filters(given: Mapping[str, str]) -> dict[str, Any]:
     for key in ("since", "until"):
         if given[key]:
             try:
-                when_ = dt.datetime.fromisoformat(given[key])
-            except ValueError:
-                raise _bad_filter(key, given[key], "a time, e.g. 2026-11-24T05:00 (UTC)") from None
-            found[key] = (when_ if when_.tzinfo else when_.replace(tzinfo=dt.UTC)).timestamp()
+                found[key] = parse_time(given[key])
+            except ValueError as exc:
+                raise _bad_filter(key, given[key], f"{exc}; UTC when no zone is given") from None
     if given["limit"]:
         if not given["limit"].isdigit() or not 1 <= int(given["limit"]) <= 10_000:
             raise _bad_filter("limit", given["limit"], "a number from 1 to 10000")
