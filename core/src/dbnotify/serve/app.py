@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from dbnotify.config.model import Config
+from dbnotify.config.model import Config, ServeSettings
 from dbnotify.plugins import PluginRegistry
 from dbnotify.serve.api import channels, events, health, outbox, plugins
 from dbnotify.serve.auth import bearer
 from dbnotify.serve.bodies import JsonReply, problem, problem_reply, read_model
+from dbnotify.serve.console import console_mount
 from dbnotify.serve.endpoints import Call, Endpoint
 from dbnotify.serve.openapi import openapi_document
 from dbnotify.serve.problems import ApiError, Problem
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *plugins.routes,
+    *channels.routes,
     *events.routes,
     *channels.routes,
     *outbox.routes,
@@ -126,6 +128,8 @@ def create_app(
         *(_route(e) for e in ENDPOINTS),
         *extra_routes,
     ]
+    if (config.serve or ServeSettings()).console:  # [serve] console = false: API only
+        routes.append(console_mount())
     handlers: dict[Any, Any] = {
         ApiError: _api_error,
         HTTPException: _http_error,
