@@ -91,13 +91,13 @@ def invalid(exc: ConfigError, data: Any = None, *, detail: str = "invalid reques
         422,
         detail,
         [
-            Problem(i.path or None, i.message, shown_value(i.path, _value_at(data, i.path)))
+            Problem(i.path or None, i.message, shown_value(i.path, value_at(data, i.path)))
             for i in exc.issues
         ],
     )
 
 
-def _value_at(data: Any, path: str) -> Any:
+def value_at(data: Any, path: str) -> Any:
     """The value at a dotted path (``a.b[2].c``) of ``data``, or ``None``."""
     current = data
     for part in path.replace("]", "").replace("[", ".").split("."):

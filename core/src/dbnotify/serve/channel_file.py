@@ -47,6 +47,7 @@ from dbnotify.plugins import ChannelPlugin
 from dbnotify.results import TestReport
 from dbnotify.schema import channel_schema
 from dbnotify.secrets import credential_key
+from dbnotify.serve.bodies import value_at
 from dbnotify.serve.problems import ApiError, Problem, shown_value
 from dbnotify.serve.service import Service
 
@@ -375,19 +376,8 @@ def _problems(
 
 
 def _value_at(data: Any, rest: str) -> Any:
-    current = data
-    for part in rest.replace("]", "").replace("[", ".").split("."):
-        if not part:
-            continue
-        if isinstance(current, Mapping):
-            current = current.get(part)
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return None
-    if _secret_form(current):
-        return None  # where a secret comes from is not echoed either
-    return current if current is not data else None
+    current = value_at(data, rest)
+    return None if _secret_form(current) else current  # nor where a secret comes from
 
 
 def invalid_channel(
