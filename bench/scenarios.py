@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import baselines, buildcost, coldstart, pipeline, queues
+from bench import baselines, buildcost, coldstart, pipeline, queues, serving
 from bench import postgres as pg
 from bench.report import Row, Scenario, Target, first_reasons
 from bench.servers import SMTP_SOURCE, ChildServer, Servers, SinkChoice
@@ -754,6 +754,7 @@ SCENARIOS: dict[int, Callable[[Context], Awaitable[Scenario]]] = {
     3: fanout,
     4: cold_start,
     5: build_cost,
+    7: serving.http_events,
 }
 
 
