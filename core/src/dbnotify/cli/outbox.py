@@ -8,7 +8,6 @@ the delivery (``#12``), so that ``dbnotify retry 12`` can follow.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import sys
 from collections.abc import Coroutine
@@ -391,15 +390,14 @@ def copy(config_path: Path, url: str, password_env: str | None, schema: str | No
 
 
 def _parse_time(value: str | None, name: str) -> float | None:
+    from dbnotify.outbox.queries import parse_time
+
     if value is None:
         return None
     try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        usage(f"{name} must be ISO 8601, e.g. 2026-11-24T05:00:00Z (got {value!r})")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
+        return parse_time(value)
+    except ValueError as exc:
+        usage(f"{name} {exc}")
 
 
 @click.command()
@@ -468,14 +466,19 @@ def retry(config_path: Path, delivery_id: int | None, dead: bool, channel: str |
     assert store is not None
 
     async def body() -> int:
-        if delivery_id is not None and not await store.history(delivery_ids=[delivery_id]):
-            usage(f"no delivery #{delivery_id} in the outbox; `dbnotify outbox` lists them")
-        known = channel is None or channel in notifier.config.channels
-        if not known and not await store.history(channel=channel, limit=1):
-            usage(
-                f"no channel named {channel!r} in {config_path} or in the outbox (configured: "
-                f"{', '.join(notifier.config.channels) or 'none'})"
+        from dbnotify.outbox.queries import RetryTargetMissing, check_retry_target
+
+        try:
+            await check_retry_target(
+                store,
+                notifier.config.channels,
+                delivery_id=delivery_id,
+                channel=channel,
+                where=str(config_path),
             )
+        except RetryTargetMissing as exc:
+            lists = "; `dbnotify outbox` lists them" if exc.field == "delivery_id" else ""
+            usage(f"{exc.message}{lists}")
         return await store.retry(delivery_id=delivery_id, dead=dead, channel=channel)
 
     try:

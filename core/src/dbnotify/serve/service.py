@@ -9,6 +9,7 @@ the old one.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from dbnotify.config.model import Config, ServeSettings
 from dbnotify.notifier import Notifier
 from dbnotify.outbox.store import OutboxStore, open_store
 from dbnotify.plugins import PluginRegistry, default_registry
+from dbnotify.results import DispatchResult
+from dbnotify.serve.idempotency import IdempotencyKeys
+from dbnotify.serve.metrics import CountingDeliverer, ServeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,14 @@ class Service:
         self.outbox: OutboxStore | None = (
             open_store(config.outbox) if config.outbox is not None else None
         )
-        self.notifier = Notifier(config, plugins=self.plugins, outbox=self.outbox)
+        self.metrics = ServeMetrics()
+        self.idempotency = IdempotencyKeys()
+        self.recent: collections.OrderedDict[str, DispatchResult] = collections.OrderedDict()
+        """The latest results of ``POST /v1/events`` by notification id (bounded by its
+        module): what the outbox keeps no row of (an event not sent; direct mode)."""
+        self.worker: asyncio.Task[None] | None = None
+        """The outbox's worker in this process (``None`` without an outbox)."""
+        self.notifier = self._notifier(config)
         self.lock = asyncio.Lock()
         """Hold it to rewrite the configuration file and :meth:`reload`: one change at a
         time."""
@@ -42,10 +53,18 @@ class Service:
     def settings(self) -> ServeSettings:
         return self.config.serve or ServeSettings()
 
+    def _notifier(self, config: Config) -> Notifier:
+        """A notifier of ``config`` on the open outbox, its deliveries counted."""
+        notifier = Notifier(config, plugins=self.plugins, outbox=self.outbox)
+        notifier.deliverer = CountingDeliverer.around(
+            notifier.deliverer, self.metrics.count_delivery
+        )
+        return notifier
+
     async def start(self) -> None:
         """Start delivering: the outbox's worker runs in this process."""
         if self.outbox is not None:
-            self.notifier.start()
+            self.worker = self.notifier.start()
 
     async def reload(self) -> Config:
         """Read the file again and replace the notifier (and its worker) with one built
@@ -54,7 +73,7 @@ class Service:
         config = load_config(self.config_path, self.plugins)
         old = self.notifier
         self.config = config
-        self.notifier = Notifier(config, plugins=self.plugins, outbox=self.outbox)
+        self.notifier = self._notifier(config)
         await self.start()
         await old.aclose()
         return config
