@@ -42,7 +42,7 @@ def _type(schema: Mapping[str, Any]) -> str:
         name = str(schema["$ref"]).rsplit("/", 1)[-1]
         return f"[{name}](#{_anchor(name)})"
     if "enum" in schema:
-        return " \\| ".join(f"`{value}`" for value in schema["enum"])
+        return " | ".join(f"`{value}`" for value in schema["enum"])
     if "const" in schema:
         return f"`{schema['const']}`"
     for key in ("anyOf", "oneOf"):
@@ -68,17 +68,24 @@ def _fields(schema: Mapping[str, Any]) -> Iterator[str]:
     if not properties:
         yield f"{_type(schema)}" + (f": {schema['description']}" if "description" in schema else "")
         return
-    required = set(schema.get("required", ()))
     yield "| field | type | required | meaning |"
     yield "|---|---|---|---|"
-    for name, field in properties.items():
+    yield from _rows(schema, "")
+
+
+def _rows(schema: Mapping[str, Any], prefix: str) -> Iterator[str]:
+    """One row per property; an inline object's own properties below it (``user.name``)."""
+    required = set(schema.get("required", ()))
+    for name, field in schema.get("properties", {}).items():
         meaning = field.get("description", "")
         if "default" in field:
             meaning = f"{meaning} (default `{field['default']}`)".strip()
         yield (
-            f"| `{name}` | {_cell(_type(field))} | {'yes' if name in required else 'no'} "
+            f"| `{prefix}{name}` | {_cell(_type(field))} | {'yes' if name in required else 'no'} "
             f"| {_cell(meaning)} |"
         )
+        if field.get("type") == "object" and "properties" in field:
+            yield from _rows(field, f"{prefix}{name}.")
 
 
 def _operation(method: str, path: str, op: Mapping[str, Any]) -> Iterator[str]:

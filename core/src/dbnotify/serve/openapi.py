@@ -148,15 +148,15 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 _DESCRIPTIONS = {
-    400: "the body is not JSON",
+    400: "the body is not JSON (or not UTF-8, or nested too deeply)",
     401: "no token, or an unknown one",
     403: "the token lacks the scope",
     404: "not found",
-    409: "conflicts with what exists",
+    409: "conflicts with what exists, or with a request still running (the same Idempotency-Key)",
     413: "the body is larger than [serve] max_body",
-    415: "the body is not JSON",
+    415: "the body is not `application/json`",
     422: "a field is invalid: each error names it, the value and the fix",
-    503: "not ready",
+    503: "the outbox cannot be reached now: try again after `Retry-After` seconds",
 }
 
 
@@ -203,6 +203,8 @@ def _operation(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
         operation["description"] = "Public: no token needed."
     if endpoint.body is not None:
         errors |= {400, 413, 415, 422}
+    if endpoint.params:
+        errors |= {422}  # a query parameter's value refused
     for status in sorted(errors):
         responses[str(status)] = _problem(_DESCRIPTIONS.get(status, "error"))
     operation["responses"] = responses
