@@ -20,7 +20,7 @@ const WAIT_SECONDS = Number(process.env.DBNOTIFY_WAIT ?? 60);
 const SEND_ATTEMPTS = 5;
 const LONGEST_PAUSE = 30; // seconds: a Retry-After longer than this is shortened
 
-const FINAL = new Set(["delivered", "failed", "skipped", "dead"]);
+const FINAL = new Set(["delivered", "failed", "skipped"]); // queued, pending: still moving
 
 function sampleData() {
   return {
@@ -95,9 +95,11 @@ async function sendEvent(event) {
       return { key, accepted: await response.json() };
     }
     const problem = await problemOf(response);
-    if (response.status === 503 && attempt < SEND_ATTEMPTS) {
+    // 503: the outbox cannot take it now; 409: an earlier attempt with this key is still
+    // being answered. Both are worth the same request again, later.
+    if ((response.status === 503 || response.status === 409) && attempt < SEND_ATTEMPTS) {
       const pause = retryAfter(response, 2 ** attempt);
-      console.log(`dbnotify not ready (${problem.detail}); retrying in ${pause} s with the same Idempotency-Key`);
+      console.log(`not now (${problem.detail}); retrying in ${pause} s with the same Idempotency-Key`);
       await sleep(pause * 1000);
       continue;
     }
@@ -109,27 +111,24 @@ async function sendEvent(event) {
 /** Each target's outcome: "channel: status" and, indented, each recipient's. */
 function describeOutcome(notification) {
   const lines = [];
-  for (const channel of notification.channels ?? []) {
-    const what = channel.target === "user" ? `${channel.channel} (user copy)` : channel.channel;
-    lines.push(`${what}: ${channel.status}${channel.reason ? ` (${channel.reason})` : ""}`);
-    for (const recipient of channel.recipients ?? []) {
-      const failure = recipient.failure ?? recipient;
-      const details = [failure.kind, failure.reply ?? failure.reason, failure.hint]
+  if (notification.reason) lines.push(`${notification.status}: ${notification.reason}`);
+  for (const target of notification.targets ?? []) {
+    const what = target.target === "user" ? `${target.channel} (user copy)` : target.channel;
+    lines.push(`${what}: ${target.status}`);
+    for (const r of target.recipients ?? []) {
+      const details = [r.kind, r.reply ?? r.reason, r.hint]
         .filter((x) => x !== null && x !== undefined && x !== "")
         .join("; ");
-      lines.push(`  ${recipient.recipient}: ${recipient.status}${details ? ` (${details})` : ""}`);
+      lines.push(`  ${r.recipient}: ${r.status}${details ? ` (${details})` : ""}`);
     }
   }
   return lines.join("\n");
 }
 
+/** Whether every recipient has its outcome: delivered, failed (for good) or skipped. */
 function settled(notification) {
-  const channels = notification.channels ?? [];
-  return (
-    channels.length > 0 &&
-    channels.every(
-      (c) => FINAL.has(c.status) && (c.recipients ?? []).every((r) => FINAL.has(r.status)),
-    )
+  return (notification.targets ?? []).every((t) =>
+    (t.recipients ?? []).every((r) => FINAL.has(r.status)),
   );
 }
 
@@ -169,15 +168,15 @@ async function main() {
   const [type = "backup_failure", data] = process.argv.slice(2);
   const event = { type, data: data ? JSON.parse(data) : sampleData() };
   const { key, accepted } = await sendEvent(event);
-  const targets = (accepted.targets ?? []).map((t) => (typeof t === "string" ? t : t.channel));
+  const targets = (accepted.targets ?? []).map((t) =>
+    t.target === "user" ? `${t.channel} (user copy)` : t.channel,
+  );
   console.log(`accepted: notification ${accepted.id} (Idempotency-Key ${key})`);
-  console.log(`targets: ${targets.join(", ") || "none"}`);
-  const outcome = await follow(accepted.id);
+  console.log(`targets: ${targets.join(", ") || `none (${accepted.reason ?? accepted.status})`}`);
+  const outcome = settled(accepted) ? accepted : await follow(accepted.id);
   if (outcome === null) return;
   console.log(describeOutcome(outcome));
-  const failed = (outcome.channels ?? []).some(
-    (c) => !["delivered", "skipped"].includes(c.status),
-  );
+  const failed = (outcome.targets ?? []).some((t) => t.status === "failed");
   process.exit(failed ? 1 : 0);
 }
 
