@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from dbnotify.serve.idempotency import KEEP, IdempotencyKeys
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 from .conftest import READ_TOKEN, SEND_TOKEN, Served, email_config
@@ -313,3 +314,100 @@ def locked(path: Path) -> Iterator[None]:
         connection.execute("ROLLBACK")
     finally:
         connection.close()
+
+
+def test_idempotency_keys_expire_after_a_day_and_the_oldest_go_past_the_limit() -> None:
+    now = [0.0]
+    keys = IdempotencyKeys(limit=2, clock=lambda: now[0])
+    for key in ("a", "b", "c"):
+        assert keys.begin("dbackup", key, "body") is None
+        keys.finish("dbackup", key, keys.answer(202, b"{}", {}, "body"))
+    assert keys.begin("dbackup", "a", "body") is None  # the oldest went at the limit
+    keys.finish("dbackup", "a", None)  # refused: forgotten, may be sent again
+    assert keys.begin("dbackup", "c", "body") is not None
+    now[0] = KEEP + 1
+    assert keys.begin("dbackup", "c", "body") is None  # a day later: a new request
+
+
+async def test_the_openapi_document_describes_the_event_endpoints(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        document = (await client.get("/openapi.json")).json()
+    send = document["paths"]["/v1/events"]["post"]
+    assert set(send["responses"]) >= {"202", "400", "401", "403", "409", "413", "415", "422", "503"}
+    body = send["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["type"]
+    assert body["properties"]["severity"]["enum"] == ["success", "failure", "info", "warning"]
+    assert "404" in document["paths"]["/v1/notifications/{id}"]["get"]["responses"]
+    assert "security" not in document["paths"]["/readyz"]["get"]
+    assert "/metrics" not in document["paths"]  # text, not JSON: see docs/serving.md
+
+
+def without_outbox(config: Path, extra: str = "") -> Path:
+    """``config`` in direct mode: its [outbox] taken out, ``extra`` added."""
+    text = config.read_text(encoding="utf-8")
+    outbox = f'[outbox]\npath = "{config.parent / "outbox.sqlite"}"\n'
+    assert outbox in text
+    config.write_text(text.replace(outbox, "") + extra, encoding="utf-8")
+    return config
+
+
+async def test_a_repeat_while_the_first_is_in_flight_is_409_then_replayed(
+    tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # an SMTP server that never greets: the delivery waits
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = without_outbox(email_config(tmp_path, port), "\n[dispatch]\ndeadline = 2\n")
+    served = serve(config)
+    key = {"Idempotency-Key": "slow-one"}
+    async with server, served.client(SEND_TOKEN) as client:
+        first = asyncio.ensure_future(client.post("/v1/events", json=FAILURE, headers=key))
+        await asyncio.sleep(0.8)
+        busy = await client.post("/v1/events", json=FAILURE, headers=key)
+        done = await first
+        replay = await client.post("/v1/events", json=FAILURE, headers=key)
+    assert busy.status_code == 409
+    assert busy.headers["retry-after"] == "1"
+    assert busy.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert done.status_code == 200  # direct mode: the reply waited for the delivery
+    assert done.json()["status"] == "failed"
+    (recipient,) = done.json()["targets"][0]["recipients"]
+    assert recipient["kind"] == "transient"
+    assert replay.status_code == 200
+    assert replay.content == done.content
+    assert replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_key_outlives_a_restart_through_the_outbox(
+    smtp: LocalSMTPServer, tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    config = email_config(tmp_path, smtp.port)
+    key = {"Idempotency-Key": "across-a-restart"}
+    quiet = {"Idempotency-Key": "a-disabled-event"}
+    disabled = {"type": "user_login", "data": {"user_name": "alice"}}
+    before = serve(config)
+    async with before.client(SEND_TOKEN) as client:
+        first = await client.post("/v1/events", json=FAILURE, headers=key)
+        assert (await client.post("/v1/events", json=disabled, headers=quiet)).status_code == 202
+    async with before.client(READ_TOKEN) as reader:
+        await settled(reader, first.json()["id"])
+    before.stop()
+
+    after = serve(config)
+    async with after.client(SEND_TOKEN) as client:
+        again = await client.post("/v1/events", json=FAILURE, headers=key)
+        other = await client.post("/v1/events", json={"type": "test"}, headers=key)
+        not_sent = await client.post("/v1/events", json=disabled, headers=quiet)
+    assert again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "delivered"  # the page as it stands now
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert not_sent.status_code == 202  # nothing was sent, and nothing is
+    assert not_sent.json()["status"] == "not sent"
+    await asyncio.sleep(1.5)  # a second delivery would have had its time
+    assert len(smtp.messages) == 1

@@ -394,8 +394,11 @@ def _fields(
     return tuple(Field(_label(k)[0], _label(k)[1](data[k])) for k in keys)
 
 
-def to_notification(event: Event) -> Notification:
-    """Turn an event into what channels render. Raises :class:`EventError` for bad input."""
+def to_notification(event: Event, *, notification_id: str | None = None) -> Notification:
+    """Turn an event into what channels render. Raises :class:`EventError` for bad input.
+
+    ``notification_id``: the id to give it instead of a new random one (a caller that
+    derives it from an idempotency key, so that the outbox holds the key durably)."""
     address = event.user_email
     if address is not None and as_text(address) != address:
         raise EventError(
@@ -403,7 +406,7 @@ def to_notification(event: Event) -> Notification:
             "text; pass the address as text"
         )
     spec = CATALOGUE.get(event.type)
-    nid = uuid.uuid4().hex
+    nid = notification_id or uuid.uuid4().hex
     if spec is None:
         if not event.title:
             raise EventError(

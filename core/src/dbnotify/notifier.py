@@ -104,14 +104,17 @@ class Notifier:
         registry = plugins or default_registry()
         return cls(load_config(source, registry), plugins=registry)
 
-    async def notify(self, event: Event) -> DispatchResult:
+    async def notify(self, event: Event, *, notification_id: str | None = None) -> DispatchResult:
         """Route and deliver (direct mode), or route and commit to the outbox (durable).
 
         Durable mode returns once every target is committed, with status ``queued``; it
         raises :class:`~dbnotify.errors.OutboxError` when the outbox cannot take it
         (locked, full, unwritable): the host hears of it, nothing is silently dropped.
+        ``notification_id``: the notification's id instead of a random one; unique, as
+        the outbox keeps one notification per id (``dbnotify serve`` derives it from an
+        ``Idempotency-Key``).
         """
-        notification = to_notification(event)
+        notification = to_notification(event, notification_id=notification_id)
         if self._user_channels is None:
             self._user_channels = self.deliverer.user_channels()
         plan = router.plan(self.config, event, notification.severity, self._user_channels)

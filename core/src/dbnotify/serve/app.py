@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from dbnotify.config.model import Config
 from dbnotify.plugins import PluginRegistry
-from dbnotify.serve.api import events, plugins
+from dbnotify.serve.api import events, health, outbox, plugins
 from dbnotify.serve.auth import bearer
 from dbnotify.serve.bodies import JsonReply, problem, problem_reply, read_model
 from dbnotify.serve.endpoints import Call, Endpoint
@@ -31,7 +31,12 @@ from dbnotify.serve.service import Service
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS: tuple[Endpoint, ...] = (*plugins.routes, *events.routes)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *plugins.routes,
+    *events.routes,
+    *outbox.routes,
+    *health.routes,
+)
 """Every API endpoint, in the order the OpenAPI document lists them."""
 
 

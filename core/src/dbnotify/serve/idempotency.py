@@ -1,12 +1,15 @@
 """``Idempotency-Key`` (IETF draft-ietf-httpapi-idempotency-key-header): a request sent
 again with the same key gets the first answer, and nothing is sent twice.
 
-Keys are per token (two hosts may pick the same key) and kept in this process's memory
-for :data:`KEEP` seconds, at most :data:`LIMIT` of them (the oldest go first). A restart
-forgets them: a host that retries across a restart of the server may send an event
-twice. A durable record would have to be committed with the notification, in the
-outbox's own transaction, which the outbox does not offer; memory keeps the promise for
-what retries are for (a reply lost on the network, a timeout), which come within seconds.
+Keys are per token (two hosts may pick the same key). Each key is kept twice:
+
+- in this process's memory, with the first answer, for :data:`KEEP` seconds (at most
+  :data:`LIMIT` keys, the oldest go first): a repeat gets that answer byte for byte;
+- in the outbox, durably: the notification's id is derived from the token and the key
+  (:func:`keyed_id`), and the outbox keeps one notification per id. After a restart
+  a repeat finds the notification there and gets its page as it stands now (marked a
+  replay too), until ``[outbox] retention`` purges it. Then the body cannot be compared
+  (only its event type is), and without an outbox (direct mode) a restart forgets.
 
 As the draft says: the same key with another body is 422 (the key is misused; sending
 it again will not help), and the same key while its first request is still running is
@@ -20,6 +23,7 @@ import collections
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +83,32 @@ def parse_key(header: str | None) -> str | None:
     return key
 
 
+KEYED = uuid.UUID("5b0a3f8e-6a3c-4d55-9d0e-2f5d1c7a9e41")
+"""The namespace of notification ids derived from keys (any fixed UUID will do)."""
+
+
+def keyed_id(token: str, key: str) -> str:
+    """The notification id of ``key`` sent with ``token``: the same on every repeat and
+    after a restart, so that the outbox remembers the key as long as the notification."""
+    return uuid.uuid5(KEYED, f"{token}\n{key}").hex
+
+
+def reused(key: str) -> ApiError:
+    """422: ``key`` came with another body than the first time."""
+    return ApiError(
+        422,
+        f"this {HEADER} was used with another body",
+        [
+            Problem(
+                HEADER,
+                "use a new key for a new event; a key may be sent again only with "
+                "the very body it was first sent with",
+                key,
+            )
+        ],
+    )
+
+
 class IdempotencyKeys:
     """The answers given to requests with a key, by token and key."""
 
@@ -101,18 +131,7 @@ class IdempotencyKeys:
         running = self._running.get(slot)
         first = known.fingerprint if known is not None else running
         if first is not None and first != print_:
-            raise ApiError(
-                422,
-                f"this {HEADER} was used with another body",
-                [
-                    Problem(
-                        HEADER,
-                        "use a new key for a new event; a key may be sent again only with "
-                        "the very body it was first sent with",
-                        key,
-                    )
-                ],
-            )
+            raise reused(key)
         if known is not None:
             return known
         if running is not None:

@@ -12,22 +12,26 @@ one process (tests) count apart, and nothing else registered in the process leak
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import attrs
-from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.exposition import choose_encoder
 
 from dbnotify.delivery import Deliverer
 from dbnotify.events import CATALOGUE, Notification
 from dbnotify.outbox.model import Counts, Parked
-from dbnotify.results import ChannelResult, Delivery, DispatchResult
+from dbnotify.results import ChannelResult, Delivery, DispatchResult, Status
 
-__all__ = ["CONTENT_TYPE", "CountingDeliverer", "ServeMetrics"]
+__all__ = ["CountingDeliverer", "ServeMetrics"]
 
 OTHER_EVENT = "other"
 """The ``event_type`` label of an event type outside the catalogue: a host may send any
 name, and each would be a time series of its own."""
+
+
+OUTCOMES = tuple(s.value for s in (Status.DELIVERED, Status.FAILED, Status.SKIPPED))
+"""The ``outcome`` label of ``dbnotify_deliveries_total``: each recipient's."""
 
 
 class ServeMetrics:
@@ -43,7 +47,8 @@ class ServeMetrics:
         )
         self.deliveries = Counter(
             "dbnotify_deliveries",
-            "Recipients' outcomes of the delivery attempts this process made",
+            "Recipients' outcomes of the delivery attempts this process made (a group's "
+            "message counts once)",
             ["channel", "outcome"],
             registry=self.registry,
         )
@@ -78,6 +83,14 @@ class ServeMetrics:
             "1 when the outbox answered this scrape, 0 when it did not (or there is none)",
             registry=self.registry,
         )
+        for event_type in (*CATALOGUE, OTHER_EVENT):  # at 0 from the start: rate() sees
+            self.accepted.labels(event_type)  # the first one, not only the second
+
+    def channels(self, names: Iterable[str]) -> None:
+        """Start each channel's delivery counters at 0 (a reload may add channels)."""
+        for name in names:
+            for outcome in OUTCOMES:
+                self.deliveries.labels(name, outcome)
 
     def count_accepted(self, result: DispatchResult) -> None:
         label = result.event_type if result.event_type in CATALOGUE else OTHER_EVENT
@@ -100,8 +113,11 @@ class ServeMetrics:
             self.parked.labels(channel).set(1)
         self.parked_count.set(len(parked))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The metrics, and their content type, in the format the scraper asks for
+        (``Accept``): Prometheus's text format, or OpenMetrics."""
+        encode, content_type = choose_encoder(accept or "")
+        return encode(self.registry), content_type
 
 
 @attrs.frozen

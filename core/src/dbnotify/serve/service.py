@@ -59,6 +59,7 @@ class Service:
         notifier.deliverer = CountingDeliverer.around(
             notifier.deliverer, self.metrics.count_delivery
         )
+        self.metrics.channels(config.channels)
         return notifier
 
     async def start(self) -> None:

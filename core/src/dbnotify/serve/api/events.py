@@ -22,9 +22,10 @@ from typing import Any
 import attrs
 from starlette.responses import Response
 
+from dbnotify import router
 from dbnotify.config.model import Scope
 from dbnotify.errors import EventError, OutboxError
-from dbnotify.events import CATALOGUE, Event, JobRule, Severity, User
+from dbnotify.events import CATALOGUE, Event, JobRule, Severity, User, to_notification
 from dbnotify.outbox.model import HistoryRow, RecipientState, iso
 from dbnotify.results import DispatchResult, RecipientResult, Status
 from dbnotify.serve import idempotency
@@ -46,7 +47,10 @@ class EventBody:
     """An event as :class:`dbnotify.events.Event` takes it (what ``dbnotify send`` builds)."""
 
     type: str = attrs.field(
-        metadata={"description": "the event type, e.g. backup_failure (see the catalogue)"}
+        metadata={
+            "description": "the event type, e.g. backup_failure (see the catalogue)",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},  # as Event's
+        }
     )
     data: dict[str, Any] = attrs.field(
         factory=dict, metadata={"description": "the event's data, e.g. {job_name: ...}"}
@@ -71,7 +75,10 @@ class EventBody:
     )
     timestamp: str | None = attrs.field(
         default=None,
-        metadata={"description": "when it happened, ISO 8601 with a zone (default: now)"},
+        metadata={
+            "description": "when it happened, ISO 8601 with a zone (default: now)",
+            "schema": {"type": "string", "format": "date-time"},
+        },
     )
 
 
@@ -331,12 +338,12 @@ def remember(service: Service, result: DispatchResult) -> None:
         service.recent.popitem(last=False)
 
 
-async def accept(call: Call) -> Response:
+async def accept(call: Call, notification_id: str | None = None) -> Response:
     body: EventBody = call.body
     event = to_event(body)
     service = call.service
     try:
-        result = await service.notifier.notify(event)
+        result = await service.notifier.notify(event, notification_id=notification_id)
     except EventError as exc:
         raise ApiError(422, "invalid event", event_problems(body, exc)) from None
     except OutboxError as exc:
@@ -347,6 +354,44 @@ async def accept(call: Call) -> Response:
     # direct mode: delivered (or not) by now, so the request is done
     status = 202 if service.outbox is not None else 200
     return JsonReply(report, status_code=status, headers={"Location": report.location})
+
+
+def leaves_rows(service: Service, body: EventBody) -> bool:
+    """Whether the event, once accepted, shows in the outbox's history (it has targets,
+    or outcomes decided without sending). Only then does its notification get the id
+    derived from its key: one that goes nowhere leaves no row by which a repeat could
+    find it, and a second notification of that id would be refused by the outbox (a
+    repeat of it sends nothing anyway)."""
+    try:
+        event = to_event(body)
+        severity = to_notification(event).severity
+    except (ApiError, EventError):
+        return False  # refused by accept, with the reason
+    plan = router.plan(service.config, event, severity, service.notifier.deliverer.user_channels())
+    return bool(plan.deliveries or plan.outcomes)
+
+
+async def accepted_before(call: Call, notification_id: str, key: str) -> Response | None:
+    """The reply to a key the outbox holds a notification of, though this process does
+    not remember it (it restarted): the notification's page as it stands, a replay."""
+    service = call.service
+    if service.outbox is None:
+        return None
+    try:
+        rows = await service.outbox.history(notification_id=notification_id, limit=10_000)
+    except OutboxError as exc:
+        raise outbox_unavailable(exc, "be read") from exc
+    if not rows:
+        return None
+    if rows[0].event_type != call.body.type:
+        raise idempotency.reused(key)
+    types = {name: c.type for name, c in service.config.channels.items()}
+    report = from_rows(notification_id, rows, types, service.recent.get(notification_id))
+    return JsonReply(
+        report,
+        status_code=202,
+        headers={"Location": report.location, idempotency.REPLAYED: "true"},
+    )
 
 
 @routes.route(
@@ -377,7 +422,10 @@ async def send_event(call: Call) -> Response:
         )
     answer = None
     try:
-        reply = await accept(call)
+        nid = idempotency.keyed_id(call.caller.name, key)
+        reply = await accepted_before(call, nid, key) or await accept(
+            call, nid if leaves_rows(call.service, call.body) else None
+        )
         if 200 <= reply.status_code < 300:
             kept = {k: v for k, v in reply.headers.items() if k in ("content-type", "location")}
             answer = keys.answer(reply.status_code, bytes(reply.body), kept, print_)
