@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,18 @@ def document() -> dict[str, Any]:
     from dbnotify.serve.openapi import openapi_document
 
     return openapi_document(ENDPOINTS, default_registry())
+
+
+def outside() -> list[tuple[str, str, str, str]]:
+    """Endpoints served but left out of the document (not JSON: ``/metrics``): method,
+    path, scope and summary."""
+    from dbnotify.serve.app import ENDPOINTS
+
+    return [
+        (e.method, e.path, e.scope.value if e.scope else "public", e.summary)
+        for e in ENDPOINTS
+        if not e.in_schema
+    ]
 
 
 def _anchor(name: str) -> str:
@@ -123,8 +135,8 @@ def _operation(method: str, path: str, op: Mapping[str, Any]) -> Iterator[str]:
         yield ""
 
 
-def render(doc: Mapping[str, Any]) -> str:
-    """The whole page."""
+def render(doc: Mapping[str, Any], others: Sequence[tuple[str, str, str, str]] = ()) -> str:
+    """The whole page; ``others``: endpoints outside the document (see :func:`outside`)."""
     operations = [
         (method, path, op)
         for path, item in doc["paths"].items()
@@ -153,6 +165,11 @@ def render(doc: Mapping[str, Any]) -> str:
         anchor = "".join(c for c in title.lower() if c.isalnum() or c in " -_").replace(" ", "-")
         scope = f"`{op['x-scope']}`" if "x-scope" in op else "public"
         lines.append(f"| [`{title}`](#{anchor}) | {scope} | {_cell(op['summary'])} |")
+    for method, path, scope, summary in others:
+        shown = f"`{scope}`" if scope != "public" else scope
+        lines.append(
+            f"| `{method} {path}` | {shown} | {_cell(summary)} (not JSON, not in the document) |"
+        )
     lines.append("")
     tags: dict[str, list[tuple[str, str, Mapping[str, Any]]]] = {}
     for method, path, op in operations:
@@ -204,7 +221,7 @@ def render(doc: Mapping[str, Any]) -> str:
 
 def stale(page: Path = PAGE) -> bool:
     """Whether ``page`` differs from what this checkout's route table gives."""
-    return not page.is_file() or page.read_text(encoding="utf-8") != render(document())
+    return not page.is_file() or page.read_text(encoding="utf-8") != render(document(), outside())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
         return 0
-    PAGE.write_text(render(document()), encoding="utf-8")
+    PAGE.write_text(render(document(), outside()), encoding="utf-8")
     print(f"wrote {PAGE.relative_to(ROOT)}")
     return 0
 
