@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dbnotify.testing.smtpd import LocalSMTPServer
@@ -82,3 +84,38 @@ async def test_a_refused_event_prints_each_fix(node: str, following: Served) -> 
     assert "event refused:" in output
     assert "422" in output or "400" in output
     assert "type (given: backup failure): " in output
+
+
+async def test_the_node_client_waits_out_a_503_and_sends_once(
+    node: str, smtp: LocalSMTPServer, tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    """The outbox held by another process (an exclusive SQLite transaction, as a backup
+    of the file or a migration would take): the server answers 503 with Retry-After, the
+    client waits and sends the same request again with the same Idempotency-Key, and
+    once the file is free the event is accepted and delivered, once."""
+    config = email_config(tmp_path, smtp.port, extra=FOLLOWER_TOKEN)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[outbox]\n", "[outbox]\nbusy_timeout = 0.5\n"), "utf-8")
+    served = serve(config)
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        assert (await client.get("/readyz")).status_code == 200  # the file exists
+    holder = sqlite3.connect(tmp_path / "outbox.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(CLIENT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "DBNOTIFY_URL": served.url, "DBNOTIFY_TOKEN": FOLLOWER},
+    )
+    assert process.stdout is not None
+    first = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
+    holder.execute("ROLLBACK")
+    holder.close()
+    rest, _ = await asyncio.wait_for(process.communicate(), timeout=90)
+    output = first + rest.decode()
+    assert process.returncode == 0, output
+    assert first.startswith("not now (the outbox cannot take the event: "), output
+    assert first.rstrip().endswith("retrying in 5 s with the same Idempotency-Key"), output
+    assert "ops-mail: delivered" in output
+    assert len(smtp.messages) == 1
