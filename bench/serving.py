@@ -285,7 +285,7 @@ async def http_events(ctx: Context) -> Scenario:
         scenario.rows.append(Row(label, None, "events/s", skipped=why))
         return scenario
     sink, notes, _extensions = await ctx.servers.smtp()
-    scenario.notes += notes
+    scenario.notes += [*notes, f"SMTP sink: {sink.description}"]
     api_runs: list[Accepted] = []
     http_runs: list[Accepted] = []
     with tempfile.TemporaryDirectory(prefix="bench-serve-", dir=o.outbox_dir) as name:
@@ -299,6 +299,9 @@ async def http_events(ctx: Context) -> Scenario:
     ratios = [h.rate / a.rate for h, a in zip(http_runs, api_runs, strict=True)]
     latencies = sorted(x for h in http_runs for x in h.latencies)
     median = " (median)" if o.rounds > 1 else ""
+    problems = sorted({p for h in http_runs for p in h.problems()}) + sorted(
+        {f"baseline: {p}" for a in api_runs for p in a.problems()}
+    )
     scenario.rows += [
         Row(
             label + median,
@@ -306,8 +309,13 @@ async def http_events(ctx: Context) -> Scenario:
             "events/s",
             statistics.median(a.rate for a in api_runs),
             baseline,
-            problems=sorted({p for h in http_runs for p in h.problems()})
-            + sorted({f"baseline: {p}" for a in api_runs for p in a.problems()}),
+            problems=problems,
+        ),
+        Row(
+            "HTTP as a share of the Python API" + (" (median of the rounds')" if median else ""),
+            100 * statistics.median(ratios),
+            "%",
+            problems=problems,
         ),
     ]
     scenario.notes += [
