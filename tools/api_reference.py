@@ -5,7 +5,8 @@ the page can only say what the server does.
     python3 -m uv run python tools/api_reference.py           # (re)write docs/api.md
     python3 -m uv run python tools/api_reference.py --check   # exit 1 if it is stale
 
-``tools/check_docs.py`` runs the check where ``dbnotify[serve]`` is importable. Channel
+``tools/check_docs.py`` runs the check where ``dbnotify[serve]`` is importable, and so
+does ``tests/test_api_reference.py`` in ``nox -s tests``. Channel
 types' schemas are left out (they depend on the plugins installed): the page points to
 ``dbnotify schema TYPE`` and ``GET /v1/schema/{type}`` instead.
 """
