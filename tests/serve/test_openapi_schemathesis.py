@@ -32,7 +32,15 @@ from dbnotify.plugins import default_registry
 from dbnotify.serve.app import ENDPOINTS
 from dbnotify.serve.openapi import openapi_document
 
-from .conftest import ADMIN_TOKEN, DBNOTIFY, Served, bearer, email_config, start_server
+from .conftest import (
+    ADMIN_TOKEN,
+    DBNOTIFY,
+    SEND_TOKEN,
+    Served,
+    bearer,
+    email_config,
+    start_server,
+)
 
 DOCUMENT = openapi_document(ENDPOINTS, default_registry())
 schema = schemathesis.openapi.from_dict(DOCUMENT)
@@ -121,6 +129,21 @@ def test_without_a_token_protected_operations_are_401(case: Any, server: Served)
         assert reply.status_code == 401, reply.text
         assert reply.headers["content-type"] == ["application/problem+json"]
         assert reply.headers["www-authenticate"] == ['Bearer realm="dbnotify"']
+    case.validate_response(reply, excluded_checks=LENIENT)
+
+
+@schema.exclude(method="DELETE", path_regex=DELETES_CHANNELS).parametrize()
+@BOUNDED
+def test_a_send_token_is_403_wherever_its_scope_is_not_enough(case: Any, server: Served) -> None:
+    reply = case.call(base_url=server.url, headers=bearer(SEND_TOKEN))
+    scope = case.operation.definition.raw.get("x-scope")
+    # schemathesis also sends some cases without the token, to see them refused (401)
+    sent = reply.request.headers.get("Authorization") == f"Bearer {SEND_TOKEN}"
+    if _protected(case) and scope != "send" and sent:
+        assert reply.status_code == 403, reply.text
+        assert reply.json()["detail"] == (
+            f"token 'dbackup' may not {case.operation.method.upper()} {case.operation.path}"
+        )
     case.validate_response(reply, excluded_checks=LENIENT)
 
 
