@@ -51,6 +51,8 @@ async def test_readyz_is_503_while_the_outbox_is_gone_and_200_when_back(
             gone = await probe.get("/readyz")
             async with served.client(SEND_TOKEN) as sender:
                 refused = await sender.post("/v1/events", json=FAILURE)
+            async with served.client(READ_TOKEN) as reader:
+                unread = await reader.get("/v1/history")
         finally:
             (tmp_path / "elsewhere").rename(data)
         back = await probe.get("/readyz")
@@ -61,6 +63,8 @@ async def test_readyz_is_503_while_the_outbox_is_gone_and_200_when_back(
     assert error["field"] == "outbox"
     assert error["fix"].startswith("the outbox does not answer: ")
     assert refused.status_code == 503
+    assert unread.status_code == 503
+    assert unread.json()["detail"].startswith("the outbox cannot be read: ")
     assert back.status_code == 200
     assert "Traceback" not in served.output()
 

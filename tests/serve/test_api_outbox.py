@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from dbnotify.testing.smtpd import LocalSMTPServer
 
@@ -146,6 +147,7 @@ async def test_retry_refuses_what_it_cannot_find_or_do(served: Served) -> None:
         channel = await admin.post("/v1/outbox/retry", json={"channel": "ops-mial"})
         zero = await admin.post("/v1/outbox/retry", json={"delivery_id": 0})
         text = await admin.post("/v1/outbox/retry", json={"delivery_id": "7"})
+        huge = await admin.post("/v1/outbox/retry", json={"delivery_id": 2**67})
     async with served.client(READ_TOKEN) as reader:
         refused = await reader.post("/v1/outbox/retry", json={"dead": True})
     assert nothing.status_code == 422
@@ -163,6 +165,8 @@ async def test_retry_refuses_what_it_cannot_find_or_do(served: Served) -> None:
     assert zero.status_code == 422
     assert zero.json()["errors"][0]["field"] == "delivery_id"
     assert text.status_code == 422
+    assert huge.status_code == 422  # past a 64-bit id: refused, not a 500
+    assert huge.json()["errors"][0]["field"] == "delivery_id"
     assert refused.status_code == 403
     assert "needs the 'admin' scope" in refused.json()["errors"][0]["fix"]
 
@@ -188,3 +192,40 @@ async def test_without_an_outbox_history_is_409_and_events_are_delivered_at_once
     assert recipient["delivery_id"] is None
     assert page.json() == sent.json()
     assert len(smtp.messages) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+async def test_a_parked_channel_shows_in_the_outbox_and_the_metrics(
+    tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    wrong = "wrong-password-4567"
+    async with LocalSMTPServer(credentials={"dbackup": "right-password-1234"}) as smtp:
+        config = email_config(tmp_path, smtp.port)
+        text = config.read_text(encoding="utf-8")
+        config.write_text(
+            text.replace(
+                'security = "none"\n',
+                f'security = "none"\nuser = "dbackup"\npassword = "{wrong}"\n'
+                "allow_plaintext_auth = true\n",
+            ),
+            encoding="utf-8",
+        )
+        served = serve(config)
+        (nid,) = await send(served, FAILURE)
+        async with served.client(READ_TOKEN) as reader:
+            state = await until(reader, "/v1/outbox", lambda s: s["parked"] != [])
+            page = (await reader.get(f"/v1/notifications/{nid}")).json()
+            metrics = (await reader.get("/metrics")).text
+    (parked,) = state["parked"]
+    assert parked["channel"] == "ops-mail"
+    assert "Invalid login credentials" in parked["reason"]
+    assert parked["since"].endswith("+00:00")
+    (recipient,) = page["targets"][0]["recipients"]
+    assert recipient["status"] == "pending"  # held with its channel, not given up
+    assert recipient["kind"] == "permanent"
+    assert recipient["hint"]
+    assert 'dbnotify_channel_parked{channel="ops-mail"} 1.0' in metrics
+    assert "dbnotify_outbox_parked_channels 1.0" in metrics
+    assert smtp.messages == []
+    for reply in (state, page):
+        assert wrong not in str(reply)

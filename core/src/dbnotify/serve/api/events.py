@@ -226,14 +226,24 @@ def from_result(result: DispatchResult) -> NotificationReport:
     )
 
 
+async def rows_of(service: Service, notification_id: str) -> list[HistoryRow]:
+    """The outbox's rows of one notification (none without an outbox); 503 when it
+    cannot be read."""
+    if service.outbox is None:
+        return []
+    try:
+        return await service.outbox.history(notification_id=notification_id, limit=10_000)
+    except OutboxError as exc:
+        raise outbox_unavailable(exc, "be read") from exc
+
+
 def from_rows(
-    notification_id: str,
-    rows: Sequence[HistoryRow],
-    types: dict[str, str],
-    first: DispatchResult | None,
+    service: Service, notification_id: str, rows: Sequence[HistoryRow]
 ) -> NotificationReport:
     """The outbox's history of one notification: per channel and target, in the order
-    the deliveries were committed."""
+    the deliveries were committed; why it was not sent, if this process remembers."""
+    types = {name: c.type for name, c in service.config.channels.items()}
+    first = service.recent.get(notification_id)
     grouped: dict[tuple[str, str], list[RecipientReport]] = {}
     for row in sorted(rows, key=lambda r: r.delivery_id):
         status = _STATE[RecipientState(row.status)]
@@ -375,18 +385,12 @@ async def accepted_before(call: Call, notification_id: str, key: str) -> Respons
     """The reply to a key the outbox holds a notification of, though this process does
     not remember it (it restarted): the notification's page as it stands, a replay."""
     service = call.service
-    if service.outbox is None:
-        return None
-    try:
-        rows = await service.outbox.history(notification_id=notification_id, limit=10_000)
-    except OutboxError as exc:
-        raise outbox_unavailable(exc, "be read") from exc
+    rows = await rows_of(service, notification_id)
     if not rows:
         return None
     if rows[0].event_type != call.body.type:
         raise idempotency.reused(key)
-    types = {name: c.type for name, c in service.config.channels.items()}
-    report = from_rows(notification_id, rows, types, service.recent.get(notification_id))
+    report = from_rows(service, notification_id, rows)
     return JsonReply(
         report,
         status_code=202,
@@ -446,15 +450,10 @@ async def send_event(call: Call) -> Response:
 async def notification(call: Call) -> NotificationReport:
     wanted = call.path("id")
     service = call.service
+    rows = await rows_of(service, wanted)
+    if rows:
+        return from_rows(service, wanted, rows)
     first = service.recent.get(wanted)
-    if service.outbox is not None:
-        try:
-            rows = await service.outbox.history(notification_id=wanted, limit=10_000)
-        except OutboxError as exc:
-            raise outbox_unavailable(exc, "be read") from exc
-        if rows:
-            types = {name: c.type for name, c in service.config.channels.items()}
-            return from_rows(wanted, rows, types, first)
     if first is not None:
         return from_result(first)
     raise ApiError(

@@ -29,6 +29,9 @@ routes = Routes("outbox")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 """The most rows one reply lists (the command has no such limit: it prints as it goes)."""
+MAX_ID = 2**63 - 1
+"""The largest delivery id an outbox holds (a signed 64-bit integer, in SQLite and
+PostgreSQL alike)."""
 
 
 @attrs.frozen
@@ -97,7 +100,7 @@ class RetryBody:
 
     delivery_id: int | None = attrs.field(
         default=None,
-        validator=attrs.validators.optional(attrs.validators.ge(1)),
+        validator=attrs.validators.optional([attrs.validators.ge(1), attrs.validators.le(MAX_ID)]),
         metadata={"description": "one delivery (its id, as history shows it)"},
     )
     dead: bool = attrs.field(
