@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import baselines, buildcost, coldstart, pipeline, queues
+from bench import baselines, buildcost, coldstart, pipeline, queues, serving
 from bench import postgres as pg
 from bench.report import Row, Scenario, Target, first_reasons
 from bench.servers import SMTP_SOURCE, ChildServer, Servers, SinkChoice
@@ -1014,6 +1014,7 @@ SCENARIOS: dict[int, Callable[[Context], Awaitable[Scenario]]] = {
     4: cold_start,
     5: build_cost,
     6: burst_memory,
+    7: serving.http_events,
 }
 
 

@@ -49,12 +49,12 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    for number in range(1, 7):
+    for number in range(1, 8):
         assert f"\n== {number}. " in done.stdout
     assert "every figure valid" in done.stdout
     report = json.loads(figures.read_text(encoding="utf-8"))
     assert report["valid"] is True
-    assert [s["number"] for s in report["scenarios"]] == [1, 2, 3, 4, 5, 6]
+    assert [s["number"] for s in report["scenarios"]] == [1, 2, 3, 4, 5, 6, 7]
     for scenario in report["scenarios"]:
         assert scenario["rows"], scenario["title"]
         for row in scenario["rows"]:

@@ -9,7 +9,9 @@ failure that names the fix:
 - every code block marked ``<!-- example: FILE -->`` is verbatim in the example plugin;
 - the "Workspace layout" of docs/development.md names every module and sub-package of
   the core and every plugin folder, and nothing that does not exist;
-- its table of ``nox`` sessions has one row per session (``nox -l --json``), no more.
+- its table of ``nox`` sessions has one row per session (``nox -l --json``), no more;
+- docs/api.md is what ``tools/api_reference.py`` writes from the OpenAPI document (only
+  where ``dbnotify[serve]`` is importable by the same Python; elsewhere it says so).
 
 ``nox -s docs`` runs it; so can you, from anywhere: ``uv run python tools/check_docs.py``
 (standard library only, but the session table needs nox importable by the same Python).
@@ -318,11 +320,30 @@ def nox_sessions(noxfile: Path) -> list[str]:
         raise CannotCheck(f"`nox -l --json` printed no session list ({error})") from error
 
 
+def api_reference_problems(repo: Path) -> list[str]:
+    """docs/api.md against the API's route table, where dbnotify[serve] is importable."""
+    if (
+        importlib.util.find_spec("dbnotify") is None
+        or importlib.util.find_spec("starlette") is None
+    ):
+        print("docs/api.md not checked: dbnotify[serve] is not importable here", file=sys.stderr)
+        return []
+    spec = importlib.util.spec_from_file_location("api_reference", repo / "tools/api_reference.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if module.stale(repo / "docs" / "api.md"):
+        return ["docs/api.md is stale: run python3 -m uv run python tools/api_reference.py"]
+    return []
+
+
 def main() -> int:
     """Run every check on this repository; print what is out of date."""
     docs = Path(os.path.relpath(ROOT / "docs"))  # relative, as pages are named in messages
     problems = broken_links(docs) + stale_excerpts(docs, Path(os.path.relpath(ROOT / EXAMPLE)))
     problems += layout_problems(ROOT)
+    problems += api_reference_problems(ROOT)
     status = 0
     try:
         problems += session_table_problems(ROOT, nox_sessions(ROOT / "noxfile.py"))

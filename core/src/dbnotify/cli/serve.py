@@ -81,6 +81,12 @@ async def _serve(config_path: Path, config: Config) -> None:
             access_log=False,
             server_header=False,
             lifespan="on",
+            # Behind a TLS reverse proxy, the request's scheme (https) and client
+            # address come from X-Forwarded-Proto and -For, believed from loopback only
+            # (a client cannot forge them); a proxy on another host is named in the
+            # environment's FORWARDED_ALLOW_IPS, which uvicorn reads when this is None.
+            proxy_headers=True,
+            forwarded_allow_ips=None,
         )
     )
 

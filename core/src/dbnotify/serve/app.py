@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,13 @@ def service_of(request: Request) -> Service:
     return service
 
 
-def _route(endpoint: Endpoint) -> Route:
+Answer = Callable[[Request], Awaitable[Response]]
+
+
+def _handle(endpoint: Endpoint) -> Answer:
+    """What answers one endpoint: its token's scope checked, its body read, its reply
+    written."""
+
     async def run(request: Request) -> Response:
         service = service_of(request)
         settings = service.settings
@@ -64,7 +70,30 @@ def _route(endpoint: Endpoint) -> Route:
             return result
         return JsonReply(result, status_code=endpoint.status)
 
-    return Route(endpoint.path, run, methods=[endpoint.method], name=endpoint.handler.__name__)
+    return run
+
+
+def _by_method(handlers: dict[str, Answer]) -> Answer:
+    async def run(request: Request) -> Response:
+        return await handlers[request.method](request)
+
+    return run
+
+
+def _routes(endpoints: Iterable[Endpoint]) -> list[Route]:
+    """One route per path, with every method of the path: a wrong method is then a 405
+    whose ``Allow`` lists them all (a route per endpoint would give only the first's)."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for endpoint in endpoints:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
+    routes = []
+    for path, methods in by_path.items():
+        handlers = {method: _handle(e) for method, e in methods.items()}
+        if "GET" in handlers:
+            handlers.setdefault("HEAD", handlers["GET"])
+        names = "_or_".join(e.handler.__name__ for e in methods.values())
+        routes.append(Route(path, _by_method(handlers), methods=list(handlers), name=names))
+    return routes
 
 
 async def _api_error(_request: Request, exc: Exception) -> Response:
@@ -125,7 +154,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
-        *(_route(e) for e in ENDPOINTS),
+        *_routes(ENDPOINTS),
         *extra_routes,
     ]
     if (config.serve or ServeSettings()).console:  # [serve] console = false: API only

@@ -60,12 +60,25 @@ async def read_json(request: Request, limit: int) -> Any:
         )
     raw = await read_body(request, limit)
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         where = f" at line {exc.lineno} column {exc.colno}: {exc.msg}"
     except UnicodeDecodeError:
         where = ": it is not UTF-8"
+    except RecursionError:
+        where = ": it is nested too deeply"
+    except ValueError as exc:  # NaN, or an integer of more than 4300 digits
+        where = f": {exc}" if isinstance(exc, _NotJson) else ": a number has too many digits"
     raise ApiError(400, f"the body is not valid JSON{where}", [Problem(None, "send a JSON object")])
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(name: str) -> Any:
+    """Python's json reads NaN and Infinity; JSON has no such numbers."""
+    raise _NotJson(f"{name} is not a JSON number")
 
 
 async def read_model(request: Request, cls: type[T], limit: int) -> T:

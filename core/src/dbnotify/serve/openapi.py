@@ -9,8 +9,13 @@ configuration schema is the one ``dbnotify schema TYPE`` prints, under
 
 from __future__ import annotations
 
+import ast
 import enum
+import functools
+import inspect
+import itertools
 import re
+import textwrap
 import types
 import typing
 from collections.abc import Iterable
@@ -18,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from dbnotify.config.model import Scope
 from dbnotify.plugins import PluginRegistry
 from dbnotify.schema import channel_schema, object_schema
 from dbnotify.serve.endpoints import Endpoint
@@ -25,21 +31,31 @@ from dbnotify.serve.problems import PROBLEM_JSON
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "description": "RFC 9457 problem details: every error the API gives",
     "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
+        "type": {"type": "string", "description": "always `about:blank`"},
+        "title": {"type": "string", "description": "the status's phrase"},
+        "status": {"type": "integer", "description": "the HTTP status"},
+        "detail": {"type": "string", "description": "what went wrong"},
         "errors": {
             "type": "array",
+            "description": "each thing wrong with the request",
             "items": {
                 "type": "object",
                 "required": ["field", "value", "fix"],
                 "properties": {
-                    "field": {"type": ["string", "null"]},
-                    "value": {"type": ["string", "null"]},
-                    "fix": {"type": "string"},
+                    "field": {
+                        "type": ["string", "null"],
+                        "description": "where: a dotted path into the body "
+                        "(`data.job_name`), a header or a parameter",
+                    },
+                    "value": {
+                        "type": ["string", "null"],
+                        "description": "what was given, shortened; `null` when absent or "
+                        "when it may be a secret",
+                    },
+                    "fix": {"type": "string", "description": "what to do about it"},
                 },
             },
         },
@@ -79,13 +95,49 @@ class _Components:
                 self.schemas[name] = {}  # recursion guard
                 attrs.resolve_types(tp)
                 fields = attrs.fields(tp)
+                docs = field_docs(tp)
+                properties = {}
+                for f in fields:
+                    schema = self.reply(f.type)
+                    if f.name in docs:
+                        schema = {**schema, "description": docs[f.name]}
+                    properties[f.alias.rstrip("_")] = schema
                 self.schemas[name] = {
                     "type": "object",
                     "required": [f.alias.rstrip("_") for f in fields],
-                    "properties": {f.alias.rstrip("_"): self.reply(f.type) for f in fields},
+                    "properties": properties,
                 }
+                if tp.__doc__ and not tp.__doc__.startswith(f"{name}("):
+                    self.schemas[name]["description"] = _one_line(tp.__doc__)
             return {"$ref": f"#/components/schemas/{name}"}
         return {}
+
+
+def _one_line(text: str) -> str:
+    """A docstring as one line of Markdown (reST's ``code`` becomes `code`)."""
+    return " ".join(inspect.cleandoc(text).split()).replace("``", "`")
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstrings written under an attrs class's fields (a string on the line after
+    ``name: str``), by field name: what a reply's fields mean, in the document."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    found: dict[str, str] = {}
+    for field, after in itertools.pairwise(body):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            found[field.target.id] = _one_line(after.value.value)
+    return found
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -96,15 +148,15 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 _DESCRIPTIONS = {
-    400: "the body is not JSON",
+    400: "the body is not JSON (or not UTF-8, or nested too deeply)",
     401: "no token, or an unknown one",
     403: "the token lacks the scope",
     404: "not found",
-    409: "conflicts with what exists",
+    409: "conflicts with what exists, or with a request still running (the same Idempotency-Key)",
     413: "the body is larger than [serve] max_body",
-    415: "the body is not JSON",
+    415: "the body is not `application/json`",
     422: "a field is invalid: each error names it, the value and the fix",
-    503: "not ready",
+    503: "the outbox cannot be reached now: try again after `Retry-After` seconds",
 }
 
 
@@ -143,8 +195,16 @@ def _operation(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
     if endpoint.scope is not None:
         errors |= {401, 403}
         operation["security"] = [{"bearer": []}]
+        operation["x-scope"] = endpoint.scope.value
+        operation["description"] = f"Needs a token with the `{endpoint.scope.value}` scope" + (
+            " (or `admin`)." if endpoint.scope is not Scope.ADMIN else "."
+        )
+    else:
+        operation["description"] = "Public: no token needed."
     if endpoint.body is not None:
         errors |= {400, 413, 415, 422}
+    if endpoint.params:
+        errors |= {422}  # a query parameter's value refused
     for status in sorted(errors):
         responses[str(status)] = _problem(_DESCRIPTIONS.get(status, "error"))
     operation["responses"] = responses
@@ -170,11 +230,21 @@ def openapi_document(endpoints: Iterable[Endpoint], plugins: PluginRegistry) -> 
             "title": "dbnotify",
             "version": "1",
             "description": "DBackup's notifications over HTTP: send events, read what "
-            "happened to each, manage channels. Errors are RFC 9457 problem details.",
+            "happened to each, manage channels. Errors are RFC 9457 problem details. "
+            "Each installed channel type's configuration block is described under "
+            "components.schemas as channel.TYPE: the very JSON Schema `dbnotify schema "
+            "TYPE` prints (without its $schema).",
         },
         "paths": paths,
         "components": {
             "schemas": components.schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token from [serve.tokens] of the configuration; "
+                    "x-scope names the scope an operation needs (admin allows all)",
+                }
+            },
         },
     }
