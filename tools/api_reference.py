@@ -111,7 +111,7 @@ def _operation(method: str, path: str, op: Mapping[str, Any]) -> Iterator[str]:
         yield "Parameters:"
         yield ""
         for p in parameters:
-            where = "path" if p["in"] == "path" else "query"
+            where = p["in"]
             text = f": {p['description']}" if p.get("description") else ""
             yield f"- `{p['name']}` ({where}, {_type(p['schema'])}){text}"
         yield ""

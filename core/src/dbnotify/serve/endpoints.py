@@ -56,6 +56,11 @@ class Endpoint:
     params: tuple[tuple[str, str], ...] = ()
     """Query parameters: (name, description), each a string."""
     in_schema: bool = True
+    headers: tuple[tuple[str, str], ...] = ()
+    """Request headers it reads: (name, description), each optional."""
+    also: tuple[int, ...] = ()
+    """Other success statuses, with the same reply (``POST /v1/events``: 200 in direct
+    mode)."""
 
 
 class Routes:
@@ -78,6 +83,8 @@ class Routes:
         errors: tuple[int, ...] = (),
         params: tuple[tuple[str, str], ...] = (),
         in_schema: bool = True,
+        headers: tuple[tuple[str, str], ...] = (),
+        also: tuple[int, ...] = (),
     ) -> Callable[[Handler], Handler]:
         def add(handler: Handler) -> Handler:
             self._endpoints.append(
@@ -94,6 +101,8 @@ class Routes:
                     self.tag,
                     params,
                     in_schema,
+                    headers,
+                    also,
                 )
             )
             return handler

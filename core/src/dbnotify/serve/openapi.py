@@ -180,6 +180,16 @@ def _operation(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
         }
         for name, text in endpoint.params
     ]
+    parameters += [
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": text,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+        for name, text in endpoint.headers
+    ]
     if parameters:
         operation["parameters"] = parameters
     if endpoint.body is not None:
@@ -191,6 +201,8 @@ def _operation(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
     if endpoint.reply is not None:
         ok["content"] = {"application/json": {"schema": components.reply(endpoint.reply)}}
     responses: dict[str, Any] = {str(endpoint.status): ok}
+    for status in endpoint.also:
+        responses[str(status)] = ok
     errors = set(endpoint.errors)
     if endpoint.scope is not None:
         errors |= {401, 403}

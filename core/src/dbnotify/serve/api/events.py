@@ -408,7 +408,15 @@ async def accepted_before(call: Call, notification_id: str, key: str) -> Respons
     body=EventBody,
     reply=NotificationReport,
     status=202,
+    also=(200,),
     errors=(409, 503),
+    headers=(
+        (
+            "Idempotency-Key",
+            "made once per event and sent again with each retry: a repeat gets the first "
+            "answer (with Idempotent-Replayed: true) and nothing is sent twice",
+        ),
+    ),
 )
 async def send_event(call: Call) -> Response:
     key = idempotency.parse_key(call.request.headers.get(idempotency.HEADER))
