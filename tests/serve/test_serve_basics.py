@@ -117,3 +117,10 @@ async def test_openapi_document_is_public_and_lists_channel_schemas(served: Serv
     assert document["openapi"] == "3.1.0"
     assert "/v1/plugins" in document["paths"]
     assert "channel.email" in document["components"]["schemas"]
+
+
+def test_ctrl_c_stops_the_server_cleanly(served: Served) -> None:
+    """Ctrl-C (SIGINT) ends requests and the worker, says so, and exits 0."""
+    assert served.stop() == 0
+    assert served.output().splitlines()[-1] == "dbnotify serve: stopped"
+    assert "Traceback" not in served.output()

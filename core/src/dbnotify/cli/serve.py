@@ -60,7 +60,10 @@ def serve(config_path: Path, listen: str | None) -> None:
             err=True,
         )
     config = attrs.evolve(config, serve=settings)
-    asyncio.run(_serve(config_path, config))
+    try:
+        asyncio.run(_serve(config_path, config))
+    except KeyboardInterrupt:  # uvicorn stopped cleanly, then raised Ctrl-C again
+        click.echo("dbnotify serve: stopped", err=True)
 
 
 async def _serve(config_path: Path, config: Config) -> None:
