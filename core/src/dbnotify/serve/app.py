@@ -149,8 +149,13 @@ def create_app(
         finally:
             await service.aclose()
 
+    # drawn once, on first request: the route table and the plugins do not change
+    document: dict[str, Any] = {}
+
     async def openapi(request: Request) -> Response:
-        return JsonReply(openapi_document(ENDPOINTS, service_of(request).plugins))
+        if not document:
+            document.update(openapi_document(ENDPOINTS, service_of(request).plugins))
+        return JsonReply(document)
 
     routes: list[BaseRoute] = [
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),

@@ -48,7 +48,7 @@ from dbnotify.results import TestReport
 from dbnotify.schema import channel_schema
 from dbnotify.secrets import credential_key
 from dbnotify.serve.bodies import value_at
-from dbnotify.serve.problems import ApiError, Problem, shown_value
+from dbnotify.serve.problems import ApiError, Problem, not_found, shown_value
 from dbnotify.serve.service import Service
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,12 @@ def secret_fields(plugin: ChannelPlugin | None) -> SecretFields:
     return SecretFields(frozenset(whole), frozenset(tables))
 
 
+def _fields_of(service: Service, block: Mapping[str, Any]) -> SecretFields:
+    """The secret fields of the type ``block`` names (guessed when it names none known)."""
+    kind = _plain(block.get("type"))
+    return secret_fields(service.plugins.get(kind) if isinstance(kind, str) and kind else None)
+
+
 def _secret_form(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) in SECRET_FORMS
 
@@ -206,14 +212,10 @@ def literal_warning(keys: list[str]) -> str:
 def _view(service: Service, document: Mapping[str, Any], name: str) -> ChannelView:
     block = _channels_of(document).get(name)
     if not isinstance(block, Mapping):
-        raise ApiError(
-            404,
-            f"channel {name!r} not found",
-            [Problem(None, "see GET /v1/channels for the channels configured", None)],
-        )
+        raise not_found(f"channel {name!r}", "see GET /v1/channels for the channels configured")
     kind = _plain(block.get("type"))
     kind = kind if isinstance(kind, str) else ""
-    fields = secret_fields(service.plugins.get(kind) if kind else None)
+    fields = _fields_of(service, block)
     settings = _masked(block, fields)
     secrets = {key: key in settings for key in sorted(fields.whole)}
     routing = document.get("routing")
@@ -537,13 +539,8 @@ async def save_channel(
                 ],
             )
         if not create and old is None:
-            raise ApiError(
-                404,
-                f"channel {name!r} not found",
-                [Problem(None, "create it with POST /v1/channels", None)],
-            )
-        kind = block.get("type")
-        fields = secret_fields(service.plugins.get(kind) if isinstance(kind, str) else None)
+            raise not_found(f"channel {name!r}", "create it with POST /v1/channels")
+        fields = _fields_of(service, block)
         saved = _same_type(old, block)
         try:
             filled = _fill_secrets(block, saved, fields, f"channels.{name}")
@@ -643,11 +640,7 @@ async def delete_channel(service: Service, name: str) -> None:
         document = _read_document(service)
         channels = _channels_table(document)
         if name not in channels:
-            raise ApiError(
-                404,
-                f"channel {name!r} not found",
-                [Problem(None, "see GET /v1/channels for the channels configured", None)],
-            )
+            raise not_found(f"channel {name!r}", "see GET /v1/channels for the channels configured")
         if found := _dependants(document, name):
             raise ApiError(409, f"channel {name!r} is still needed", found)
         del channels[name]
@@ -693,8 +686,7 @@ async def test_channel(
     document = _plain(_read_document(service))
     saved = _channels_of(document).get(name) if name else None
     label = name or UNSAVED
-    kind = block.get("type")
-    fields = secret_fields(service.plugins.get(kind) if isinstance(kind, str) else None)
+    fields = _fields_of(service, block)
     try:
         filled = _fill_secrets(block, _same_type(saved, block), fields, f"channels.{label}")
         filled = {k: v for k, v in filled.items() if v is not None}
@@ -715,13 +707,8 @@ async def test_saved_channel(
     document = _plain(_read_document(service))
     block = _channels_of(document).get(name)
     if not isinstance(block, Mapping):
-        raise ApiError(
-            404,
-            f"channel {name!r} not found",
-            [Problem(None, "see GET /v1/channels for the channels configured", None)],
-        )
-    kind = block.get("type")
-    fields = secret_fields(service.plugins.get(kind) if isinstance(kind, str) else None)
+        raise not_found(f"channel {name!r}", "see GET /v1/channels for the channels configured")
+    fields = _fields_of(service, block)
     try:
         config = _test_config(service, document, name, block)
     except ConfigError as exc:
