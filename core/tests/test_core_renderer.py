@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 import pytest
+from markupsafe import escape
 from jinja2.exceptions import SecurityError
 
 from dbnotify import Event, load_config
@@ -153,7 +154,7 @@ def test_html_has_title_message_fields_and_footer() -> None:
     )
     html = Renderer(RenderingSettings(app_name="Acme Backups")).html(notification)
     assert "Backup Successful</h1>" in html
-    assert "Backup job 'nightly-pg' completed successfully." in html
+    assert "Backup job &#39;nightly-pg&#39; completed successfully." in html  # Jinja2's escape
     rows = re.findall(r"<th[^>]*>([^<]*)</th>\s*<td[^>]*>([^<]*)</td>", html)
     assert rows == [("Job", "nightly-pg"), ("Duration", "2m 30s"), ("Size", "1.5 GiB")]
     assert "2024-03-01 02:30:05 UTC · Sent by Acme Backups" in html
@@ -425,7 +426,7 @@ def test_line_breaks_in_values_are_br_not_pre_wrap() -> None:
     assert "pre-wrap" not in html
     assert value_cell(html, "Error").split("<br>\n") == [
         "Traceback (most recent call last):",
-        '&nbsp;&nbsp;File "dump.py", line 12, in &lt;module&gt;',
+        "&nbsp;&nbsp;File &#34;dump.py&#34;, line 12, in &lt;module&gt;",
         "&nbsp;&nbsp;&nbsp;&nbsp;dump(&lt;b&gt;db&lt;/b&gt;)",
         "OSError: [Errno 28] No space left on device",
     ]
@@ -448,7 +449,7 @@ def test_the_error_is_shown_once(event_type: str, data: dict[str, str], sentence
     it in the field only (the text part, a plain transcript, keeps both)."""
     notification = note(event_type, {**data, "error": TRACEBACK})
     html = Renderer().html(notification)
-    assert re.search(rf"<p[^>]*>{re.escape(sentence)}</p>", html), html
+    assert re.search(rf"<p[^>]*>{re.escape(escape(sentence))}</p>", html), html
     assert html.count("Traceback (most recent call last):") == 1
     assert Renderer().text(notification).count("Traceback (most recent call last):") == 2
 

@@ -211,7 +211,7 @@ async def test_html_part_is_a_full_document_with_colour_fields_and_escaped_data(
     ]
     assert "<img" not in html
     # the error once, in its field: the message sentence leaves it to the table
-    assert re.search(r"<p[^>]*>Backup job 'nightly-pg' failed\.</p>", html)
+    assert re.search(r"<p[^>]*>Backup job &#39;nightly-pg&#39; failed\.</p>", html)
     assert html.count("onerror=alert(1)") == 1
     assert "2025-03-14 02:30:05 UTC · Sent by DBackup" in html
 

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import css_inline
 import jinja2
 import markupsafe
 
@@ -30,6 +29,7 @@ from dbnotify.config.fields import regular_file_problem
 from dbnotify.config.model import RenderingSettings
 from dbnotify.errors import ConfigError, ConfigIssue
 from dbnotify.events import Notification, Severity
+from dbnotify.rendering.inlining import inliner, preinline
 from dbnotify.rendering.limits import BoundedSandbox, output_limit, size_of, time_limit
 
 SEVERITY_COLORS: dict[Severity, str] = {
@@ -43,6 +43,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 _LINE_BREAK = re.compile(r"\r\n|[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _INDENT = re.compile(r"^[ \t]+")
 _BR = markupsafe.Markup("<br>\n")
+_NBSP = markupsafe.Markup("&nbsp;")
+_CUT_MARK = '<span class="cut">'
+"""What :func:`html_lines` writes before the note on a value it cut (a class the
+stylesheet styles: a rendering with it is inlined as a whole)."""
 
 HTML_VALUE_LIMIT = 20_000
 """Characters of one value (or the message) the HTML shows; the rest is cut with a note.
@@ -164,9 +168,14 @@ def _json_value(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
-def _nbsp(indent: re.Match[str]) -> str:
-    """A line's indentation as no-break spaces (tabs of 4): HTML would collapse it."""
-    return "\u00a0" * len(indent.group().expandtabs(4))
+def _indented(line: str) -> markupsafe.Markup:
+    """A line escaped, its indentation as no-break spaces (tabs of 4): HTML would
+    collapse it."""
+    indent = _INDENT.match(line)
+    if indent is None:
+        return markupsafe.escape(line)
+    width = len(indent.group().expandtabs(4))
+    return _NBSP * width + markupsafe.escape(line[indent.end() :])
 
 
 def html_lines(value: str, limit: int = HTML_VALUE_LIMIT) -> markupsafe.Markup:
@@ -197,7 +206,8 @@ def html_lines(value: str, limit: int = HTML_VALUE_LIMIT) -> markupsafe.Markup:
 
 
 def _markup_size(html: str) -> int:
-    """Its size in bytes once written out: a no-break space becomes ``&nbsp;``."""
+    """Its size in bytes once written out (a no-break space of the event's own may
+    become ``&nbsp;``)."""
     return len(html.encode()) + 4 * html.count("\u00a0")
 
 
@@ -209,7 +219,7 @@ def _html_lines(text: str, limit: int) -> markupsafe.Markup:
     if len(lines) == 1 and not text.startswith((" ", "\t")):  # most values: one plain line
         html = markupsafe.escape(text)
     else:
-        html = _BR.join(markupsafe.escape(_INDENT.sub(_nbsp, line)) for line in lines)
+        html = _BR.join(_indented(line) for line in lines)
     if cut:
         html += markupsafe.Markup(
             '&hellip;<br>\n<span class="cut">({:,} more characters: the plain-text part'
@@ -314,7 +324,7 @@ class Renderer:
         self._json = BoundedSandbox(autoescape=False, finalize=_json_value, **common)
         self._operators = bool(self.settings.templates_dir)
         """Whether named templates may be the operator's: then they render under a limit."""
-        self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+        self._inliner = inliner()
         self._last: tuple[Notification, dict[str, Any]] | None = None
         """The last notification's context, for its next rendering (see :meth:`context`)."""
         try:
@@ -325,6 +335,17 @@ class Renderer:
             raise ConfigError(
                 [ConfigIssue("rendering.templates_dir", template_problem(exc))]
             ) from None
+        self._html_inlined = self._preinlined()
+        """dbnotify's own email.html with its CSS already inlined (``None`` when the
+        operator's is used: that one is inlined on each rendering)."""
+
+    def _preinlined(self) -> jinja2.Template | None:
+        own = jinja2.PackageLoader("dbnotify.rendering", "templates")
+        source, filename, _ = own.get_source(self._html, "email.html")
+        if self._html_t.filename != filename:
+            return None
+        inlined = preinline(source, self._inliner)
+        return self._html.from_string(inlined) if inlined is not None else None
 
     def context(self, notification: Notification) -> dict[str, Any]:
         """What templates see. ``fields`` is a list of ``(label, value)`` pairs.
@@ -369,14 +390,19 @@ class Renderer:
     def html(self, notification: Notification) -> str:
         """A full HTML document, table layout, CSS inlined for mail clients. Its values
         share ``HTML_TOTAL_LIMIT`` (see :func:`html_lines`)."""
+        context = {**self.context(notification), "field_rows": HTML_FIELD_ROWS}
+        if self._html_inlined is not None:
+            html = self._html_run(self._html_inlined, dict(context))
+            if _CUT_MARK not in html:  # a cut value's note has a class of the stylesheet
+                return html
+        return self._inliner.inline(self._html_run(self._html_t, context))
+
+    def _html_run(self, template: jinja2.Template, context: dict[str, Any]) -> str:
         budget = _html_budget.set([HTML_TOTAL_LIMIT])
         try:
-            html = self._run(
-                self._html_t, {**self.context(notification), "field_rows": HTML_FIELD_ROWS}
-            )
+            return self._run(template, context)
         finally:
             _html_budget.reset(budget)
-        return self._inliner.inline(html)
 
     def render(
         self, template: str, notification: Notification, *, html: bool = False, **extra: Any
