@@ -584,6 +584,27 @@ async def test_slow_drip_server_is_ended_by_the_dispatch_deadline(
     assert elapsed < 1.5
 
 
+async def test_a_reply_that_never_comes_ends_at_the_per_reply_timeout(
+    scripted: Any,
+    make_notifier: Any,
+) -> None:
+    """The message is stored, its final reply held back past ``timeout``: the read
+    times out (per reply, not at the deadline), the connection is closed, and the
+    result says the message may have arrived."""
+    server = await scripted(final_delay=3)
+    started = time.monotonic()
+    result = await make_notifier(server.port, timeout=0.5, deadline=10).notify(EVENT)
+    elapsed = time.monotonic() - started
+
+    recipient = failed(result, FailureKind.TRANSIENT)
+    assert recipient.reason == (
+        f"Connection timed out (127.0.0.1:{server.port}) while sending the message; "
+        "it may or may not have arrived"
+    )
+    assert len(server.data) == 1  # it did arrive: hence "may have"
+    assert 0.45 < elapsed < 2
+
+
 async def test_deadline_ends_the_attempt_without_waiting_for_a_polite_quit(
     scripted: Any,
     make_notifier: Any,
