@@ -68,12 +68,10 @@ class ChannelMasker:
         return self.mask.optional(text)
 
     def result(self, result: RecipientResult) -> RecipientResult:
-        return attrs.evolve(
-            result,
-            reason=self.optional(result.reason),
-            reply=self.optional(result.reply),
-            hint=self.optional(result.hint),
-        )
+        reason, reply, hint = (self.optional(t) for t in (result.reason, result.reply, result.hint))
+        if (reason, reply, hint) == (result.reason, result.reply, result.hint):
+            return result  # nothing to hide: a result is frozen, no copy needed
+        return attrs.evolve(result, reason=reason, reply=reply, hint=hint)
 
     def results(self, results: Iterable[RecipientResult]) -> list[RecipientResult]:
         return [self.result(r) for r in results]

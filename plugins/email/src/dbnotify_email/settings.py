@@ -187,7 +187,7 @@ HOST_SCHEMA = {
 (unanchored patterns: Python's ``$`` also matches before a final line break)."""
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class EmailConfig:
     host: str = setting(
         validator=_host,
