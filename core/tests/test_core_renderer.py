@@ -10,8 +10,8 @@ from typing import Any
 
 import jinja2
 import pytest
-from markupsafe import escape
 from jinja2.exceptions import SecurityError
+from markupsafe import escape
 
 from dbnotify import Event, load_config
 from dbnotify.config.model import RenderingSettings
