@@ -384,7 +384,7 @@ async def test_backup_failure_arrives_by_email(
     assert "Backup job 'nightly-pg' failed. Error: disk full" in text
     html = received.part("html")
     assert "#dc2626" in html
-    assert "Backup job 'nightly-pg' failed.</p>" in html  # the error once: in its field
+    assert "Backup job &#39;nightly-pg&#39; failed.</p>" in html  # the error once: in its field
     assert html.count("disk full") == 1
 
 
@@ -450,7 +450,8 @@ async def test_user_created_only_goes_to_the_user(
     assert [(c.channel, c.target) for c in result.channels] == [("ops-mail", Target.USER)]
     (received,) = smtp.messages
     assert received.rcpt_tos == ("bob@example.com",)
-    assert "An account 'bob' was created for you by 'alice'." in received.part("html")
+    html = received.part("html")
+    assert "An account &#39;bob&#39; was created for you by &#39;alice&#39;." in html
 
 
 async def test_unreachable_server_is_a_result_not_an_exception(

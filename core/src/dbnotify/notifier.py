@@ -314,6 +314,8 @@ def _log(result: DispatchResult) -> None:
     for channel in result.channels:
         for r in channel.recipients:
             level = logging.WARNING if r.status is Status.FAILED else logging.INFO
+            if not log.isEnabledFor(level):  # its text is not made for nobody: 3 a message
+                continue
             log.log(
                 level,
                 "event %s (%s) channel %s %s %s: %s%s",

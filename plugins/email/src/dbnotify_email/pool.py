@@ -240,7 +240,10 @@ _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[EmailConfig, P
 
 
 def pool_for(config: EmailConfig) -> Pool:
-    pools = _pools.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    pools = _pools.get(loop)  # not setdefault: no dict and weak reference made per call
+    if pools is None:
+        pools = _pools[loop] = {}
     pool = pools.get(config)
     if pool is None:
         pool = pools[config] = Pool(config)
