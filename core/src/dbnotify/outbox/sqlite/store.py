@@ -29,6 +29,7 @@ from dbnotify.outbox import rows as stored
 from dbnotify.outbox.codec import encode
 from dbnotify.outbox.decide import (
     EXPIRED,
+    decide,
     final,
     held_until,
     repeat_reason,
@@ -50,9 +51,7 @@ from dbnotify.outbox.model import (
     RecipientState,
 )
 from dbnotify.outbox.policy import RetryPolicy
-from dbnotify.outbox.sqlite.batch import insert, marks
 from dbnotify.outbox.sqlite.database import Database
-from dbnotify.outbox.sqlite.writes import Writes
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult
 
 PENDING, DONE = DeliveryState.PENDING.value, DeliveryState.DONE.value
@@ -104,44 +103,21 @@ class SQLiteStore:
 
     def _enqueue_many(self, items: Sequence[Enqueue], now: float) -> list[list[int]]:
         with self.database.write() as db:
-            # a statement per table for the group (each is a GIL hand-over: batch.py)
-            insert(db, NOTIFICATION_INSERT, [_notification_row(item, now) for item in items])
-            plain: list[tuple[list[int], tuple[Any, ...]]] = []
-            found: list[list[int]] = []
-            for item in items:
-                ids: list[int] = []
-                found.append(ids)
-                if item.outcomes or any(item.holds):
-                    self._insert_plain(db, plain)  # the ids in the order of the items
-                    ids += self._enqueue(db, item, now)
-                    continue
-                plain += [
-                    (ids, _delivery_row(item.notification.id, d, PENDING, item.policy, now, now))
-                    for d in item.deliveries
-                ]
-            self._insert_plain(db, plain)
-            return found
-
-    @staticmethod
-    def _insert_plain(
-        db: sqlite3.Connection, plain: list[tuple[list[int], tuple[Any, ...]]]
-    ) -> None:
-        """Deliveries due now, on their own, in one statement; their ids are given here
-        (the write lock is held: the next after the highest, as SQLite would), each
-        appended to its item's list."""
-        if not plain:
-            return
-        (top,) = db.execute("SELECT coalesce(max(id), 0) FROM delivery").fetchone()
-        rows = []
-        for number, (ids, row) in enumerate(plain, start=top + 1):
-            ids.append(number)
-            rows.append((number, *row))
-        insert(db, f"INSERT INTO delivery (id, {DELIVERY_COLUMNS})", rows)
-        plain.clear()
+            return [self._enqueue(db, item, now) for item in items]
 
     def _enqueue(self, db: sqlite3.Connection, item: Enqueue, now: float) -> list[int]:
-        """An item with holds or outcomes (its notification's row is in already)."""
         notification = item.notification
+        db.execute(
+            "INSERT INTO notification (id, event_type, created_at, content, user_content)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                notification.id,
+                notification.event_type,
+                now,
+                encode(notification),
+                encode(item.user_notification) if item.user_notification is not None else None,
+            ),
+        )
         ids: list[int] = []
         for index, d in enumerate(item.deliveries):
             hold = item.hold(index)
@@ -258,8 +234,24 @@ class SQLiteStore:
                 hold = None
         due = cls._held_until(db, hold, now) if hold is not None else now
         cursor = db.execute(
-            f"INSERT INTO delivery ({DELIVERY_COLUMNS}) VALUES ({marks(13)})",
-            _delivery_row(notification_id, delivery, state, policy, now, due, hold),
+            "INSERT INTO delivery (notification_id, channel, target, recipients, state,"
+            " max_attempts, first_delay, max_delay, next_at, expires_at, updated_at,"
+            " group_key, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                notification_id,
+                delivery.channel,
+                delivery.target.value,
+                json.dumps(delivery.recipients) if delivery.recipients is not None else None,
+                state,
+                policy.attempts,
+                policy.first_delay,
+                policy.max_delay,
+                due,
+                now + policy.max_age,
+                now,
+                hold.group if hold is not None else None,
+                hold.problem.key if hold is not None and hold.problem is not None else None,
+            ),
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
@@ -383,27 +375,54 @@ class SQLiteStore:
         self, attempts: Sequence[Attempt], now: float, delay: float | None
     ) -> list[DeliveryState]:
         with self.database.write() as db:
-            # the fences as one row (a row per delivery is a GIL hand-over each)
-            (found,) = db.execute(
-                "SELECT json_group_object(id, fence) FROM delivery "
-                f"WHERE id IN ({marks(len(attempts))})",
-                [a.claimed.id for a in attempts],
-            ).fetchone()
-            fences = {int(ident): fence for ident, fence in json.loads(found).items()}
-            writes = Writes()
-            states: list[DeliveryState] = []
-            for attempt in attempts:
-                fence = fences.get(attempt.claimed.id)
-                if fence is None:
-                    states.append(DeliveryState.DONE)  # purged meanwhile
-                elif fence != attempt.claimed.fence:
-                    states.append(DeliveryState.TAKEN_OVER)
-                else:
-                    if attempt.claimed.id in writes.recorded:  # twice: in order
-                        writes.flush(db)
-                    states.append(writes.record(attempt, now, delay))
-            writes.flush(db)
-            return states
+            marks = ",".join("?" * len(attempts))
+            fences: dict[int, int] = {
+                row[0]: row[1]
+                for row in db.execute(
+                    f"SELECT id, fence FROM delivery WHERE id IN ({marks})",
+                    [a.claimed.id for a in attempts],
+                )
+            }
+            return [
+                DeliveryState.DONE  # purged meanwhile
+                if (fence := fences.get(attempt.claimed.id)) is None
+                else DeliveryState.TAKEN_OVER
+                if fence != attempt.claimed.fence
+                else self._record(db, attempt, now, delay)
+                for attempt in attempts
+            ]
+
+    def _record(
+        self, db: sqlite3.Connection, attempt: Attempt, now: float, delay: float | None
+    ) -> DeliveryState:
+        claimed = attempt.claimed
+        if delay is None:
+            delay = claimed.policy.delay(claimed.attempts + 1)
+        decision = decide(claimed, attempt.results, now, delay)
+        if decision.drop_placeholder:
+            db.execute(
+                "DELETE FROM recipient WHERE delivery_id = ? AND address = ?",
+                (claimed.id, CHANNEL_LABEL),
+            )
+        self._store_results(db, claimed.id, attempt.results, decision.states, decision.reasons, now)
+        db.execute(
+            "UPDATE delivery SET state = ?, attempts = ?, next_at = ?, lease_owner = NULL,"
+            " lease_until = NULL, updated_at = ? WHERE id = ?",
+            (
+                decision.state.value,
+                decision.attempts,
+                decision.next_at if decision.next_at is not None else now,
+                now,
+                claimed.id,
+            ),
+        )
+        if decision.park is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO parked (channel, reason, at, fingerprint) "
+                "VALUES (?, ?, ?, ?)",
+                (claimed.delivery.channel, decision.park, now, attempt.fingerprint),
+            )
+        return decision.state
 
     @staticmethod
     def _store_results(
@@ -414,9 +433,39 @@ class SQLiteStore:
         reasons: Mapping[str, str],
         now: float,
     ) -> None:
-        writes = Writes()
-        writes.results(delivery_id, results, states, reasons, now)
-        writes.flush(db)
+        rows = [
+            (r, reasons.get(r.recipient, r.reason), r.kind.value if r.kind else None)
+            for r in results
+        ]
+        db.executemany(
+            "INSERT INTO recipient (delivery_id, address, status, kind, reason, reply, hint,"
+            " attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) "
+            "ON CONFLICT (delivery_id, address) DO UPDATE SET status = excluded.status, "
+            "kind = excluded.kind, reason = excluded.reason, reply = excluded.reply, "
+            "hint = excluded.hint, attempts = recipient.attempts + 1, "
+            "updated_at = excluded.updated_at",
+            [
+                (
+                    delivery_id,
+                    r.recipient,
+                    states[r.recipient].value,
+                    kind,
+                    reason,
+                    r.reply,
+                    r.hint,
+                    now,
+                )
+                for r, reason, kind in rows
+            ],
+        )
+        db.executemany(
+            "INSERT INTO attempt (delivery_id, at, address, status, kind, reason, reply) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (delivery_id, now, r.recipient, r.status.value, kind, reason, r.reply)
+                for r, reason, kind in rows
+            ],
+        )
 
     # -- operations -------------------------------------------------------------------
 
@@ -683,52 +732,6 @@ class SQLiteStore:
             "ORDER BY a.at DESC",
             (FAILED, since),
         )
-
-
-NOTIFICATION_INSERT = "INSERT INTO notification (id, event_type, created_at, content, user_content)"
-DELIVERY_COLUMNS = (
-    "notification_id, channel, target, recipients, state, max_attempts, first_delay,"
-    " max_delay, next_at, expires_at, updated_at, group_key, problem"
-)
-
-
-def _notification_row(item: Enqueue, now: float) -> tuple[Any, ...]:
-    notification = item.notification
-    user = item.user_notification
-    return (
-        notification.id,
-        notification.event_type,
-        now,
-        encode(notification),
-        encode(user) if user is not None else None,
-    )
-
-
-def _delivery_row(
-    notification_id: str,
-    delivery: Delivery,
-    state: str,
-    policy: RetryPolicy,
-    now: float,
-    due: float,
-    hold: Hold | None = None,
-) -> tuple[Any, ...]:
-    """A delivery's row, in the order of :data:`DELIVERY_COLUMNS`."""
-    return (
-        notification_id,
-        delivery.channel,
-        delivery.target.value,
-        json.dumps(delivery.recipients) if delivery.recipients is not None else None,
-        state,
-        policy.attempts,
-        policy.first_delay,
-        policy.max_delay,
-        due,
-        now + policy.max_age,
-        now,
-        hold.group if hold is not None else None,
-        hold.problem.key if hold is not None and hold.problem is not None else None,
-    )
 
 
 def _now(now: float | None) -> float:
