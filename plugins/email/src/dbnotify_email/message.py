@@ -8,6 +8,7 @@ import email.utils
 import functools
 import re
 import secrets
+import time
 from collections.abc import Sequence
 from email.headerregistry import Address
 from email.policy import SMTP, SMTPUTF8
@@ -144,6 +145,22 @@ def quoted_printable(text: str) -> bytes:
     return b"".join(out)
 
 
+_last_date: tuple[int, str] = (0, "")
+
+
+def date_header(date: dt.datetime | None = None) -> str:
+    """``Fri, 04 Dec 2026 20:50:53 +0000``: ``date``, else now (a burst's messages share
+    the second's text: formatting it took 4 us, 1 % of a message's CPU)."""
+    global _last_date
+    if date is not None:
+        return email.utils.format_datetime(date)
+    second = int(time.time())
+    if _last_date[0] != second:
+        now = dt.datetime.fromtimestamp(second, dt.UTC)
+        _last_date = (second, email.utils.format_datetime(now))
+    return _last_date[1]
+
+
 def build(
     notification: Notification,
     rendered: Rendered,
@@ -180,7 +197,7 @@ def build(
     if reply_to:
         headers.append(address_header("Reply-To", tuple(reply_to), utf8))
     headers += [
-        unstructured("Date", email.utils.format_datetime(date or dt.datetime.now(dt.UTC)), utf8),
+        unstructured("Date", date_header(date), utf8),
         unstructured("Message-ID", message_id(notification, sender, tag=tag), utf8),
         b"Auto-Submitted: auto-generated\r\n",  # RFC 3834: no auto-replies, please
         b"X-Auto-Response-Suppress: All\r\n",  # the same for Exchange and Outlook
