@@ -102,6 +102,19 @@ async def test_date_is_the_attempt_not_the_event(smtp_server: Any, make_notifier
     assert shown in received.part("html")
 
 
+def test_the_date_header_is_the_email_packages_for_every_second_and_offset() -> None:
+    """Its text is kept for the second it names: fractions, other seconds and other
+    offsets never get another's."""
+    from dbnotify_email.message import date_header
+
+    offsets = [dt.UTC, dt.timezone(dt.timedelta(hours=-5)), dt.timezone(dt.timedelta(hours=2))]
+    for step in range(3000):
+        when = (WHEN + dt.timedelta(microseconds=step * 1777)).astimezone(offsets[step % 3])
+        assert date_header(when) == email.utils.format_datetime(when)
+    now = email.utils.parsedate_to_datetime(date_header())
+    assert abs(now - dt.datetime.now(dt.UTC)) < LATE
+
+
 def test_a_retry_keeps_the_message_id_and_is_dated_when_sent() -> None:
     """Each attempt builds the message anew: same Message-ID, the attempt's Date."""
     import email

@@ -8,7 +8,6 @@ import email.utils
 import functools
 import re
 import secrets
-import time
 from collections.abc import Sequence
 from email.headerregistry import Address
 from email.policy import SMTP, SMTPUTF8
@@ -145,19 +144,18 @@ def quoted_printable(text: str) -> bytes:
     return b"".join(out)
 
 
-_last_date: tuple[int, str] = (0, "")
+_last_date: tuple[tuple[int, dt.timedelta | None], str] = ((0, None), "")
 
 
 def date_header(date: dt.datetime | None = None) -> str:
-    """``Fri, 04 Dec 2026 20:50:53 +0000``: ``date``, else now (a burst's messages share
-    the second's text: formatting it took 4 us, 1 % of a message's CPU)."""
+    """``Fri, 04 Dec 2026 20:50:53 +0000``: ``date``, else now. A burst's messages share
+    the second's text (formatting it took 4 us, 1 % of a message's CPU); the text has
+    no fraction of a second, so the second and the offset say what it is."""
     global _last_date
-    if date is not None:
-        return email.utils.format_datetime(date)
-    second = int(time.time())
-    if _last_date[0] != second:
-        now = dt.datetime.fromtimestamp(second, dt.UTC)
-        _last_date = (second, email.utils.format_datetime(now))
+    date = date or dt.datetime.now(dt.UTC)
+    key = (int(date.timestamp()), date.utcoffset())
+    if _last_date[0] != key:
+        _last_date = (key, email.utils.format_datetime(date))
     return _last_date[1]
 
 
