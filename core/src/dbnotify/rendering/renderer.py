@@ -421,7 +421,7 @@ class Renderer:
         share ``HTML_TOTAL_LIMIT`` (see :func:`html_lines`)."""
         context = {**self.context(notification), "field_rows": HTML_FIELD_ROWS}
         if self._html_inlined is not None:
-            html = self._html_run(self._html_inlined, dict(context))
+            html = self._html_run(self._html_inlined, context)
             if _CUT_MARK not in html:  # a cut value's note has a class of the stylesheet
                 return html
         return self._inliner.inline(self._html_run(self._html_t, context))

@@ -36,7 +36,7 @@ class _Replies(asyncio.Protocol):
         self._buffer = bytearray()
         self._replies: collections.deque[SMTPResponse] = collections.deque()
         self._error: Exception | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -87,7 +87,7 @@ class _Replies(asyncio.Protocol):
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+            self._waiter.set_result(False)
 
     async def next(self) -> SMTPResponse:
         """The next reply; :class:`TimeoutError` if none comes within the timeout (per
@@ -100,9 +100,11 @@ class _Replies(asyncio.Protocol):
             waiter = self._waiter = loop.create_future()
             timer = loop.call_later(self._timeout, _expire, waiter)
             try:
-                await waiter
+                expired = await waiter
             finally:
                 timer.cancel()
+            if expired and not self._replies:
+                raise TimeoutError
         return self._replies.popleft()
 
     @property
@@ -111,9 +113,10 @@ class _Replies(asyncio.Protocol):
         return bool(self._buffer or self._replies)
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    """A result, not an exception: a waiter cancelled meanwhile leaves nothing unread."""
     if not waiter.done():
-        waiter.set_exception(TimeoutError())
+        waiter.set_result(True)
 
 
 class Exchange:
