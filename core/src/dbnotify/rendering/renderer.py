@@ -363,9 +363,13 @@ class Renderer:
         """The operator's template of this name (sandboxed), else ours (trusted)."""
         found = self._named.get((name, html))
         if found is None:
-            found = (self._html if html else self._text).get_template(name)
-            if found.filename is not None and Path(found.filename).parent == _OWN_FOLDER:
-                found = (self._own_html if html else self._own_text).get_template(name)
+            own = self._own_html if html else self._own_text
+            if self.settings.templates_dir:  # the operator's if there is one: sandboxed
+                found = (self._html if html else self._text).get_template(name)
+                if found.filename is not None and Path(found.filename).parent == _OWN_FOLDER:
+                    found = own.get_template(name)
+            else:  # not compiled in the sandbox too, only to find it is ours
+                found = own.get_template(name)
             self._named[(name, html)] = _flat(found)
         return found
 
