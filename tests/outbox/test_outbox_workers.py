@@ -39,9 +39,13 @@ WRITER = textwrap.dedent(
 async def test_writers_and_two_workers_at_once_send_each_notification_once(
     files: Any, scripted: Any, start_worker: Any, python: Any, dbnotify: Any, until: Any
 ) -> None:
-    server = await scripted(final_delay=0.005)  # a server that takes a moment per message
-    server.heal()  # no faults: a plain, slightly slow server
-    config = files.config(server.port)
+    # a server that takes a moment per message, one connection per worker: one worker
+    # alone cannot keep up with the writers, so both must take part (with a faster
+    # server one worker could drain the outbox as fast as it fills, and the other, whose
+    # next look comes a second later, would find nothing due)
+    server = await scripted(final_delay=0.02)
+    server.heal()  # no faults: a plain, slow server
+    config = files.config(server.port, channel="max_connections = 1")
     first = await start_worker(config)
     second = await start_worker(config)
     await until(lambda: "due now" in first.output and "due now" in second.output, within=20)
