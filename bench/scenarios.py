@@ -241,12 +241,6 @@ class PostgresRound:
     """What each worker process said last (its attempts)."""
 
 
-async def _warm(notifier: Notifier) -> None:
-    """The outbox's pool opened and its schema created: a host's start, not its burst."""
-    assert notifier.outbox is not None
-    await notifier.outbox.counts()
-
-
 async def _on_postgres(
     ctx: Context, sink: AnyServer, cluster: pg.Cluster, events: int, workers: int
 ) -> tuple[pipeline.PipelineRun, list[str], list[str]]:
@@ -262,7 +256,7 @@ async def _on_postgres(
             run, problems = await _sent(
                 sink,
                 events,
-                lambda: pipeline.outbox_run(config, batch, len(RECIPIENTS), setup=_warm),
+                lambda: pipeline.outbox_run(config, batch, len(RECIPIENTS), setup=pipeline.warm),
             )
             return run, problems, []
         ctx.progress(
@@ -273,7 +267,7 @@ async def _on_postgres(
                 sink,
                 events,
                 lambda: pipeline.outbox_run(
-                    config, batch, len(RECIPIENTS), worker=False, setup=_warm
+                    config, batch, len(RECIPIENTS), worker=False, setup=pipeline.warm
                 ),
             )
         return run, problems, words
