@@ -8,8 +8,8 @@ CONCURRENCY = 64
 committed. An attempt holds its slot while its record waits for the group commit, so
 the slots must cover that wait: with 16 the event loop sat idle for about a fifth of a
 burst; with 32, once rendering got three times faster (issue 16), the sends outran the
-records again, and 64 raised durable mode's share of direct from 63 to 67 % on SQLite
-and from 39 to 52 % with one worker on PostgreSQL (docs/performance.md). It also bounds
+records again, and 64 raised durable mode's share of direct from 62 to 66 % on SQLite
+and from 38 to 50 % with one worker on PostgreSQL (docs/performance.md). It also bounds
 what a crash can duplicate: sent, not recorded."""
 
 STOP_GRACE = 10.0
