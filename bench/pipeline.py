@@ -123,8 +123,8 @@ async def durable(
 
 
 async def warm(notifier: Notifier) -> None:
-    """The outbox opened and its schema created: a host's start, not its burst (a new
-    SQLite file took 20-100 ms of a 1 s burst: the switch to WAL, the tables, fsyncs)."""
+    """The outbox opened (PostgreSQL's pool, SQLite's file) and its tables created: a
+    host's start, not its burst (a new SQLite file took 20-100 ms of a 1 s burst)."""
     assert notifier.outbox is not None
     await notifier.outbox.counts()
 

@@ -364,9 +364,8 @@ def _postgres_rows(
         "starts",
         f"PostgreSQL, {o.pg_workers} worker processes: `dbnotify worker` each (worker "
         f"concurrency {CONCURRENCY}, email max_connections 8 each), started and ready "
-        "before the "
-        "burst; the bench's Notifier (no worker of its own) commits it; timed until the "
-        "last outcome recorded",
+        "before the burst; the bench's Notifier (no worker of its own) commits it; timed "
+        "until the last outcome recorded",
         "PostgreSQL, each round's share of direct: 1 worker "
         + ", ".join(f"{x:.1f} %" for x in shares_one)
         + f"; {o.pg_workers} workers "
