@@ -9,7 +9,8 @@ loses its lease after ``lease`` seconds: the delivery is sent again (a duplicate
 better than a loss).
 
 sqlite3 blocks, so each operation runs in a thread (``asyncio.to_thread``); the work in
-that thread is one quick transaction on the file's one connection.
+that thread is one quick transaction on the file's one connection. Every operation goes
+through :meth:`SQLiteStore._run`, the one place that says where its work runs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -54,6 +55,8 @@ from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.sqlite.database import Database
 from dbnotify.results import CHANNEL_LABEL, Delivery, FailureKind, RecipientResult
 
+T = TypeVar("T")
+
 PENDING, DONE = DeliveryState.PENDING.value, DeliveryState.DONE.value
 """Delivery states as stored."""
 R_PENDING, R_DELIVERED, R_DEAD = (
@@ -77,13 +80,17 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
 
+    async def _run(self, method: Callable[..., T], *args: Any) -> T:
+        """Run one of this store's synchronous methods (one transaction) off the loop."""
+        return await asyncio.to_thread(method, *args)
+
     async def aclose(self) -> None:
         await asyncio.to_thread(self.database.close)
 
     async def init(self) -> int:
         """Create or migrate the file now (``dbnotify outbox init``); returns the schema
         version it had before (0: none)."""
-        return await asyncio.to_thread(self._init)
+        return await self._run(self._init)
 
     def _init(self) -> int:
         with self.database.read():
@@ -99,7 +106,7 @@ class SQLiteStore:
     async def enqueue_many(
         self, items: Sequence[Enqueue], *, now: float | None = None
     ) -> list[list[int]]:
-        return await asyncio.to_thread(self._enqueue_many, items, _now(now))
+        return await self._run(self._enqueue_many, items, _now(now))
 
     def _enqueue_many(self, items: Sequence[Enqueue], now: float) -> list[list[int]]:
         with self.database.write() as db:
@@ -190,7 +197,7 @@ class SQLiteStore:
         return None
 
     async def resolve(self, job: str, *, now: float | None = None) -> list[OpenProblem]:
-        return await asyncio.to_thread(self._resolve, job)
+        return await self._run(self._resolve, job)
 
     def _resolve(self, job: str) -> list[OpenProblem]:
         with self.database.write() as db:
@@ -265,7 +272,7 @@ class SQLiteStore:
         only: Collection[int] | None = None,
         now: float | None = None,
     ) -> list[Claimed]:
-        return await asyncio.to_thread(self._claim, owner, limit, lease, only, _now(now))
+        return await self._run(self._claim, owner, limit, lease, only, _now(now))
 
     def _claim(
         self, owner: str, limit: int, lease: float, only: Collection[int] | None, now: float
@@ -369,7 +376,7 @@ class SQLiteStore:
         now: float | None = None,
         delay: float | None = None,
     ) -> list[DeliveryState]:
-        return await asyncio.to_thread(self._record_many, attempts, _now(now), delay)
+        return await self._run(self._record_many, attempts, _now(now), delay)
 
     def _record_many(
         self, attempts: Sequence[Attempt], now: float, delay: float | None
@@ -470,7 +477,7 @@ class SQLiteStore:
     # -- operations -------------------------------------------------------------------
 
     async def release(self, owner: str, ids: Sequence[int], *, after: float = 0.0) -> int:
-        return await asyncio.to_thread(self._release, owner, list(ids), _now(None) + after)
+        return await self._run(self._release, owner, list(ids), _now(None) + after)
 
     def _release(self, owner: str, ids: list[int], until: float) -> int:
         if not ids:
@@ -484,7 +491,7 @@ class SQLiteStore:
             ).rowcount
 
     async def unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:
-        return await asyncio.to_thread(self._unpark_changed, fingerprints)
+        return await self._run(self._unpark_changed, fingerprints)
 
     def _unpark_changed(self, fingerprints: Mapping[str, str]) -> list[str]:
         with self.database.write() as db:
@@ -498,7 +505,7 @@ class SQLiteStore:
         return gone
 
     async def parked(self) -> dict[str, Parked]:
-        return await asyncio.to_thread(self._parked)
+        return await self._run(self._parked)
 
     def _parked(self) -> dict[str, Parked]:
         with self.database.read() as db:
@@ -515,7 +522,7 @@ class SQLiteStore:
         channel: str | None = None,
         now: float | None = None,
     ) -> int:
-        return await asyncio.to_thread(self._retry, delivery_id, dead, channel, _now(now))
+        return await self._run(self._retry, delivery_id, dead, channel, _now(now))
 
     def _retry(self, delivery_id: int | None, dead: bool, channel: str | None, now: float) -> int:
         conditions: list[str] = []
@@ -564,7 +571,7 @@ class SQLiteStore:
         return len(ids)
 
     async def purge(self, older_than: float, *, now: float | None = None) -> int:
-        return await asyncio.to_thread(self._purge, _now(now) - older_than)
+        return await self._run(self._purge, _now(now) - older_than)
 
     def _purge(self, before: float) -> int:
         with self.database.write() as db:
@@ -584,7 +591,7 @@ class SQLiteStore:
         reason: str = "",
         now: float | None = None,
     ) -> Mute:
-        return await asyncio.to_thread(self._mute, scope, value, duration, reason, _now(now))
+        return await self._run(self._mute, scope, value, duration, reason, _now(now))
 
     def _mute(self, scope: MuteScope, value: str, duration: float, reason: str, now: float) -> Mute:
         with self.database.write() as db:
@@ -596,7 +603,7 @@ class SQLiteStore:
             return Mute(cursor.lastrowid, scope, value, reason, now, now + duration)
 
     async def mutes(self, *, now: float | None = None) -> list[Mute]:
-        return await asyncio.to_thread(self._mutes, _now(now))
+        return await self._run(self._mutes, _now(now))
 
     def _mutes(self, now: float) -> list[Mute]:
         with self.database.read() as db:
@@ -606,7 +613,7 @@ class SQLiteStore:
             ]
 
     async def unmute(self, mute_id: int, *, now: float | None = None) -> Mute | None:
-        return await asyncio.to_thread(self._unmute, mute_id, _now(now))
+        return await self._run(self._unmute, mute_id, _now(now))
 
     def _unmute(self, mute_id: int, now: float) -> Mute | None:
         with self.database.write() as db:
@@ -621,7 +628,7 @@ class SQLiteStore:
     # -- reading ----------------------------------------------------------------------
 
     async def counts(self, *, now: float | None = None) -> Counts:
-        return await asyncio.to_thread(self._counts, _now(now))
+        return await self._run(self._counts, _now(now))
 
     def _counts(self, now: float) -> Counts:
         with self.database.read() as db:
@@ -642,7 +649,7 @@ class SQLiteStore:
             )
 
     async def next_due(self) -> float | None:
-        return await asyncio.to_thread(self._next_due)
+        return await self._run(self._next_due)
 
     def _next_due(self) -> float | None:
         with self.database.read() as db:
@@ -705,7 +712,7 @@ class SQLiteStore:
             )
             WHERE {" AND ".join(conditions)}
             ORDER BY at DESC, delivery_id DESC LIMIT ?"""
-        return await asyncio.to_thread(
+        return await self._run(
             self._rows, query, (CHANNEL_LABEL, R_PENDING, PENDING, PENDING, PENDING, *args, limit)
         )
 
@@ -720,7 +727,7 @@ class SQLiteStore:
         return latest
 
     async def failures_since(self, since: float) -> list[HistoryRow]:
-        return await asyncio.to_thread(
+        return await self._run(
             self._rows,
             "SELECT a.delivery_id, n.id AS notification_id, n.event_type, d.channel, "
             "d.target, a.address, a.status, a.kind, a.reason, a.reply, a.at, "
