@@ -103,6 +103,15 @@ def test_an_outbox_url_that_is_not_postgresql_is_refused_without_echoing_it() ->
             "outbox.password: is for url (PostgreSQL); a SQLite path has none",
         ),
         (
+            {"url": "postgresql://db/dbnotify", "writer": "process"},
+            'outbox.writer: "process" is for path (SQLite); a PostgreSQL outbox does its work '
+            "on its server: remove writer",
+        ),
+        (
+            {"path": "outbox.sqlite", "writer": "fork"},
+            "outbox.writer: must be one of thread, process (got 'fork')",
+        ),
+        (
             {"url": "postgresql://db/dbnotify", "schema": "Bad-Name"},
             "outbox.schema: must be a lower-case SQL name of letters, digits and _ (got "
             "'Bad-Name'); e.g. schema = \"dbnotify\"",

@@ -1,10 +1,12 @@
 """The outbox store: durable enqueue, leases, outcomes, limits, parking, history.
 
 Written against the :class:`OutboxStore` protocol: every test that takes the ``store``
-fixture runs on each backend (SQLite, PostgreSQL and memory; a new backend adds itself
-to ``BACKENDS``). PostgreSQL is a real server (the session's ``postgres`` fixture), each
-test in a schema of its own. What only SQLite has (the file, WAL, fsync, locking, a full disk) is at
-the end, on ``SQLiteStore`` alone. Time is passed in (``now=``) wherever the store takes
+fixture runs on each backend (SQLite in this process and in a writer process,
+PostgreSQL, memory; a new backend adds itself to ``BACKENDS``). PostgreSQL is a real
+server (the session's ``postgres`` fixture), each test in a schema of its own. What only
+SQLite has (the file, WAL, fsync, locking, a full disk) is at the end, on
+``SQLiteStore`` alone; the writer process's own lifecycle is in
+``tests/outbox/test_outbox_writer.py``. Time is passed in (``now=``) wherever the store takes
 it, so every schedule is exact.
 """
 
@@ -42,6 +44,7 @@ from dbnotify.outbox.model import (
 )
 from dbnotify.outbox.policy import RetryPolicy, policy_for
 from dbnotify.outbox.sqlite import SQLiteStore
+from dbnotify.outbox.sqlite.writer import WriterStore
 from dbnotify.outbox.store import OutboxStore, open_store
 from dbnotify.results import (
     CHANNEL_LABEL,
@@ -77,6 +80,7 @@ def postgres_settings(server: Any, **changes: Any) -> OutboxSettings:
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], OutboxStore]] = {
     "sqlite": lambda _request, folder: SQLiteStore(folder / "outbox.sqlite"),
+    "sqlite-process": lambda _request, folder: WriterStore(folder / "outbox.sqlite"),
     "postgres": lambda request, _folder: postgres_store(request),
     "memory": lambda _request, _folder: MemoryStore(),
 }

@@ -108,6 +108,7 @@ class Files:
         timeout: float = 2,
         channel: str = "",
         extra: str = "",
+        writer: str = "thread",
     ) -> Path:
         """One email channel ``ops-mail`` to host (127.0.0.1):port, an outbox with fast
         retries; ``channel`` adds lines to the channel's table, ``extra`` to the file."""
@@ -134,6 +135,7 @@ deadline = {deadline}
 [outbox]
 path = "{self.outbox}"
 busy_timeout = {busy_timeout}
+writer = "{writer}"
 
 [outbox.retry.default]
 first_delay = "{first_delay}"

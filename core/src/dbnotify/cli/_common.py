@@ -169,6 +169,8 @@ def run_and_close(notifier: Notifier, coro: Any) -> Any:
             return await coro
         finally:
             await notifier.aclose()
+            if notifier.outbox is not None:  # the command's own: its writer process too
+                await notifier.outbox.aclose()
 
     try:
         return asyncio.run(body())

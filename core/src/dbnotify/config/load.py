@@ -29,6 +29,7 @@ from dbnotify.config.model import (
     RenderingSettings,
     Routing,
     ServeSettings,
+    Writer,
 )
 from dbnotify.config.structure import structure
 from dbnotify.errors import ConfigError, ConfigIssue
@@ -187,6 +188,14 @@ def _check_outbox(outbox: OutboxSettings) -> list[ConfigIssue]:
         ]
     if outbox.path is not None and outbox.password is not None:
         return [ConfigIssue("outbox.password", "is for url (PostgreSQL); a SQLite path has none")]
+    if outbox.url is not None and outbox.writer is Writer.PROCESS:
+        return [
+            ConfigIssue(
+                "outbox.writer",
+                '"process" is for path (SQLite); a PostgreSQL outbox does its work on its '
+                "server: remove writer",
+            )
+        ]
     return []
 
 

@@ -144,6 +144,16 @@ def _schema_name(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
         raise ValueError(f"{value!r}: names starting pg_ are PostgreSQL's own; choose another")
 
 
+class Writer(enum.Enum):
+    """Where a SQLite outbox's work runs (``[outbox] writer``)."""
+
+    THREAD = "thread"
+    """A thread of the process that uses it: nothing more to run."""
+    PROCESS = "process"
+    """A child process of its own, off the host's interpreter lock: for bursts of
+    thousands of notifications (:mod:`dbnotify.outbox.sqlite.writer`)."""
+
+
 @attrs.frozen
 class OutboxSettings:
     """``[outbox]``: durable delivery, through a SQLite file (``path``: processes of one
@@ -194,6 +204,11 @@ class OutboxSettings:
         default=5.0,
         validator=positive,
         description="SQLite: seconds to wait for another process holding the file",
+    )
+    writer: Writer = setting(
+        default=Writer.THREAD,
+        description='SQLite: where its work runs: "thread" (in this process) or "process" '
+        "(a child process: faster in bursts of thousands)",
     )
     retry: dict[str, RetryOverride] = setting(
         factory=dict, description="retry limits per event type, and 'default'"

@@ -118,6 +118,7 @@ class MemoryStore:
     """The outbox in this process's memory; ``where`` names it in error messages."""
 
     loop_bound = False
+    batch_claims = True
 
     def __init__(self, where: str = "in memory") -> None:
         self.where = where

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from dbnotify.config.model import OutboxSettings
+from dbnotify.config.model import OutboxSettings, Writer
 from dbnotify.errors import OutboxError
 from dbnotify.outbox.model import (
     Attempt,
@@ -45,6 +45,12 @@ class OutboxStore(Protocol):
     """Its connections belong to the event loop that opened them (a connection pool):
     ``notify_sync`` closes it at the end of each call, whose loop then ends. ``False``:
     it stays open across calls (a file)."""
+
+    batch_claims: bool
+    """The worker claims more once half its slots are free, in one batch: a claim costs
+    the host's loop a transaction's work (a thread's, a database round trip's). ``False``:
+    as soon as one is, since the store works in a process of its own and a claim costs
+    the loop a message (:mod:`dbnotify.outbox.sqlite.writer`)."""
 
     async def enqueue_many(
         self, items: Sequence[Enqueue], *, now: float | None = None
@@ -223,7 +229,11 @@ def open_store(settings: OutboxSettings) -> OutboxStore:
                 "pip install 'dbnotify[postgresql]'"
             ) from None
         return PostgresStore(settings)
+    assert settings.path is not None  # load_config requires path or url
+    if settings.writer is Writer.PROCESS:
+        from dbnotify.outbox.sqlite.writer import WriterStore
+
+        return WriterStore(settings.path, busy_timeout=settings.busy_timeout)
     from dbnotify.outbox.sqlite import SQLiteStore
 
-    assert settings.path is not None  # load_config requires path or url
     return SQLiteStore(settings.path, busy_timeout=settings.busy_timeout)

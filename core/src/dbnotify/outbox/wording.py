@@ -41,3 +41,10 @@ def too_new(where: str, found: int, known: int, key: str = "path") -> str:
 
 def failed(where: str, cause: object) -> str:
     return f"the outbox {where} failed: {cause}"
+
+
+def writer_failed(where: str, what: str) -> str:
+    return (
+        f"the outbox {where}: its writer process {what}; the next operation starts another. "
+        'What was committed stands; if this keeps happening, set [outbox] writer = "thread"'
+    )

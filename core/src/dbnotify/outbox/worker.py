@@ -155,12 +155,13 @@ class Worker:
         # a pipeline: attempts run while more are claimed, and each attempt's record is
         # committed with the others that end with it; at most ``concurrency`` in flight
         in_flight: dict[asyncio.Task[Outcomes], list[Claimed]] = {}
+        refill_at = self.concurrency // 2 if self.store.batch_claims else self.concurrency - 1
         stopping = asyncio.get_running_loop().create_task(self._stopping.wait())
         # another process's commit wakes an idle worker at once (PostgreSQL's NOTIFY)
         listening = asyncio.get_running_loop().create_task(self.store.listen(self.wake.set))
         try:
             while not self._stopping.is_set():
-                if len(in_flight) <= self.concurrency // 2:  # refill in batches, not one by one
+                if len(in_flight) <= refill_at:  # see OutboxStore.batch_claims
                     try:
                         if not unparked:  # in the loop: a busy file at start-up is retried too
                             for channel in await self.store.unpark_changed(fingerprints):

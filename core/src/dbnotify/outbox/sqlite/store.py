@@ -10,7 +10,8 @@ better than a loss).
 
 sqlite3 blocks, so each operation runs in a thread (``asyncio.to_thread``); the work in
 that thread is one quick transaction on the file's one connection. Every operation goes
-through :meth:`SQLiteStore._run`, the one place that says where its work runs.
+through :meth:`SQLiteStore._run`, so that :class:`~dbnotify.outbox.sqlite.writer.WriterStore`
+can run the same methods in a process of its own (``[outbox] writer = "process"``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class SQLiteStore:
     """The outbox in the SQLite file at ``path`` (created, or upgraded, on first use)."""
 
     loop_bound = False
+    batch_claims = True
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = str(Path(path).expanduser())

@@ -1,0 +1,187 @@
+"""``[outbox] writer = "process"``: the SQLite outbox's work in a child process.
+
+The store's semantics are the contract suite's (``core/tests/test_core_outbox_store.py``
+runs every store test on it too); here, what only a process has: it delivers end to end,
+it is reaped, a killed child fails only what it held (with the reason) and the next
+operation starts another, and Ctrl-C reaches the host, not the child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbnotify import Event, Notifier
+from dbnotify.errors import OutboxError
+from dbnotify.events import to_notification
+from dbnotify.outbox.model import Enqueue
+from dbnotify.outbox.policy import RetryPolicy
+from dbnotify.outbox.sqlite.writer import MODULE, WriterStore, _portable
+from dbnotify.results import Delivery, Target
+
+SEND = ("send", "backup_failure", "--data", "job_name=j", "--data", "error=e", "--no-wait")
+POLICY = RetryPolicy(attempts=3, first_delay=10, max_delay=60, max_age=600)
+
+
+def writers() -> list[int]:
+    """The writer processes this test process started and has not reaped."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat[1]) == os.getpid() and MODULE.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def item(number: int) -> Enqueue:
+    notification = to_notification(Event("backup_failure", {"job_name": f"job-{number}"}))
+    return Enqueue(notification, None, [Delivery("ops-mail", Target.CHANNEL)], POLICY)
+
+
+async def test_a_host_with_a_writer_process_delivers_and_reaps_it(
+    files: Any, smtp_on: Any, until: Any
+) -> None:
+    server = await smtp_on()
+    notifier = Notifier.from_config(files.config(server.port, writer="process"))
+    assert writers() == []  # nothing runs before the first operation
+    notifier.start()
+    try:
+        results = await asyncio.gather(
+            *(notifier.notify(Event("backup_failure", {"job_name": f"job-{n}"})) for n in range(30))
+        )
+        assert {r.recipients[0].status.value for r in results} == {"queued"}
+        (child,) = writers()
+        await until(lambda: files.counts(pending=0, delivered=30))
+        assert len(set(server.message_ids())) == 30
+        history = await notifier.history(limit=100)
+        assert {row.status for row in history} == {"delivered"}
+    finally:
+        await notifier.aclose()
+        assert notifier.outbox is not None
+        await notifier.outbox.aclose()
+    assert writers() == []  # closed and reaped
+    assert child not in writers()
+
+
+async def test_dbnotify_send_and_worker_use_it(
+    files: Any, smtp_on: Any, dbnotify: Any, start_worker: Any, until: Any
+) -> None:
+    server = await smtp_on()
+    config = files.config(server.port, writer="process")
+    sent = await dbnotify(*SEND, "-c", str(config))
+    assert sent.code == 0, sent.err
+    assert "queued as delivery #1" in sent.out
+    worker = await start_worker(config)
+    await until(lambda: len(server.messages) == 1, within=15)
+    await until(lambda: files.counts(pending=0, delivered=1))
+    assert await worker.stop() == 0
+    assert "worker stopped after 1 attempt\n" in worker.output
+
+
+async def test_a_killed_writer_fails_what_it_held_and_the_next_operation_starts_another(
+    tmp_path: Path, until: Any
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    store = WriterStore(path, busy_timeout=10)
+    try:
+        await store.enqueue_many([item(1)])
+        (child,) = writers()
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the next write waits for this lock
+        waiting = asyncio.create_task(store.enqueue_many([item(2)]))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        os.kill(child, signal.SIGKILL)
+        with pytest.raises(OutboxError) as raised:
+            await asyncio.wait_for(waiting, 10)
+        assert str(raised.value) == (
+            f"the outbox {path}: its writer process ended (killed by SIGKILL); the next "
+            "operation starts another. What was committed stands; if this keeps happening, "
+            'set [outbox] writer = "thread"'
+        )
+        other.execute("ROLLBACK")
+        other.close()
+        counts = await store.counts()  # a new child, the file as it was committed
+        assert (counts["pending"], writers() != [child]) == (1, True)
+    finally:
+        await store.aclose()
+    assert writers() == []
+
+
+async def test_a_writer_that_died_while_idle_is_replaced_without_an_error(
+    tmp_path: Path, until: Any
+) -> None:
+    store = WriterStore(tmp_path / "outbox.sqlite")
+    try:
+        await store.enqueue_many([item(1)])
+        (child,) = writers()
+        os.kill(child, signal.SIGKILL)
+        await until(lambda: child not in writers())
+        await asyncio.sleep(0.1)  # the loop hears of its exit
+        assert (await store.counts())["pending"] == 1
+        (again,) = writers()
+        assert again != child
+    finally:
+        await store.aclose()
+
+
+async def test_ctrl_c_reaches_the_host_not_its_writer(tmp_path: Path) -> None:
+    store = WriterStore(tmp_path / "outbox.sqlite")
+    try:
+        await store.enqueue_many([item(1)])
+        (child,) = writers()
+        # a session of its own: the terminal's SIGINT goes to the host's group only
+        assert os.getsid(child) == child != os.getsid(0)
+        os.kill(child, signal.SIGINT)  # and it would not end on one anyway
+        await asyncio.sleep(0.2)
+        assert (await store.counts())["pending"] == 1
+        assert writers() == [child]
+    finally:
+        await store.aclose()
+
+
+class Odd(Exception):
+    def __init__(self, one: str, two: str) -> None:
+        super().__init__(f"{one} and {two}")
+
+
+def test_an_exception_the_parent_cannot_unpickle_arrives_as_its_text() -> None:
+    kept = _portable(ValueError("bad value"))
+    assert (type(kept), str(kept)) == (ValueError, "bad value")
+    odd = _portable(Odd("this", "that"))
+    assert (type(odd), str(odd)) == (RuntimeError, "Odd: this and that")
+
+
+def test_a_loop_that_ends_without_closing_the_store_ends_its_writer_too(
+    tmp_path: Path,
+) -> None:
+    store = WriterStore(tmp_path / "outbox.sqlite")
+
+    async def use_and_forget() -> list[int]:
+        await store.enqueue_many([item(1)])
+        return writers()
+
+    done: list[list[int]] = []
+    thread = threading.Thread(target=lambda: done.append(asyncio.run(use_and_forget())))
+    thread.start()
+    thread.join(15)
+    assert done, "asyncio.run() did not return: the loop waited for its writer"
+    ((child,),) = done
+    deadline = time.monotonic() + 10
+    while child in writers():  # its stdin closed: it ends (and is reaped)
+        assert time.monotonic() < deadline, "the writer outlived its loop"
+        time.sleep(0.05)
