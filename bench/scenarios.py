@@ -148,6 +148,9 @@ class Throughput:
     direct_run: pipeline.PipelineRun
     durable_run: pipeline.PipelineRun
     traffic: dict[str, Traffic]
+    writer: Row | None = None
+    """Durable mode with ``[outbox] writer = "process"`` (loopback only)."""
+    writer_run: pipeline.PipelineRun | None = None
 
 
 async def _throughput(
@@ -196,6 +199,19 @@ async def _throughput(
         ),
     )
     baseline = f"naive EmailMessage + aiosmtplib send_message, {o.connections} connections"
+    writer: tuple[pipeline.PipelineRun, list[str]] | None = None
+    if proxy is None:
+        ctx.progress(f"dbnotify, durable mode with a writer process: {events} events")
+        writer = await _sent(
+            sink,
+            events,
+            lambda: pipeline.durable(
+                lambda path: throughput_config(port, outbox={"path": path, "writer": "process"}),
+                [backup_event(i) for i in range(events)],
+                len(RECIPIENTS),
+                o.outbox_dir,
+            ),
+        )
     direct_row = Row(
         "direct mode (Notifier → SMTP)",
         direct.rate,
@@ -218,7 +234,18 @@ async def _throughput(
         f"{durable.seconds:.2f} s (the outbox's time of its last record; seen by polling "
         f"every {pipeline.POLL:g} s after {durable.details.get('polled_s', float('nan')):.2f} s)"
     )
-    return Throughput(direct_row, durable_row, direct, durable, traffic)
+    if writer is None:
+        return Throughput(direct_row, durable_row, direct, durable, traffic)
+    writer_run, writer_sink = writer
+    writer_row = Row(
+        'durable mode, [outbox] writer = "process"',
+        writer_run.rate,
+        "msgs/s",
+        naive.rate,
+        baseline,
+        problems=[*writer_run.problems(), *writer_sink, *base],
+    )
+    return Throughput(direct_row, durable_row, direct, durable, traffic, writer_row, writer_run)
 
 
 def _median_row(rows: list[Row]) -> Row:
@@ -471,8 +498,12 @@ async def loopback(ctx: Context) -> Scenario:
         await cluster.close()
     direct_row = _median_row([r.direct for r in rounds])
     durable_row = _median_row([r.durable for r in rounds])
+    writer_row = _median_row([r.writer for r in rounds if r.writer is not None])
     direct_row.target = Target(">=", 1000)
     shares = [100 * r.durable_run.rate / r.direct_run.rate for r in rounds]
+    writer_shares = [
+        100 * r.writer_run.rate / r.direct_run.rate for r in rounds if r.writer_run is not None
+    ]
     against = [r.direct_run.rate / a.rate for r, (a, _) in zip(rounds, alone_rounds, strict=True)]
     prebuilt_problems = sorted(
         {p for a, problems in alone_rounds for p in (*a.problems(), *problems)}
@@ -494,6 +525,21 @@ async def loopback(ctx: Context) -> Scenario:
             "%",
             target=Target(">=", 75),
             problems=sorted(set(direct_row.problems + durable_row.problems)),
+        ),
+        writer_row,
+        Row(
+            "durable, writer process, as a share of direct" + median,
+            statistics.median(writer_shares),
+            "%",
+            target=Target(">=", 85),
+            problems=sorted(set(direct_row.problems + writer_row.problems)),
+        ),
+        Row(
+            "durable, writer process, as a share of direct, lowest round",
+            min(writer_shares),
+            "%",
+            target=Target(">=", 75),
+            problems=sorted(set(direct_row.problems + writer_row.problems)),
         ),
         Row(
             "reference: aiosmtplib alone, message prebuilt" + median,
@@ -531,9 +577,12 @@ async def loopback(ctx: Context) -> Scenario:
     ours, theirs = buildcost.message_sizes()
     if o.rounds > 1:
         scenario.notes.append(
-            f"{o.rounds} rounds of naive, direct and durable, back to back; rates are medians, "
+            f"{o.rounds} rounds of naive, direct, durable and durable with a writer process, "
+            "back to back; rates are medians, "
             "the share is the median of each round's own share: "
             + ", ".join(f"{share:.1f} %" for share in shares)
+            + "; with a writer process: "
+            + ", ".join(f"{share:.1f} %" for share in writer_shares)
             + "; direct against aiosmtplib alone, prebuilt (measured just before it), "
             "each round: " + ", ".join(f"{x:.2f}x" for x in against)
         )
