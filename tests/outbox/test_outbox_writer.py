@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import sqlite3
 import threading
@@ -17,16 +18,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from dbnotify import Event, Notifier
 from dbnotify.errors import OutboxError
 from dbnotify.events import to_notification
-from dbnotify.outbox.model import Enqueue
+from dbnotify.outbox.model import Attempt, Claimed, Enqueue, Hold, Problem
 from dbnotify.outbox.policy import RetryPolicy
-from dbnotify.outbox.sqlite.writer import MODULE, WriterStore, _portable
-from dbnotify.results import Delivery, Target
+from dbnotify.outbox.sqlite.writer import MODULE, WriterStore, _frame, _portable
+from dbnotify.results import Delivery, FailureKind, RecipientResult, Target
 
+FAILURE = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
 SEND = ("send", "backup_failure", "--data", "job_name=j", "--data", "error=e", "--no-wait")
 POLICY = RetryPolicy(attempts=3, first_delay=10, max_delay=60, max_age=600)
 
@@ -185,3 +188,40 @@ def test_a_loop_that_ends_without_closing_the_store_ends_its_writer_too(
     while child in writers():  # its stdin closed: it ends (and is reaped)
         assert time.monotonic() < deadline, "the writer outlived its loop"
         time.sleep(0.05)
+
+
+@attrs.frozen
+class Private:
+    _hidden: int
+    shown: str = attrs.field(kw_only=True)
+
+
+def test_what_crosses_the_pipe_comes_back_equal() -> None:
+    notification = to_notification(FAILURE)
+    claimed = Claimed(
+        7,
+        notification,
+        Delivery("ops-mail", Target.USER, ("alice@example.com",)),
+        ("alice@example.com",),
+        1,
+        POLICY,
+        1e10,
+        "group-1",
+        3,
+    )
+    attempt = Attempt(
+        claimed,
+        [
+            RecipientResult.delivered("alice@example.com", reply="250 ok"),
+            RecipientResult.failed("bob@example.com", FailureKind.TRANSIENT, "busy", hint="wait"),
+        ],
+        "fingerprint",
+    )
+    hold = Hold("group-1", 30.0, 300.0, Problem("key", "nightly-pg", "backup_failure", 60.0))
+    enqueue = Enqueue(notification, None, [claimed.delivery], POLICY, holds=[hold])
+    # attrs classes as their constructor's arguments; others (here: private and
+    # keyword-only fields) as pickle does them
+    for value in (claimed, attempt, enqueue, Private(1, shown="x"), [claimed, None, 1.5]):
+        frame = _frame(value)
+        assert int.from_bytes(frame[:4], "big") == len(frame) - 4
+        assert pickle.loads(frame[4:]) == value

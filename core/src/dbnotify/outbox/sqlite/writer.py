@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
+import operator
 import os
 import pickle
 import signal
@@ -29,6 +31,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar
+
+import attrs
 
 from dbnotify.errors import OutboxError
 from dbnotify.outbox import wording
@@ -44,8 +48,45 @@ STOP_WAIT = 10.0
 
 
 def _frame(value: Any) -> bytes:
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return len(data).to_bytes(4, "big") + data
+    """``value`` pickled, after its length (4 bytes, big-endian)."""
+    buffer = io.BytesIO(b"\0\0\0\0")
+    buffer.seek(4)
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    data = buffer.getbuffer()
+    data[:4] = (len(data) - 4).to_bytes(4, "big")
+    return bytes(data)
+
+
+class _Pickler(pickle.Pickler):
+    """attrs instances as their class and their fields' values (read by a C
+    ``attrgetter``), rebuilt by their constructor: a claimed delivery or an attempt pickles
+    three times faster than through attrs' own ``__getstate__``, a Python function."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        reduce = _REDUCERS.get(cls, _UNKNOWN)
+        if reduce is _UNKNOWN:
+            reduce = _REDUCERS[cls] = _reducer(cls)
+        return NotImplemented if reduce is None else reduce(obj)
+
+
+_UNKNOWN = object()
+_REDUCERS: dict[type, Any] = {}
+
+
+def _reducer(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]] | None:
+    """How to pickle an instance of ``cls``: as ``cls(*values)``, where that rebuilds it
+    (an attrs class whose every field is a positional argument of its own name)."""
+    if not attrs.has(cls):
+        return None
+    fields = attrs.fields(cls)
+    if not all(f.init and not f.kw_only and f.alias == f.name for f in fields):
+        return None
+    if len(fields) < 2:  # attrgetter of one name gives the value, of none is an error
+        names = [f.name for f in fields]
+        return lambda obj: (cls, tuple(getattr(obj, name) for name in names))
+    values = operator.attrgetter(*(f.name for f in fields))
+    return lambda obj: (cls, values(obj))
 
 
 class _Child(asyncio.SubprocessProtocol):
