@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 from dbnotify import Event, Notifier
-from dbnotify.errors import OutboxError
+from dbnotify.errors import Unreachable
 from dbnotify.events import to_notification
 from dbnotify.outbox.model import Attempt, Claimed, Enqueue, Hold, Problem
 from dbnotify.outbox.policy import RetryPolicy
@@ -109,7 +109,7 @@ async def test_a_killed_writer_fails_what_it_held_and_the_next_operation_starts_
         await asyncio.sleep(0.3)
         assert not waiting.done()
         os.kill(child, signal.SIGKILL)
-        with pytest.raises(OutboxError) as raised:
+        with pytest.raises(Unreachable) as raised:  # an OutboxError the worker retries
             await asyncio.wait_for(waiting, 10)
         assert str(raised.value) == (
             f"the outbox {path}: its writer process ended (killed by SIGKILL); the next "
@@ -123,6 +123,36 @@ async def test_a_killed_writer_fails_what_it_held_and_the_next_operation_starts_
     finally:
         await store.aclose()
     assert writers() == []
+
+
+async def test_a_record_the_writer_died_on_is_tried_again_with_the_next_one(
+    files: Any, scripted: Any, until: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await scripted(final_delay=0.5)  # the message is stored, its 250 comes late
+    config = files.config(server.port, writer="process", busy_timeout=10)
+    notifier = Notifier.from_config(config)
+    notifier.start()
+    try:
+        await notifier.notify(FAILURE)
+        await until(lambda: len(server.data) == 1)
+        (child,) = writers()
+        other = sqlite3.connect(files.outbox, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the attempt's record will wait for this lock
+        await asyncio.sleep(2.0)  # the reply came: the record waits in the child
+        os.kill(child, signal.SIGKILL)
+        await until(lambda: "its outcome could not be recorded" in caplog.text)
+        other.execute("ROLLBACK")
+        other.close()
+        await until(lambda: files.counts(pending=0, delivered=1))
+        assert len(server.data) == 1  # recorded, not sent again
+        assert (
+            "its writer process ended (killed by SIGKILL); the next operation starts another"
+            in caplog.text
+        )
+    finally:
+        await notifier.aclose()
+        assert notifier.outbox is not None
+        await notifier.outbox.aclose()
 
 
 async def test_a_writer_that_died_while_idle_is_replaced_without_an_error(

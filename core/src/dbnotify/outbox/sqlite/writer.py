@@ -13,9 +13,11 @@ order it was asked (one connection, one transaction at a time), so the host matc
 answers to callers first in, first out. The child is the host's own program: nothing
 else writes to its pipe, and it unpickles only what its parent sent.
 
-A child that ends (killed, out of memory) fails what was waiting with an
-:class:`~dbnotify.errors.OutboxError` that says so; the next operation starts another.
-What was committed stays committed: each answer is sent after its transaction's commit.
+A child that ends (killed, out of memory) fails what was waiting with
+:class:`~dbnotify.errors.Unreachable`, as a broken database connection does: the next
+operation starts another child, and the worker tries an unrecorded attempt again while
+its lease lasts. What was committed stays committed: each answer is sent after its
+transaction's commit.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import attrs
 
-from dbnotify.errors import OutboxError
+from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.outbox import wording
 from dbnotify.outbox.sqlite.store import SQLiteStore
 
@@ -145,7 +147,7 @@ class _Child(asyncio.SubprocessProtocol):
     async def call(self, name: str, args: tuple[Any, ...]) -> Any:
         await asyncio.shield(self._started)
         if self.ended is not None:  # its waiters were failed: this one would wait forever
-            raise OutboxError(self.ended)
+            raise Unreachable(self.ended)
         assert self._stdin is not None
         future: asyncio.Future[tuple[bool, Any]] = self.loop.create_future()
         self._waiting.append(future)
@@ -193,7 +195,7 @@ class _Child(asyncio.SubprocessProtocol):
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
-                future.set_exception(OutboxError(self.ended))
+                future.set_exception(Unreachable(self.ended))
         self._transport.close()
         if not self._exited.done():
             self._exited.set_result(None)
