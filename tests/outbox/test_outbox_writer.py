@@ -22,10 +22,11 @@ import attrs
 import pytest
 
 from dbnotify import Event, Notifier
-from dbnotify.errors import Unreachable
+from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.events import to_notification
 from dbnotify.outbox.model import Attempt, Claimed, Enqueue, Hold, Problem
 from dbnotify.outbox.policy import RetryPolicy
+from dbnotify.outbox.sqlite import SQLiteStore
 from dbnotify.outbox.sqlite.writer import MODULE, WriterStore, _frame, _portable
 from dbnotify.results import Delivery, FailureKind, RecipientResult, Target
 
@@ -255,3 +256,26 @@ def test_what_crosses_the_pipe_comes_back_equal() -> None:
         frame = _frame(value)
         assert int.from_bytes(frame[:4], "big") == len(frame) - 4
         assert pickle.loads(frame[4:]) == value
+
+
+async def test_an_outbox_error_in_the_child_reads_as_it_does_with_the_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "no-such-folder" / "outbox.sqlite"
+    said = []
+    for store in (SQLiteStore(path), WriterStore(path)):
+        try:
+            with pytest.raises(OutboxError) as raised:
+                await store.counts()
+            said.append((type(raised.value), str(raised.value)))
+        finally:
+            await store.aclose()
+    assert (
+        said[0]
+        == said[1]
+        == (
+            OutboxError,
+            f"cannot open the outbox {path}; check that its folder exists and is writable",
+        )
+    )
+    assert writers() == []

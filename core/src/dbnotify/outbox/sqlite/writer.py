@@ -108,6 +108,7 @@ class _Child(asyncio.SubprocessProtocol):
         self._transport: asyncio.SubprocessTransport | None = None
         self._stdin: asyncio.WriteTransport | None = None
         self._exited: asyncio.Future[None] = self.loop.create_future()
+        self._guarding: asyncio.Task[None] | None = None
         self._started = self.loop.create_task(self._start(busy_timeout))
 
     async def _start(self, busy_timeout: float) -> None:
@@ -134,7 +135,7 @@ class _Child(asyncio.SubprocessProtocol):
         assert isinstance(stdin, asyncio.WriteTransport)
         self._stdin = stdin
         # the loop ending with the store still open cancels this: the child goes with it
-        self.loop.create_task(self._guard())
+        self._guarding = self.loop.create_task(self._guard())
 
     @property
     def gone(self) -> bool:
@@ -163,6 +164,8 @@ class _Child(asyncio.SubprocessProtocol):
             self._said = said[-4096:]  # a line without an end is kept only so far
             self._stderr.extend(line.decode("utf-8", "replace").strip() for line in lines)
             return
+        if self._problem:  # stopped for an answer it cannot have meant: the rest is noise
+            return
         answers = self._answers
         answers += data
         while len(answers) >= 4:
@@ -187,7 +190,8 @@ class _Child(asyncio.SubprocessProtocol):
         what it said last."""
         assert self._transport is not None
         code = self._transport.get_returncode()
-        said = "; ".join(line for line in self._stderr if line)
+        last = self._said.decode("utf-8", "replace").strip()  # a last line without its end
+        said = "; ".join(line for line in (*self._stderr, last) if line)
         self.ended = wording.writer_failed(
             self.path,
             f"{self._problem}ended ({_exit_text(code)})" + (f": {said}" if said else ""),
