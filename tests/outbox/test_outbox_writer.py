@@ -24,11 +24,12 @@ import pytest
 from dbnotify import Event, Notifier
 from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.events import to_notification
-from dbnotify.outbox.model import Attempt, Claimed, Enqueue, Hold, Problem
+from dbnotify.outbox.model import Attempt, Claimed, DeliveryState, Enqueue, Hold, Problem
 from dbnotify.outbox.policy import RetryPolicy
 from dbnotify.outbox.sqlite import SQLiteStore
+from dbnotify.outbox.sqlite.plain import CODECS, UNREAD
 from dbnotify.outbox.sqlite.writer import MODULE, WriterStore, _frame, _portable
-from dbnotify.results import Delivery, FailureKind, RecipientResult, Target
+from dbnotify.results import ChannelResult, Delivery, FailureKind, RecipientResult, Target
 
 FAILURE = Event("backup_failure", {"job_name": "nightly-pg", "error": "disk full"})
 SEND = ("send", "backup_failure", "--data", "job_name=j", "--data", "error=e", "--no-wait")
@@ -229,6 +230,9 @@ class Private:
 
 def test_what_crosses_the_pipe_comes_back_equal() -> None:
     notification = to_notification(FAILURE)
+    user = to_notification(
+        Event("user_login", {"user_name": "alice", "user_email": "alice@example.com"})
+    )
     claimed = Claimed(
         7,
         notification,
@@ -240,22 +244,46 @@ def test_what_crosses_the_pipe_comes_back_equal() -> None:
         "group-1",
         3,
     )
-    attempt = Attempt(
-        claimed,
-        [
-            RecipientResult.delivered("alice@example.com", reply="250 ok"),
-            RecipientResult.failed("bob@example.com", FailureKind.TRANSIENT, "busy", hint="wait"),
-        ],
-        "fingerprint",
+    results = (
+        RecipientResult.delivered("alice@example.com", reply="250 ok"),
+        RecipientResult.failed(
+            "bob@example.com", FailureKind.TRANSIENT, "busy", hint="wait", retry_after=30.0
+        ),
     )
+    attempt = Attempt(claimed, results, "fingerprint")
     hold = Hold("group-1", 30.0, 300.0, Problem("key", "nightly-pg", "backup_failure", 60.0))
-    enqueue = Enqueue(notification, None, [claimed.delivery], POLICY, holds=[hold])
-    # attrs classes as their constructor's arguments; others (here: private and
-    # keyword-only fields) as pickle does them
-    for value in (claimed, attempt, enqueue, Private(1, shown="x"), [claimed, None, 1.5]):
+    skipped = ChannelResult(
+        "chat", "slack", Target.USER, (RecipientResult.skipped("carol", "no address"),)
+    )
+    enqueue = Enqueue(
+        notification,
+        user,
+        (claimed.delivery, Delivery("ops-mail", Target.CHANNEL)),
+        POLICY,
+        (skipped,),
+        (hold, None),
+    )
+
+    def crossed(value: Any) -> Any:
         frame = _frame(value)
         assert int.from_bytes(frame[:4], "big") == len(frame) - 4
-        assert pickle.loads(frame[4:]) == value
+        return pickle.loads(frame[4:])
+
+    # the three requests of every message go as plain values, and come back equal
+    enqueuing = CODECS["_enqueue_many"]
+    assert enqueuing.receive(crossed(enqueuing.send(([enqueue], 5.0)))) == ((enqueue,), 5.0)
+    claiming = CODECS["_claim"]
+    assert claiming.result(crossed(claiming.answer([claimed]))) == [claimed]
+    recording = CODECS["_record_many"]
+    ((sent,), now, delay) = recording.receive(crossed(recording.send(([attempt], 5.0, None))))
+    assert (now, delay) == (5.0, None)
+    # a record's notification stays in the host: the writer never reads it
+    assert sent == attrs.evolve(attempt, claimed=attrs.evolve(claimed, notification=UNREAD))
+    states = [DeliveryState.DONE, DeliveryState.TAKEN_OVER, DeliveryState.PENDING]
+    assert recording.result(crossed(recording.answer(states))) == states
+    # any other request crosses as it is (attrs' own pickling, private fields included)
+    for value in (Private(1, shown="x"), [claimed, None, 1.5]):
+        assert crossed(value) == value
 
 
 async def test_an_outbox_error_in_the_child_reads_as_it_does_with_the_thread(

@@ -8,7 +8,9 @@ renders. A child process (``python -m dbnotify.outbox.sqlite.writer``) runs the 
 host's loop only writes each request to a pipe and reads the answer.
 
 The protocol: frames of a 4-byte length and a pickle, ``(method, args)`` to the child
-and ``(ok, value)`` back, over the child's stdin and stdout. The child answers in the
+and ``(ok, value)`` back, over the child's stdin and stdout. The three requests of every
+message (enqueue, claim, record) go as plain values (:mod:`.plain`), the rest as they
+are. The child answers in the
 order it was asked (one connection, one transaction at a time), so the host matches
 answers to callers first in, first out. The child is the host's own program: nothing
 else writes to its pipe, and it unpickles only what its parent sent.
@@ -24,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import io
-import operator
 import os
 import pickle
 import signal
@@ -34,10 +34,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar
 
-import attrs
-
 from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.outbox import wording
+from dbnotify.outbox.sqlite.plain import CODECS, PLAIN
 from dbnotify.outbox.sqlite.store import SQLiteStore
 
 T = TypeVar("T")
@@ -51,44 +50,8 @@ STOP_WAIT = 10.0
 
 def _frame(value: Any) -> bytes:
     """``value`` pickled, after its length (4 bytes, big-endian)."""
-    buffer = io.BytesIO(b"\0\0\0\0")
-    buffer.seek(4)
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    data = buffer.getbuffer()
-    data[:4] = (len(data) - 4).to_bytes(4, "big")
-    return bytes(data)
-
-
-class _Pickler(pickle.Pickler):
-    """attrs instances as their class and their fields' values (read by a C
-    ``attrgetter``), rebuilt by their constructor: a claimed delivery or an attempt pickles
-    three times faster than through attrs' own ``__getstate__``, a Python function."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        cls = type(obj)
-        reduce = _REDUCERS.get(cls, _UNKNOWN)
-        if reduce is _UNKNOWN:
-            reduce = _REDUCERS[cls] = _reducer(cls)
-        return NotImplemented if reduce is None else reduce(obj)
-
-
-_UNKNOWN = object()
-_REDUCERS: dict[type, Any] = {}
-
-
-def _reducer(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]] | None:
-    """How to pickle an instance of ``cls``: as ``cls(*values)``, where that rebuilds it
-    (an attrs class whose every field is a positional argument of its own name)."""
-    if not attrs.has(cls):
-        return None
-    fields = attrs.fields(cls)
-    if not all(f.init and not f.kw_only and f.alias == f.name for f in fields):
-        return None
-    if len(fields) < 2:  # attrgetter of one name gives the value, of none is an error
-        names = [f.name for f in fields]
-        return lambda obj: (cls, tuple(getattr(obj, name) for name in names))
-    values = operator.attrgetter(*(f.name for f in fields))
-    return lambda obj: (cls, values(obj))
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(data).to_bytes(4, "big") + data
 
 
 class _Child(asyncio.SubprocessProtocol):
@@ -263,7 +226,9 @@ class WriterStore(SQLiteStore):
         child = self._child
         if child is None or child.gone or child.loop is not asyncio.get_running_loop():
             child = self._child = _Child(self.path, self.database.busy_timeout)
-        result: T = await child.call(method.__name__, args)
+        name = method.__name__
+        codec = CODECS.get(name, PLAIN)
+        result: T = codec.result(await child.call(name, codec.send(args)))
         return result
 
     async def aclose(self) -> None:
@@ -286,7 +251,9 @@ def serve(path: str, busy_timeout: float, stdin: BinaryIO, stdout: BinaryIO) -> 
             try:
                 if not name.startswith("_") or not callable(getattr(SQLiteStore, name, None)):
                     raise ValueError(f"not an operation of the SQLite outbox: {name!r}")
-                answer: tuple[bool, Any] = (True, getattr(store, name)(*args))
+                codec = CODECS.get(name, PLAIN)
+                value = getattr(store, name)(*codec.receive(args))
+                answer: tuple[bool, Any] = (True, codec.answer(value))
             except Exception as exc:  # noqa: BLE001 - raised again in the parent
                 answer = (False, _portable(exc))
             stdout.write(_frame(answer))
