@@ -48,16 +48,20 @@ def _base(delivery: Delivery) -> list[str]:
     return parts
 
 
+def _key(delivery: Delivery) -> str:
+    """:func:`_base` as text: made only for a delivery that is held (most are not)."""
+    return "|".join(_base(delivery))
+
+
 def hold_for(
     config: Config, delivery: Delivery, notification: Notification, now: float
 ) -> Hold | None:
     """Whether, and how, a delivery waits to go with others: a digest it belongs to
     (until the digest's time), else its channel's quiet hours (until they end), else
     its event type's grouping rule; ``None``: due now, on its own."""
-    base = "|".join(_base(delivery))
     for name, digest in config.digest.items():
         if notification.event_type in digest.events and delivery.channel in digest.channels:
-            return Hold(f"digest={name}|{base}", next_digest(digest, now) - now, 0.0)
+            return Hold(f"digest={name}|{_key(delivery)}", next_digest(digest, now) - now, 0.0)
     settings = config.channels.get(delivery.channel)
     quiet = settings.quiet_hours if settings is not None else None
     if quiet is not None and not excepted(
@@ -65,17 +69,17 @@ def hold_for(
     ):
         end = quiet_until(quiet, now)
         if end is not None:
-            return Hold(f"quiet|{base}", end - now, 0.0)
+            return Hold(f"quiet|{_key(delivery)}", end - now, 0.0)
     rule = config.grouping_for(notification.event_type)
     if rule is None:
         rate = settings.rate_limit if settings is not None else None
-        if rate is None:
+        if rate is None:  # the common case: due now, on its own
             return None
-        return Hold(f"rate|{base}", rate.per, 0.0, under=rate.count)
+        return Hold(f"rate|{_key(delivery)}", rate.per, 0.0, under=rate.count)
     problem = None
     if notification.severity is Severity.FAILURE and notification.job_name:
         problem = Problem(
-            f"{base}|job={notification.job_name}|type={notification.event_type}",
+            f"{_key(delivery)}|job={notification.job_name}|type={notification.event_type}",
             notification.job_name,
             notification.event_type,
             rule.repeat,
