@@ -3,7 +3,7 @@
 Every message costs the writer three requests: its enqueue, its claim and its record.
 Pickled as objects, a notification, a claimed delivery and an attempt cost the host's
 event loop a Python call for each attrs instance and enum in them (about 45 µs a
-message, a tenth of what sending it costs); as tuples of str, int, float and None,
+message, an eighth of the host's work for it); as tuples of str, int, float and None,
 which pickle in C, about 10 µs. :data:`CODECS` turns those three requests' arguments
 and answers into such tuples and back; any other request crosses as objects.
 

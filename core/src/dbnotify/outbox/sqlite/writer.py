@@ -8,12 +8,12 @@ renders. A child process (``python -m dbnotify.outbox.sqlite.writer``) runs the 
 host's loop only writes each request to a pipe and reads the answer.
 
 The protocol: frames of a 4-byte length and a pickle, ``(method, args)`` to the child
-and ``(ok, value)`` back, over the child's stdin and stdout. The three requests of every
-message (enqueue, claim, record) go as plain values (:mod:`.plain`), the rest as they
-are. The child answers in the
-order it was asked (one connection, one transaction at a time), so the host matches
-answers to callers first in, first out. The child is the host's own program: nothing
-else writes to its pipe, and it unpickles only what its parent sent.
+and ``(ok, value)`` back, over the child's stdin and stdout; the three requests of every
+message (enqueue, claim, record) as plain values (:mod:`.plain`), the rest as they are.
+The child answers in the order it was asked (one connection, one transaction at a
+time), so the host matches answers to callers first in, first out. The child is the
+host's own program: nothing else writes to its pipe, and it unpickles only what its
+parent sent.
 
 A child that ends (killed, out of memory) fails what was waiting with
 :class:`~dbnotify.errors.Unreachable`, as a broken database connection does: the next
