@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from dbnotify import router
@@ -42,6 +42,7 @@ from dbnotify.rendering import Renderer
 from dbnotify.results import (
     CHANNEL_LABEL,
     ChannelResult,
+    Delivery,
     DispatchResult,
     RecipientResult,
     Status,
@@ -185,10 +186,12 @@ class Notifier:
         if group is None:  # notifications committed together share a transaction
             group = self._enqueues[loop] = GroupCommit(self.outbox.enqueue_many)
         now = self.clock()  # digests and quiet hours are times of day
-        holds = [
-            hold_for(self.config, d, for_user if d.target is Target.USER else notification, now)
-            for d in plan.deliveries
-        ]
+        # loops, not comprehensions: a variable a comprehension reads becomes a cell, made
+        # at every call and tracked by the garbage collector while the commit is awaited
+        holds = []
+        for d in plan.deliveries:
+            copy = for_user if d.target is Target.USER else notification
+            holds.append(hold_for(self.config, d, copy, now))
         ids = await group.submit(
             Enqueue(
                 notification,
@@ -199,18 +202,7 @@ class Notifier:
                 holds,
             )
         )
-        queued = tuple(
-            ChannelResult(
-                d.channel,
-                self.config.channels[d.channel].type,
-                d.target,
-                tuple(
-                    RecipientResult(label, Status.QUEUED, reason=f"queued as delivery #{ident}")
-                    for label in d.recipients or (CHANNEL_LABEL,)
-                ),
-            )
-            for d, ident in zip(plan.deliveries, ids, strict=True)
-        )
+        queued = _queued(self.config, plan.deliveries, ids)
         if self.config.grouping and notification.severity is Severity.SUCCESS:
             await self._resolve(notification)
         if self._worker is not None:
@@ -305,6 +297,24 @@ def _report_worker_end(task: asyncio.Task[None]) -> None:
     """A background worker stops on an outbox it cannot record to: say so, loudly."""
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("the outbox worker stopped: %s", exc)
+
+
+def _queued(
+    config: Config, deliveries: Sequence[Delivery], ids: Sequence[int]
+) -> tuple[ChannelResult, ...]:
+    """What :meth:`Notifier.notify` says of deliveries committed to the outbox."""
+    return tuple(
+        ChannelResult(
+            d.channel,
+            config.channels[d.channel].type,
+            d.target,
+            tuple(
+                RecipientResult(label, Status.QUEUED, reason=f"queued as delivery #{ident}")
+                for label in d.recipients or (CHANNEL_LABEL,)
+            ),
+        )
+        for d, ident in zip(deliveries, ids, strict=True)
+    )
 
 
 def _log(result: DispatchResult) -> None:

@@ -29,7 +29,7 @@ from dbnotify.config.load import FALLBACK_NOTICE
 from dbnotify.config.model import ChannelSettings
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError, Unreachable
-from dbnotify.events import Event, to_notification
+from dbnotify.events import Event, Notification, to_notification
 from dbnotify.outbox.defaults import CONCURRENCY, FALLBACK_QUIET, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
 from dbnotify.outbox.grouping import group_notification, heading, hold_for
@@ -362,12 +362,9 @@ class Worker:
         may take it over."""
         self.attempted += 1
         delivery = claimed.delivery
-        mute = next((m for m in mutes if m.matches(delivery.channel, claimed.notification)), None)
+        mute = _muting(mutes, delivery.channel, claimed.notification)
         if mute is not None:  # the mute's reason is the outcome: in history, not sent
-            results: Sequence[RecipientResult] = [
-                RecipientResult.skipped(label, mute.skip_reason)
-                for label in delivery.labels(claimed.retry_only)
-            ]
+            results: Sequence[RecipientResult] = _muted(mute, delivery, claimed.retry_only)
         elif delivery.channel not in self.deliverer.config.channels:
             results = _unconfigured(delivery, claimed.retry_only)
         else:
@@ -388,12 +385,26 @@ class Worker:
     ) -> Outcomes:
         """One delivery, or a group's: its members that no mute holds go as one message
         (:func:`~dbnotify.outbox.grouping.group_notification`), each recorded with its result."""
-        channel = unit[0].delivery.channel
-        wait = self._slow.get(channel, 0.0) - time.monotonic()
+        # no comprehension here: a variable one reads becomes a cell, made at every call,
+        # which the garbage collector then tracks for as long as the attempt lasts
+        wait = self._slow.get(unit[0].delivery.channel, 0.0) - time.monotonic()
         if wait > 0:  # the service asked for a pause: these wait for it, untried
-            await self.store.release(self.owner, [c.id for c in unit], after=wait)
+            await self.store.release(self.owner, _ids(unit), after=wait)
             return []
-        free = [c for c in unit if not any(m.matches(channel, c.notification) for m in mutes)]
+        if len(unit) > 1:
+            return await self._send_group(unit, fingerprints, mutes, lease_ends)
+        claimed = unit[0]
+        return [(claimed, await self._attempt(claimed, fingerprints, mutes, lease_ends))]
+
+    async def _send_group(
+        self,
+        unit: list[Claimed],
+        fingerprints: dict[str, str],
+        mutes: Sequence[Mute],
+        lease_ends: float,
+    ) -> Outcomes:
+        channel = unit[0].delivery.channel
+        free = [c for c in unit if _muting(mutes, channel, c.notification) is None]
         if len(free) <= 1:
             return [(c, await self._attempt(c, fingerprints, mutes, lease_ends)) for c in unit]
         muted = [c for c in unit if c not in free]
@@ -492,6 +503,26 @@ class Worker:
                     humanize.duration(1000 * (lease_ends - time.monotonic())),
                 )
                 await asyncio.sleep(POLL)
+
+
+def _ids(unit: Sequence[Claimed]) -> list[int]:
+    return [claimed.id for claimed in unit]
+
+
+def _muting(mutes: Sequence[Mute], channel: str, notification: Notification) -> Mute | None:
+    """The first of ``mutes`` that holds ``notification`` on ``channel``."""
+    for mute in mutes:
+        if mute.matches(channel, notification):
+            return mute
+    return None
+
+
+def _muted(
+    mute: Mute, delivery: Delivery, retry_only: tuple[str, ...] | None
+) -> list[RecipientResult]:
+    """What a delivery that ``mute`` holds meets: skipped, with the mute's reason."""
+    reason = mute.skip_reason
+    return [RecipientResult.skipped(label, reason) for label in delivery.labels(retry_only)]
 
 
 def _unconfigured(delivery: Delivery, retry_only: tuple[str, ...] | None) -> list[RecipientResult]:
