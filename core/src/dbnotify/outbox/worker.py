@@ -85,6 +85,19 @@ def fingerprint(settings: ChannelSettings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@attrs.frozen
+class _Batch:
+    """What every attempt of one claim shares."""
+
+    fingerprints: dict[str, str]
+    """Each channel's configuration fingerprint, kept with an attempt that parks it."""
+    mutes: Sequence[Mute]
+    """The mutes in force, read before the claim."""
+    lease_ends: float
+    """When (monotonic clock, no later than the outbox's) another worker may take the
+    claimed deliveries over."""
+
+
 @attrs.define
 class Worker:
     """Delivers what ``store`` holds through ``deliverer`` (the Notifier's own, in a host).
@@ -197,9 +210,9 @@ class Worker:
                         await asyncio.sleep(POLL)
                         continue
                     loop = asyncio.get_running_loop()
-                    lease_ends = claimed_at + self.lease
+                    shared = _Batch(fingerprints, mutes, claimed_at + self.lease)
                     for unit in _units(batch):  # a group's deliveries go as one message
-                        task = loop.create_task(self._send(unit, fingerprints, mutes, lease_ends))
+                        task = loop.create_task(self._send(unit, shared))
                         task.add_done_callback(end)
                         in_flight[task] = unit
                 if in_flight:
@@ -350,19 +363,11 @@ class Worker:
             self._mutes = (now, mutes)
         return mutes
 
-    async def _attempt(
-        self,
-        claimed: Claimed,
-        fingerprints: dict[str, str],
-        mutes: Sequence[Mute],
-        lease_ends: float,
-    ) -> DeliveryState:
-        """Deliver ``claimed`` (unless a mute holds it) and record the outcome;
-        ``lease_ends``: when (monotonic clock, no later than the outbox's) another worker
-        may take it over."""
+    async def _attempt(self, claimed: Claimed, shared: _Batch) -> DeliveryState:
+        """Deliver ``claimed`` (unless a mute holds it) and record the outcome."""
         self.attempted += 1
         delivery = claimed.delivery
-        mute = _muting(mutes, delivery.channel, claimed.notification)
+        mute = _muting(shared.mutes, delivery.channel, claimed.notification)
         if mute is not None:  # the mute's reason is the outcome: in history, not sent
             results: Sequence[RecipientResult] = _muted(mute, delivery, claimed.retry_only)
         elif delivery.channel not in self.deliverer.config.channels:
@@ -374,15 +379,9 @@ class Worker:
                 retry_only=claimed.retry_only,
             )
             results = outcome.recipients
-        return await self._record(claimed, results, fingerprints, lease_ends)
+        return await self._record(claimed, results, shared)
 
-    async def _send(
-        self,
-        unit: list[Claimed],
-        fingerprints: dict[str, str],
-        mutes: Sequence[Mute],
-        lease_ends: float,
-    ) -> Outcomes:
+    async def _send(self, unit: list[Claimed], shared: _Batch) -> Outcomes:
         """One delivery, or a group's: its members that no mute holds go as one message
         (:func:`~dbnotify.outbox.grouping.group_notification`), each recorded with its result."""
         # no comprehension here: a variable one reads becomes a cell, made at every call,
@@ -392,23 +391,17 @@ class Worker:
             await self.store.release(self.owner, _ids(unit), after=wait)
             return []
         if len(unit) > 1:
-            return await self._send_group(unit, fingerprints, mutes, lease_ends)
+            return await self._send_group(unit, shared)
         claimed = unit[0]
-        return [(claimed, await self._attempt(claimed, fingerprints, mutes, lease_ends))]
+        return [(claimed, await self._attempt(claimed, shared))]
 
-    async def _send_group(
-        self,
-        unit: list[Claimed],
-        fingerprints: dict[str, str],
-        mutes: Sequence[Mute],
-        lease_ends: float,
-    ) -> Outcomes:
+    async def _send_group(self, unit: list[Claimed], shared: _Batch) -> Outcomes:
         channel = unit[0].delivery.channel
-        free = [c for c in unit if _muting(mutes, channel, c.notification) is None]
+        free = [c for c in unit if _muting(shared.mutes, channel, c.notification) is None]
         if len(free) <= 1:
-            return [(c, await self._attempt(c, fingerprints, mutes, lease_ends)) for c in unit]
+            return [(c, await self._attempt(c, shared)) for c in unit]
         muted = [c for c in unit if c not in free]
-        outcomes = [(c, await self._attempt(c, fingerprints, mutes, lease_ends)) for c in muted]
+        outcomes = [(c, await self._attempt(c, shared)) for c in muted]
         self.attempted += len(free)
         lead = free[0]
         message = group_notification([c.notification for c in free], heading(lead.group))
@@ -425,26 +418,23 @@ class Worker:
             attrs.evolve(r, reason=r.reason or note) if r.status is Status.DELIVERED else r
             for r in results
         ]
-        states = await asyncio.gather(
-            *(self._record(c, each, fingerprints, lease_ends) for c in free)
-        )
+        states = await asyncio.gather(*(self._record(c, each, shared) for c in free))
         return [*outcomes, *zip(free, states, strict=True)]
 
     async def _record(
         self,
         claimed: Claimed,
         results: Sequence[RecipientResult],
-        fingerprints: dict[str, str],
-        lease_ends: float,
+        shared: _Batch,
     ) -> DeliveryState:
         """Record one attempt's results (in the group commit), tell the fallback of a
         broken channel, and say so when another worker took the delivery over."""
         delivery = claimed.delivery
         if self._records is None:
             self._records = GroupCommit(self.store.record_many)
-        attempt = Attempt(claimed, results, fingerprints.get(delivery.channel, ""))
+        attempt = Attempt(claimed, results, shared.fingerprints.get(delivery.channel, ""))
         try:
-            state = await self._commit(attempt, lease_ends)
+            state = await self._commit(attempt, shared.lease_ends)
         except OutboxError as exc:
             # sent, but not recorded: carrying on would send it again each time its lease
             # ran out, for as long as the outbox stays broken; stop instead, and say so
