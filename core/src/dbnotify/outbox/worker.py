@@ -384,11 +384,11 @@ class Worker:
     async def _send(self, unit: list[Claimed], shared: _Batch) -> Outcomes:
         """One delivery, or a group's: its members that no mute holds go as one message
         (:func:`~dbnotify.outbox.grouping.group_notification`), each recorded with its result."""
-        # no comprehension here: a variable one reads becomes a cell, made at every call,
-        # which the garbage collector then tracks for as long as the attempt lasts
+        # no comprehension here reads this coroutine's variables: each would be a cell,
+        # made at every call and tracked by the garbage collector while the attempt lasts
         wait = self._slow.get(unit[0].delivery.channel, 0.0) - time.monotonic()
         if wait > 0:  # the service asked for a pause: these wait for it, untried
-            await self.store.release(self.owner, _ids(unit), after=wait)
+            await self.store.release(self.owner, [c.id for c in unit], after=wait)
             return []
         if len(unit) > 1:
             return await self._send_group(unit, shared)
@@ -396,6 +396,7 @@ class Worker:
         return [(claimed, await self._attempt(claimed, shared))]
 
     async def _send_group(self, unit: list[Claimed], shared: _Batch) -> Outcomes:
+        """A group's deliveries: the muted ones each skipped, the others as one message."""
         channel = unit[0].delivery.channel
         free = [c for c in unit if _muting(shared.mutes, channel, c.notification) is None]
         if len(free) <= 1:
@@ -493,10 +494,6 @@ class Worker:
                     humanize.duration(1000 * (lease_ends - time.monotonic())),
                 )
                 await asyncio.sleep(POLL)
-
-
-def _ids(unit: Sequence[Claimed]) -> list[int]:
-    return [claimed.id for claimed in unit]
 
 
 def _muting(mutes: Sequence[Mute], channel: str, notification: Notification) -> Mute | None:
