@@ -74,8 +74,8 @@ class PostgresStore:
     (created, or migrated, on first use)."""
 
     loop_bound = True
-    batch_claims = True
     """A pool per event loop: closed with the loop's last use (``notify_sync``)."""
+    batch_claims = True
 
     def __init__(self, settings: OutboxSettings) -> None:
         self.settings = settings
