@@ -10,6 +10,8 @@ from typing import Any
 from dbnotify import Event, Notifier, Status
 from dbnotify.errors import OutboxError
 from dbnotify.outbox.group import GroupCommit
+from dbnotify.outbox.memory import MemoryStore
+from dbnotify.outbox.model import Enqueue
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 
@@ -31,7 +33,7 @@ class Store:
 
 async def test_writes_that_arrive_together_share_one_transaction() -> None:
     store = Store()
-    group = GroupCommit(store.write_many)
+    group = GroupCommit(store.write_many, limit=500)
 
     first = asyncio.ensure_future(group.submit("a"))
     await asyncio.sleep(0.05)  # "a" is being written; the rest gather behind it
@@ -47,7 +49,7 @@ async def test_writes_that_arrive_together_share_one_transaction() -> None:
 async def test_a_write_that_fails_fails_alone_with_its_own_error() -> None:
     store = Store()
     store.gate.set()
-    group = GroupCommit(store.write_many)
+    group = GroupCommit(store.write_many, limit=500)
 
     outcomes = await asyncio.gather(
         *(group.submit(x) for x in ["a", "bad", "c"]), return_exceptions=True
@@ -57,6 +59,40 @@ async def test_a_write_that_fails_fails_alone_with_its_own_error() -> None:
     assert isinstance(outcomes[1], OutboxError)
     assert str(outcomes[1]) == "cannot store 1 item(s): one is bad"
     assert sorted(map(tuple, store.transactions)) == [("a",), ("c",)]
+
+
+class SmallGroups(MemoryStore):
+    """A store that takes at most two writes a transaction, and counts them."""
+
+    write_group = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transactions: list[int] = []
+
+    async def enqueue_many(
+        self, items: Sequence[Enqueue], *, now: float | None = None
+    ) -> list[list[int]]:
+        self.transactions.append(len(items))
+        return await super().enqueue_many(items, now=now)
+
+
+async def test_a_burst_is_committed_in_groups_no_larger_than_the_store_takes(
+    smtp: LocalSMTPServer, local_email_channel: Callable[..., dict[str, Any]]
+) -> None:
+    """A writer process takes small groups, so that the worker's first claim is not queued
+    behind a burst's enqueue of hundreds (OutboxStore.write_group)."""
+    store = SmallGroups()
+    config = Notifier.from_config(
+        {"channels": {"mail": local_email_channel(smtp.port)}, "routing": {"channels": ["mail"]}}
+    ).config
+    notifier = Notifier(config, outbox=store)
+    events = [Event("backup_success", {"job_name": f"job-{i}"}) for i in range(5)]
+
+    results = await asyncio.gather(*(notifier.notify(e) for e in events))
+
+    assert [r.delivery_ids for r in results] == [(1,), (2,), (3,), (4,), (5,)]
+    assert store.transactions == [2, 2, 1]
 
 
 async def test_concurrent_notify_calls_are_each_committed_and_delivered(

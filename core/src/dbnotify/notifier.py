@@ -184,7 +184,9 @@ class Notifier:
         loop = asyncio.get_running_loop()
         group = self._enqueues.get(loop)
         if group is None:  # notifications committed together share a transaction
-            group = self._enqueues[loop] = GroupCommit(self.outbox.enqueue_many)
+            group = self._enqueues[loop] = GroupCommit(
+                self.outbox.enqueue_many, limit=self.outbox.write_group
+            )
         now = self.clock()  # digests and quiet hours are times of day
         # loops, not comprehensions: a variable a comprehension reads becomes a cell, made
         # at every call and tracked by the garbage collector while the commit is awaited

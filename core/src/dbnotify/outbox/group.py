@@ -20,13 +20,14 @@ R = TypeVar("R")
 
 class GroupCommit(Generic[T, R]):
     """Awaits ``write_many(items)`` (a store's ``enqueue_many``, ``record_many``) for
-    everything submitted: one call at a time, with all that arrived meanwhile.
+    everything submitted: one call at a time, with all that arrived meanwhile, at most
+    ``limit`` items a call (the store's :attr:`~dbnotify.outbox.store.OutboxStore.write_group`).
 
     Bound to the event loop of its first :meth:`submit`; make one per loop.
     """
 
     def __init__(
-        self, write_many: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, limit: int = 500
+        self, write_many: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, limit: int
     ) -> None:
         self._write_many = write_many
         self._limit = limit

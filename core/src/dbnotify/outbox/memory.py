@@ -119,6 +119,7 @@ class MemoryStore:
 
     loop_bound = False
     batch_claims = True
+    write_group = 500
 
     def __init__(self, where: str = "in memory") -> None:
         self.where = where

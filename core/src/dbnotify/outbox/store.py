@@ -52,6 +52,13 @@ class OutboxStore(Protocol):
     as soon as one is, since the store works in a process of its own and a claim costs
     the loop a message (:mod:`dbnotify.outbox.sqlite.writer`)."""
 
+    write_group: int
+    """The most writes (notifications, attempts) one group commit puts in a transaction:
+    500 where each transaction costs the host's loop its work (a thread's, a database
+    driver's), so that a burst takes few of them; 64 for a process of its own, so that
+    the worker's first claims and records are not queued behind a burst's enqueue of
+    hundreds (:mod:`dbnotify.outbox.group`)."""
+
     async def enqueue_many(
         self, items: Sequence[Enqueue], *, now: float | None = None
     ) -> list[list[int]]:

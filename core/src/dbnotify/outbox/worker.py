@@ -432,7 +432,7 @@ class Worker:
         broken channel, and say so when another worker took the delivery over."""
         delivery = claimed.delivery
         if self._records is None:
-            self._records = GroupCommit(self.store.record_many)
+            self._records = GroupCommit(self.store.record_many, limit=self.store.write_group)
         attempt = Attempt(claimed, results, shared.fingerprints.get(delivery.channel, ""))
         try:
             state = await self._commit(attempt, shared.lease_ends)

@@ -76,6 +76,7 @@ class PostgresStore:
     loop_bound = True
     """A pool per event loop: closed with the loop's last use (``notify_sync``)."""
     batch_claims = True
+    write_group = 500
 
     def __init__(self, settings: OutboxSettings) -> None:
         self.settings = settings

@@ -73,6 +73,7 @@ class SQLiteStore:
 
     loop_bound = False
     batch_claims = True
+    write_group = 500
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = str(Path(path).expanduser())

@@ -214,6 +214,7 @@ class WriterStore(SQLiteStore):
 
     loop_bound = True
     batch_claims = False
+    write_group = 64
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         super().__init__(path, busy_timeout=busy_timeout)
