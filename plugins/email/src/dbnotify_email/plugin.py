@@ -245,35 +245,52 @@ async def _send(
         user, results = _user_addresses(recipients)
         if not user:
             return results
-    started = time.monotonic()
-    await pool_for(config).turn(config.deadline)  # a burst is rendered a few at a time
-    messages = outgoing(config, notification, renderer, user)
-    if retry_only is not None:
-        # the same messages (headers, Message-ID), to those who still need them
-        wanted = set(retry_only)
-        messages = [
-            attrs.evolve(m, recipients=kept)
-            for m in messages
-            if (kept := tuple(r for r in m.recipients if str(r) in wanted))
-        ]
-        still = {str(r) for m in messages for r in m.recipients}
-        results += [
-            RecipientResult.skipped(gone, "no longer a recipient of this channel")
-            for gone in retry_only
-            if gone not in still
-        ]
+    messages: list[Outgoing] | None = None
     done: list[list[RecipientResult]] = []
     stage = _Stage()
     try:
-        async with asyncio.timeout(max(0.0, started + config.deadline - time.monotonic())):
+        async with asyncio.timeout(config.deadline):
+            await pool_for(config).turn()  # a burst is rendered a few at a time
+            messages = _messages(config, notification, renderer, user, retry_only, results)
             for message_ in messages:
                 stage = _Stage()
                 done.append(await _send_one(config, message_, stage))
     except TimeoutError:
+        if messages is None:  # the deadline ran out while waiting for a turn
+            messages = _messages(config, notification, renderer, user, retry_only, results)
         for index, unsent in enumerate(messages[len(done) :]):
             failure = past_deadline(config, stage.name if index == 0 else "later")
             done.append([failure.result(str(m)) for m in unsent.recipients])
     return results + [r for group in done for r in group]
+
+
+def _messages(
+    config: EmailConfig,
+    notification: Notification,
+    renderer: Renderer,
+    user: tuple[Mailbox, ...] | None,
+    retry_only: tuple[str, ...] | None,
+    results: list[RecipientResult],
+) -> list[Outgoing]:
+    """The messages to send; with ``retry_only``, the same messages (headers,
+    Message-ID) to those who still need them, and a skipped result in ``results`` for
+    each of those no longer a recipient."""
+    messages = outgoing(config, notification, renderer, user)
+    if retry_only is None:
+        return messages
+    wanted = set(retry_only)
+    messages = [
+        attrs.evolve(m, recipients=kept)
+        for m in messages
+        if (kept := tuple(r for r in m.recipients if str(r) in wanted))
+    ]
+    still = {str(r) for m in messages for r in m.recipients}
+    results += [
+        RecipientResult.skipped(gone, "no longer a recipient of this channel")
+        for gone in retry_only
+        if gone not in still
+    ]
+    return messages
 
 
 @hookimpl

@@ -72,22 +72,18 @@ class Pool:
     def __attrs_post_init__(self) -> None:
         self._free = self.config.max_connections
 
-    async def turn(self, limit: float) -> None:
-        """Return when the line for a connection is short, or after ``limit`` seconds.
+    async def turn(self) -> None:
+        """Return when the line for a connection is short.
 
         A notification calls it before rendering its messages, so that a burst is
-        rendered a few at a time while the first messages are on the wire.
+        rendered a few at a time while the first messages are on the wire. No timer of
+        its own: the caller waits under its deadline (a timer a message is a few µs, and
+        a burst holds thousands in the loop's heap), and a wait it cancels is skipped.
         """
-        loop = asyncio.get_running_loop()
-        until = loop.time() + limit
         while len(self._waiting) >= AHEAD * self.config.max_connections:
-            ready = loop.create_future()
+            ready = asyncio.get_running_loop().create_future()
             self._turns.append(ready)
-            try:
-                async with asyncio.timeout_at(until):
-                    await ready
-            except TimeoutError:
-                return  # the caller's own deadline says what happened
+            await ready
 
     def _left_line(self) -> None:
         """A message left the line: the first notification waiting for its turn goes on."""
