@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ import attrs
 
 from dbnotify import humanize
 from dbnotify.errors import EventError
+from dbnotify.ids import new_id
 from dbnotify.text import as_optional_text, as_text
 
 
@@ -406,7 +406,7 @@ def to_notification(event: Event, *, notification_id: str | None = None) -> Noti
             "text; pass the address as text"
         )
     spec = CATALOGUE.get(event.type)
-    nid = notification_id or uuid.uuid4().hex
+    nid = notification_id or new_id()
     if spec is None:
         if not event.title:
             raise EventError(

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
 from collections.abc import Sequence
 
 from dbnotify import humanize
 from dbnotify.config.model import Config, GroupBy, GroupingRule
 from dbnotify.events import Field, Notification, Severity
+from dbnotify.ids import new_id
 from dbnotify.outbox.model import Hold, OpenProblem, Problem, iso
 from dbnotify.results import Delivery
 from dbnotify.windows import excepted, next_digest, quiet_until
@@ -91,7 +91,7 @@ def resolved_notification(problem: OpenProblem, success: Notification) -> Notifi
     """What says that a failing job succeeded: sent where its failures went."""
     since = iso(problem.since)
     return Notification(
-        id=uuid.uuid4().hex,
+        id=new_id(),
         event_type=RESOLVED,
         severity=Severity.SUCCESS,
         title="Resolved",  # the job follows in the subject, as for every job event

@@ -6,6 +6,7 @@ import binascii
 import datetime as dt
 import email.utils
 import functools
+import itertools
 import re
 import secrets
 from collections.abc import Sequence
@@ -159,6 +160,14 @@ def date_header(date: dt.datetime | None = None) -> str:
     return _last_date[1]
 
 
+_BOUNDARY_TOKEN = secrets.token_hex(8).encode("ascii")
+_boundaries = itertools.count()
+"""A boundary is safe because it starts with ``=_``, which quoted-printable text cannot
+contain, not because it is random: this process's token and a count make each one
+unique without asking the kernel for random bytes per message (a system call cost about
+5 µs a message in a burst)."""
+
+
 def build(
     notification: Notification,
     rendered: Rendered,
@@ -184,7 +193,7 @@ def build(
     filters. The Message-ID stays the notification's; the body keeps the event's time.
     """
     utf8 = any(m.needs_smtputf8 for m in (sender, *to, *cc, *reply_to))
-    boundary = b"=_" + secrets.token_hex(16).encode("ascii")
+    boundary = b"=_%s.%x" % (_BOUNDARY_TOKEN, next(_boundaries))
     headers = [
         unstructured("Subject", rendered.subject, utf8),
         address_header("From", (sender,), utf8),
