@@ -164,8 +164,7 @@ _BOUNDARY_TOKEN = secrets.token_hex(8).encode("ascii")
 _boundaries = itertools.count()
 """A boundary is safe because it starts with ``=_``, which quoted-printable text cannot
 contain, not because it is random: this process's token and a count make each one
-unique without asking the kernel for random bytes per message (a system call cost about
-5 µs a message in a burst)."""
+unique without asking the kernel for random bytes per message (see :mod:`dbnotify.ids`)."""
 
 
 def build(
