@@ -8,6 +8,10 @@ and a record whose number moved on is refused. Every time is the database's cloc
 (``clock_timestamp()``), never a host's, so hosts whose clocks disagree still agree on
 what is due. A committed group of notifications sends one ``NOTIFY``, on which idle
 workers wake (:meth:`PostgresStore.listen`); polling stays as the fallback.
+
+A group's rows go as arrays, one per column (``unnest``), in binary (``%b``): psycopg
+writes a text array in Python, escaping each of a notification's JSON quotes with a
+regular expression's callback: 16-19 % of a one-worker burst's samples (py-spy).
 """
 
 from __future__ import annotations
@@ -149,7 +153,7 @@ class PostgresStore:
             self.q(
                 "INSERT INTO {s}.notification (id, event_type, created_at, content, "
                 "user_content) SELECT t.id, t.event_type, %s, t.content, t.user_content "
-                "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) "
                 "AS t(id, event_type, content, user_content) "
                 "ON CONFLICT (id) DO NOTHING RETURNING id"
             ),
@@ -286,11 +290,11 @@ class PostgresStore:
         cursor = await conn.execute(
             self.q(
                 "WITH src AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence("
-                "'{s}.delivery', 'id')) AS id, t.* FROM unnest(%(notification)s::text[], "
-                "%(channel)s::text[], %(target)s::text[], %(recipients)s::text[], "
-                "%(state)s::text[], %(max_attempts)s::int[], %(first_delay)s::float8[], "
-                "%(max_delay)s::float8[], %(expires_at)s::float8[], %(next_at)s::float8[], "
-                "%(group_key)s::text[], %(problem)s::text[]) WITH ORDINALITY AS "
+                "'{s}.delivery', 'id')) AS id, t.* FROM unnest(%(notification)b::text[], "
+                "%(channel)b::text[], %(target)b::text[], %(recipients)b::text[], "
+                "%(state)b::text[], %(max_attempts)b::int[], %(first_delay)b::float8[], "
+                "%(max_delay)b::float8[], %(expires_at)b::float8[], %(next_at)b::float8[], "
+                "%(group_key)b::text[], %(problem)b::text[]) WITH ORDINALITY AS "
                 "t(notification_id, channel, target, recipients, state, max_attempts, "
                 "first_delay, max_delay, expires_at, next_at, group_key, problem, ord)), "
                 "stored AS (INSERT INTO {s}.delivery (id, notification_id, channel, target, "
@@ -668,8 +672,8 @@ class PostgresStore:
                     self.q(
                         "UPDATE {s}.delivery d SET state = u.state, attempts = u.attempts, "
                         "next_at = u.next_at, lease_owner = NULL, lease_until = NULL, "
-                        "updated_at = %s FROM unnest(%s::text[], %s::int[], %s::float8[], "
-                        "%s::bigint[]) AS u(state, attempts, next_at, id) WHERE d.id = u.id"
+                        "updated_at = %s FROM unnest(%b::text[], %b::int[], %b::float8[], "
+                        "%b::bigint[]) AS u(state, attempts, next_at, id) WHERE d.id = u.id"
                     ),
                     (
                         at,
@@ -716,10 +720,10 @@ class PostgresStore:
             # one statement for the group: each recipient's state, and the attempt's row
             await conn.execute(
                 self.q(
-                    "WITH t AS MATERIALIZED (SELECT * FROM unnest(%(delivery)s::bigint[], "
-                    "%(address)s::text[], %(status)s::text[], %(kind)s::text[], "
-                    "%(reason)s::text[], %(reply)s::text[], %(hint)s::text[], "
-                    "%(attempt)s::text[]) WITH ORDINALITY AS t(delivery_id, address, status, "
+                    "WITH t AS MATERIALIZED (SELECT * FROM unnest(%(delivery)b::bigint[], "
+                    "%(address)b::text[], %(status)b::text[], %(kind)b::text[], "
+                    "%(reason)b::text[], %(reply)b::text[], %(hint)b::text[], "
+                    "%(attempt)b::text[]) WITH ORDINALITY AS t(delivery_id, address, status, "
                     "kind, reason, reply, hint, attempt, ord)), "
                     "r AS (INSERT INTO {s}.recipient (delivery_id, address, status, kind, "
                     "reason, reply, hint, attempts, updated_at) SELECT delivery_id, address, "
