@@ -29,7 +29,7 @@ from bench.workload import (
     throughput_config,
 )
 from dbnotify import DispatchResult, Event, Notifier, Status
-from dbnotify.outbox.defaults import CONCURRENCY
+from dbnotify.outbox.defaults import POSTGRES_CONCURRENCY
 from dbnotify.results import Target as DeliveryTarget
 from dbnotify_email import pool as email_pool
 
@@ -414,7 +414,7 @@ def _postgres_rows(
         "each run on a new schema, its pool opened and tables created before the clock "
         "starts",
         f"PostgreSQL, {o.pg_workers} worker processes: `dbnotify worker` each (worker "
-        f"concurrency {CONCURRENCY}, email max_connections 8 each), started and ready "
+        f"concurrency {POSTGRES_CONCURRENCY}, email max_connections 8 each), started and ready "
         "before the burst; the bench's Notifier (no worker of its own) commits it; timed "
         "until the last outcome recorded",
         "PostgreSQL, each round's share of direct: 1 worker "

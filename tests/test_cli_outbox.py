@@ -97,10 +97,8 @@ async def test_no_wait_only_enqueues_and_purge_keeps_pending(
 async def test_worker_concurrency_shows_the_workers_default_and_refuses_zero(
     cli, write_config, tmp_path: Path
 ) -> None:
-    from dbnotify.outbox.defaults import CONCURRENCY
-
     shown = await cli("worker", "--help")
-    assert f"[default: {CONCURRENCY}; x>=1]" in " ".join(shown.out.split())
+    assert "[default: 64; 128 on PostgreSQL] [x>=1]" in " ".join(shown.out.split())
     path = write_config(tmp_path / "c.toml", 2525, extra=OUTBOX.format(path=tmp_path / "o.sqlite"))
     refused = await cli("worker", "-c", str(path), "--concurrency", "0")
     assert refused.code == 2

@@ -243,6 +243,21 @@ async def test_any_store_will_do_a_notifier_on_memory_queues_and_its_worker_deli
     assert not setup.path.exists()
 
 
+def test_a_worker_keeps_as_many_attempts_in_flight_as_its_store_asks(setup: Setup) -> None:
+    """64 on a file, 128 on PostgreSQL (whose records wait for the server): the store's
+    worker_concurrency, unless the worker is told (dbnotify worker --concurrency)."""
+    notifier = setup.notifier()
+    assert notifier.outbox is not None
+    assert Worker(notifier.outbox, notifier.deliverer).concurrency == 64
+    assert Worker(MemoryStore(), notifier.deliverer).concurrency == 64
+    assert Worker(notifier.outbox, notifier.deliverer, concurrency=5).concurrency == 5
+
+    class Remote(MemoryStore):
+        worker_concurrency = 128
+
+    assert Worker(Remote(), notifier.deliverer).concurrency == 128
+
+
 def test_a_worker_needs_at_least_one_attempt_in_flight(setup: Setup) -> None:
     notifier = setup.notifier()
     assert notifier.outbox is not None

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from dbnotify.outbox.defaults import CONCURRENCY
+from dbnotify.outbox.defaults import POSTGRES_CONCURRENCY
 from dbnotify.outbox.model import RecipientState
 
 PRODUCERS = 4
@@ -99,7 +99,7 @@ async def test_ten_sigkills_during_a_burst_lose_nothing(
         f"leased by the killed worker just before each kill: "
         f"{', '.join(str(b) for *_, b, _ in kills)}, as it died: "
         f"{', '.join(str(d) for *_, d in kills)} (sum {in_flight}; bound per kill "
-        f"{CONCURRENCY}); pending at the last kill {pending_at_last_kill}; "
+        f"{POSTGRES_CONCURRENCY}); pending at the last kill {pending_at_last_kill}; "
         f"{len(box.messages)} messages arrived, {len(copies)} distinct: lost {lost}, "
         f"duplicates {duplicates} <= in flight {in_flight}; all recorded {all_recorded:.1f}s "
         f"after the last kill (lease {LEASE:g}s)"
@@ -108,7 +108,7 @@ async def test_ten_sigkills_during_a_burst_lose_nothing(
     assert lost == 0, summary
     assert set(copies) == queued, summary
     assert duplicates <= in_flight, summary
-    assert all(dead <= CONCURRENCY for *_, dead in kills), summary
+    assert all(dead <= POSTGRES_CONCURRENCY for *_, dead in kills), summary
     assert pending_at_last_kill > 0, summary  # the kills fell within the burst
     assert {row.notification_id for row in history} == queued, summary
     assert {row.status for row in history} == {RecipientState.DELIVERED}, summary

@@ -28,7 +28,7 @@ from dbnotify.cli._common import (
     when,
 )
 from dbnotify.humanize import count
-from dbnotify.outbox.defaults import CONCURRENCY, STOP_GRACE
+from dbnotify.outbox.defaults import CONCURRENCY, POSTGRES_CONCURRENCY, STOP_GRACE
 from dbnotify.outbox.model import RecipientState
 
 # As in every command module: what a command needs (asyncio, the configuration, the store) is
@@ -76,9 +76,8 @@ def ask(store: OutboxStore, coro: Coroutine[Any, Any, T]) -> T:
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=CONCURRENCY,
-    show_default=True,
-    help="attempts in flight at once",
+    help=f"attempts in flight at once  [default: {CONCURRENCY}; {POSTGRES_CONCURRENCY} on "
+    "PostgreSQL]",
 )
 @click.option(
     "--grace",
@@ -88,7 +87,7 @@ def ask(store: OutboxStore, coro: Coroutine[Any, Any, T]) -> T:
     help="on SIGTERM, seconds the attempts in flight get to finish before their leases "
     "go back to the outbox",
 )
-def worker(config_path: Path, drain: bool, concurrency: int, grace: float) -> None:
+def worker(config_path: Path, drain: bool, concurrency: int | None, grace: float) -> None:
     """Deliver from the outbox until stopped (SIGTERM, Ctrl-C), or drained.
 
     On SIGTERM it claims nothing more, lets what is in flight finish within --grace
@@ -101,7 +100,9 @@ def worker(config_path: Path, drain: bool, concurrency: int, grace: float) -> No
 
     notifier = durable_notifier(config_path)
     assert notifier.outbox is not None
-    runner = Worker(notifier.outbox, notifier.deliverer, concurrency=concurrency, grace=grace)
+    runner = Worker(notifier.outbox, notifier.deliverer, grace=grace)
+    if concurrency is not None:  # else the store's own (64; 128 on PostgreSQL)
+        runner.concurrency = concurrency
 
     async def body() -> None:
         task = asyncio.current_task()

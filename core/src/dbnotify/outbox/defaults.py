@@ -10,7 +10,14 @@ the slots must cover that wait: with 16 the event loop sat idle for about a fift
 burst; with 32, once rendering got three times faster (issue 16), the sends outran the
 records again, and 64 raised durable mode's share of direct from 62 to 66 % on SQLite
 and from 38 to 50 % with one worker on PostgreSQL (docs/performance.md). It also bounds
-what a crash can duplicate: sent, not recorded."""
+what a crash can duplicate: sent, not recorded. A store may ask for another number
+(:attr:`~dbnotify.outbox.store.OutboxStore.worker_concurrency`)."""
+
+POSTGRES_CONCURRENCY = 128
+"""The same on PostgreSQL, whose records wait for the network and the server's commit:
+with 64, one worker spent about a third of a burst with every slot held by attempts
+waiting for their record and no claim allowed; 128 raised one worker's share of direct
+mode from about 50 to 55-60 % (docs/performance.md). A crash can duplicate up to 128."""
 
 STOP_GRACE = 10.0
 """Seconds a stopping worker (SIGTERM) lets its attempts in flight finish before it gives

@@ -27,7 +27,7 @@ from dbnotify.outbox.decide import (
     repeat_reason,
     retry_only,
 )
-from dbnotify.outbox.defaults import GROUP_LIMIT
+from dbnotify.outbox.defaults import CONCURRENCY, GROUP_LIMIT
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -120,6 +120,7 @@ class MemoryStore:
     loop_bound = False
     batch_claims = True
     write_group = 500
+    worker_concurrency = CONCURRENCY
 
     def __init__(self, where: str = "in memory") -> None:
         self.where = where

@@ -52,6 +52,12 @@ class OutboxStore(Protocol):
     as soon as one is, since the store works in a process of its own and a claim costs
     the loop a message (:mod:`dbnotify.outbox.sqlite.writer`)."""
 
+    worker_concurrency: int
+    """Attempts a worker keeps in flight unless told otherwise (``dbnotify worker
+    --concurrency``): :data:`~dbnotify.outbox.defaults.CONCURRENCY` (64), or
+    :data:`~dbnotify.outbox.defaults.POSTGRES_CONCURRENCY` (128) where a record waits for
+    a database server. It also bounds what a crash can send twice."""
+
     write_group: int
     """The most writes (notifications, attempts) one group commit puts in a transaction:
     500 where each transaction costs the host's loop its work (a thread's, a database

@@ -30,7 +30,7 @@ from dbnotify.config.model import ChannelSettings
 from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.events import Event, Notification, to_notification
-from dbnotify.outbox.defaults import CONCURRENCY, FALLBACK_QUIET, POLL, STOP_GRACE
+from dbnotify.outbox.defaults import FALLBACK_QUIET, POLL, STOP_GRACE
 from dbnotify.outbox.group import GroupCommit
 from dbnotify.outbox.grouping import group_notification, heading, hold_for
 from dbnotify.outbox.model import (
@@ -107,7 +107,11 @@ class Worker:
 
     store: OutboxStore
     deliverer: Deliverer
-    concurrency: int = attrs.field(default=CONCURRENCY, validator=attrs.validators.ge(1))
+    concurrency: int = attrs.field(
+        default=attrs.Factory(lambda self: self.store.worker_concurrency, takes_self=True),
+        validator=attrs.validators.ge(1),
+    )
+    """Attempts in flight at once; by default, what the store asks for."""
     owner: str = attrs.field(
         factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )

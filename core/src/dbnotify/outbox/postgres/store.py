@@ -35,7 +35,7 @@ from dbnotify.outbox.decide import (
     held_until,
     repeat_reason,
 )
-from dbnotify.outbox.defaults import GROUP_LIMIT
+from dbnotify.outbox.defaults import GROUP_LIMIT, POSTGRES_CONCURRENCY
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -81,6 +81,7 @@ class PostgresStore:
     """A pool per event loop: closed with the loop's last use (``notify_sync``)."""
     batch_claims = True
     write_group = 500
+    worker_concurrency = POSTGRES_CONCURRENCY
 
     def __init__(self, settings: OutboxSettings) -> None:
         self.settings = settings
