@@ -15,9 +15,10 @@ what a crash can duplicate: sent, not recorded. A store may ask for another numb
 
 POSTGRES_CONCURRENCY = 128
 """The same on PostgreSQL, whose records wait for the network and the server's commit:
-with 64, one worker spent about a third of a burst with every slot held by attempts
-waiting for their record and no claim allowed; 128 raised one worker's share of direct
-mode from about 50 to 55-60 % (docs/performance.md). A crash can duplicate up to 128."""
+with 64, one worker spent about an eighth of a burst with 48-56 of its slots held by
+attempts waiting for their record and no claim allowed (it claims once half are free),
+and a tenth waiting for a claim; 128 raised one worker's share of direct mode by 3-4
+points (docs/performance.md). A crash can duplicate up to 128."""
 
 STOP_GRACE = 10.0
 """Seconds a stopping worker (SIGTERM) lets its attempts in flight finish before it gives
