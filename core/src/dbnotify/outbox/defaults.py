@@ -20,6 +20,12 @@ attempts waiting for their record and no claim allowed (it claims once half are 
 and a tenth waiting for a claim; 128 raised one worker's share of direct mode by 3-4
 points (docs/performance.md). A crash can duplicate up to 128."""
 
+WRITE_GROUP = 500
+"""The most writes (notifications, attempts) one group commit puts in a transaction, by
+default: a burst takes few transactions where each costs the host's loop its work. A
+store may ask for another number
+(:attr:`~dbnotify.outbox.store.OutboxStore.write_group`)."""
+
 STOP_GRACE = 10.0
 """Seconds a stopping worker (SIGTERM) lets its attempts in flight finish before it gives
 their leases back: within the 10 s that ``docker stop`` waits by default before it

@@ -27,7 +27,7 @@ from dbnotify.outbox.decide import (
     repeat_reason,
     retry_only,
 )
-from dbnotify.outbox.defaults import CONCURRENCY, GROUP_LIMIT
+from dbnotify.outbox.defaults import CONCURRENCY, GROUP_LIMIT, WRITE_GROUP
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -119,7 +119,7 @@ class MemoryStore:
 
     loop_bound = False
     batch_claims = True
-    write_group = 500
+    write_group = WRITE_GROUP
     worker_concurrency = CONCURRENCY
 
     def __init__(self, where: str = "in memory") -> None:

@@ -60,8 +60,9 @@ class OutboxStore(Protocol):
 
     write_group: int
     """The most writes (notifications, attempts) one group commit puts in a transaction:
-    500 where each transaction costs the host's loop its work (a thread's, a database
-    driver's), so that a burst takes few of them; 64 for a process of its own, so that
+    :data:`~dbnotify.outbox.defaults.WRITE_GROUP` (500) where each transaction costs the
+    host's loop its work (a thread's, a database driver's), so that a burst takes few of
+    them; 64 for a process of its own, so that
     the worker's first claims and records are not queued behind a burst's enqueue of
     hundreds (:mod:`dbnotify.outbox.group`)."""
 

@@ -35,7 +35,7 @@ from dbnotify.outbox.decide import (
     held_until,
     repeat_reason,
 )
-from dbnotify.outbox.defaults import GROUP_LIMIT, POSTGRES_CONCURRENCY
+from dbnotify.outbox.defaults import GROUP_LIMIT, POSTGRES_CONCURRENCY, WRITE_GROUP
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -80,7 +80,7 @@ class PostgresStore:
     loop_bound = True
     """A pool per event loop: closed with the loop's last use (``notify_sync``)."""
     batch_claims = True
-    write_group = 500
+    write_group = WRITE_GROUP
     worker_concurrency = POSTGRES_CONCURRENCY
 
     def __init__(self, settings: OutboxSettings) -> None:

@@ -36,7 +36,7 @@ from dbnotify.outbox.decide import (
     held_until,
     repeat_reason,
 )
-from dbnotify.outbox.defaults import CONCURRENCY, GROUP_LIMIT
+from dbnotify.outbox.defaults import CONCURRENCY, GROUP_LIMIT, WRITE_GROUP
 from dbnotify.outbox.model import (
     FAILED,
     Attempt,
@@ -73,7 +73,7 @@ class SQLiteStore:
 
     loop_bound = False
     batch_claims = True
-    write_group = 500
+    write_group = WRITE_GROUP
     worker_concurrency = CONCURRENCY
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
