@@ -248,6 +248,25 @@ async def _throughput(
     return Throughput(direct_row, durable_row, direct, durable, traffic, writer_row, writer_run)
 
 
+def _cpu_note(rounds: list[Throughput], on_postgres: list[PostgresRound]) -> str:
+    """This process's CPU a notification in each mode, medians of the rounds: the loop is
+    busy in every mode, so a durable mode's share of direct mode follows the ratio of
+    the two (a writer process's own CPU is its own, on the other core)."""
+    direct = statistics.median(r.direct_run.cpu_per_event for r in rounds)
+    modes = [
+        ("durable", [r.durable_run for r in rounds]),
+        ("durable with a writer process", [r.writer_run for r in rounds if r.writer_run]),
+        ("on PostgreSQL, 1 worker", [m.one for m in on_postgres]),
+    ]
+    said = [f"direct {direct:,.0f} µs"]
+    for name, runs in modes:
+        if runs:
+            cpu = statistics.median(run.cpu_per_event for run in runs)
+            said.append(f"{name} {cpu:,.0f} µs (direct's is {100 * direct / cpu:.0f} % of it)")
+    each = "; ".join(said)
+    return f"this process's CPU a notification while clocked (medians of the rounds): {each}"
+
+
 def _share_rows(
     label: str, shares: list[float], durable: Row, direct: Row, median: str
 ) -> list[Row]:
@@ -584,6 +603,7 @@ async def loopback(ctx: Context) -> Scenario:
             + "; direct against aiosmtplib alone, prebuilt (measured just before it), "
             "each round: " + ", ".join(f"{x:.2f}x" for x in against)
         )
+    scenario.notes.append(_cpu_note(rounds, on_postgres))
     scenario.notes += [
         f"all {n} events submitted at once (asyncio.gather of one notify() each); "
         f"dbnotify's pool and the baselines use {o.connections} connections",

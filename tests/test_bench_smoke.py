@@ -10,6 +10,7 @@ worker`` processes), and say why they were skipped elsewhere.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,14 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
                 continue
             assert row["value"] is not None, row
             assert row["value"] > 0, row
+    (cpu,) = [n for n in report["scenarios"][0]["notes"] if n.startswith("this process's CPU")]
+    assert re.fullmatch(
+        r"this process's CPU a notification while clocked \(medians of the rounds\): "
+        r"direct [\d,]+ µs; durable [\d,]+ µs \(direct's is \d+ % of it\); durable with a "
+        r"writer process [\d,]+ µs \(direct's is \d+ % of it\)"
+        r"(; on PostgreSQL, 1 worker [\d,]+ µs \(direct's is \d+ % of it\))?",
+        cpu,
+    ), cpu
     rows = report["scenarios"][0]["rows"]
     on_postgres = [r for r in rows if "PostgreSQL" in r["label"] and not r["reference"]]
     assert len(on_postgres) == 5, rows
