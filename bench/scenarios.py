@@ -253,9 +253,10 @@ def _cpu_note(rounds: list[Throughput], on_postgres: list[PostgresRound]) -> str
     busy in every mode, so a durable mode's share of direct mode follows the ratio of
     the two (a writer process's own CPU is its own, on the other core)."""
     direct = statistics.median(r.direct_run.cpu_per_event for r in rounds)
+    writer = [r.writer_run for r in rounds if r.writer_run is not None]
     modes = [
         ("durable", [r.durable_run for r in rounds]),
-        ("durable with a writer process", [r.writer_run for r in rounds if r.writer_run]),
+        ("durable with a writer process", writer),
         ("on PostgreSQL, 1 worker", [m.one for m in on_postgres]),
     ]
     said = [f"direct {direct:,.0f} µs"]
