@@ -127,6 +127,35 @@ async def test_a_killed_writer_fails_what_it_held_and_the_next_operation_starts_
     assert writers() == []
 
 
+@pytest.mark.parametrize(
+    ("interpreter", "said"),
+    [
+        # an embedded host's sys.executable: a program that is not a Python
+        ("/usr/bin/true", "ended (exit status 0)"),
+        ("/nonexistent/python", "could not be started: [Errno 2] No such file or directory: "),
+    ],
+)
+async def test_a_host_without_an_interpreter_to_start_is_told_to_keep_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interpreter: str, said: str
+) -> None:
+    """uWSGI or a frozen application: ``sys.executable`` cannot run the writer."""
+    monkeypatch.setattr("sys.executable", interpreter)
+    path = tmp_path / "outbox.sqlite"
+    store = WriterStore(path, busy_timeout=10)
+    try:
+        with pytest.raises(OutboxError) as raised:
+            await asyncio.wait_for(store.enqueue_many([item(1)]), 10)
+    finally:
+        await store.aclose()
+    text = str(raised.value)
+    assert text.startswith(f"the outbox {path}: its writer process {said}"), text
+    assert text.endswith(
+        "the next operation starts another. What was committed stands; if this keeps "
+        'happening, set [outbox] writer = "thread"'
+    ), text
+    assert writers() == []
+
+
 async def test_a_record_the_writer_died_on_is_tried_again_with_the_next_one(
     files: Any, scripted: Any, until: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
