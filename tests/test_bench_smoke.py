@@ -1,4 +1,5 @@
-"""The benchmark keeps working: ``bench/run.py --quick`` runs every scenario, exit 0.
+"""The benchmark keeps working: ``bench/run.py --quick`` runs every scenario, exit 0, and
+``bench/instructions.py --quick`` counts a notification's instructions (under valgrind).
 
 A smoke run, not a measurement: few events, the aiosmtpd sink (no Postfix needed). Exit
 status 0 means every figure was valid: every message arrived, nothing failed. Whether
@@ -10,10 +11,14 @@ worker`` processes), and say why they were skipped elsewhere.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,3 +89,52 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
     else:
         assert not any(r["skipped"] for r in on_postgres), on_postgres
     assert not list(tmp_path.glob("outbox-*")), "durable mode left its outbox behind"
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instructions_counts_a_notification_in_each_mode() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "instructions.py"),
+            "--quick",
+            "--modes",
+            "process",
+            "--sink",
+            "aiosmtpd",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("instructions a notification in this process (cachegrind;")
+    direct = re.fullmatch(r"  direct +([\d,]+)", lines[1])
+    durable = re.fullmatch(
+        r"  durable, writer process +([\d,]+)   direct's is (\d+\.\d) % of it", lines[2]
+    )
+    assert direct, done.stdout
+    assert durable, done.stdout
+    counts = [int(found.group(1).replace(",", "")) for found in (direct, durable)]
+    # a notification costs a host hundreds of thousands of instructions, not start-up's
+    # hundreds of millions: the bursts' difference took start-up out
+    assert all(100_000 < count < 20_000_000 for count in counts), counts
+    assert float(durable.group(2)) == pytest.approx(100 * counts[0] / counts[1], abs=0.05)
+
+
+def test_instructions_says_what_to_install_without_valgrind(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "instructions.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PATH": str(tmp_path)},  # an empty folder: no valgrind on it
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "bench/instructions.py: valgrind is not installed (apt-get install valgrind)\n"
+    )
+    assert done.stdout == ""
