@@ -34,13 +34,14 @@ class GroupCommit(Generic[T, R]):
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, item: T) -> R:
-        """Returns once ``item`` is committed (or raises what writing it raised)."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+    def submit(self, item: T) -> asyncio.Future[R]:
+        """What ``item`` was committed as, once it is (or what writing it raised)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write())
-        return await future
+            self._writer = loop.create_task(self._write())
+        return future
 
     async def _write(self) -> None:
         while self._waiting:

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import attrs
@@ -98,7 +98,7 @@ class _Batch:
     claimed deliveries over."""
 
 
-@attrs.define
+@attrs.define(on_setattr=attrs.setters.NO_OP)  # counters kept, not checked, each attempt
 class Worker:
     """Delivers what ``store`` holds through ``deliverer`` (the Notifier's own, in a host).
 
@@ -367,8 +367,27 @@ class Worker:
             self._mutes = (now, mutes)
         return mutes
 
-    async def _attempt(self, claimed: Claimed, shared: _Batch) -> DeliveryState:
+    def _send(self, unit: list[Claimed], shared: _Batch) -> Coroutine[Any, Any, Outcomes]:
+        """What the task of one delivery, or of a group's, runs: a group's members that no
+        mute holds go as one message (:func:`~dbnotify.outbox.grouping.group_notification`),
+        each recorded with its result. A coroutine picked here rather than one that awaits
+        another: the task passes through each of its coroutines at every wait."""
+        wait = self._slow.get(unit[0].delivery.channel, 0.0) - time.monotonic()
+        if wait > 0:  # the service asked for a pause: these wait for it, untried
+            return self._hold_back(unit, wait)
+        if len(unit) > 1:
+            return self._send_group(unit, shared)
+        return self._send_one(unit[0], shared)
+
+    async def _hold_back(self, unit: list[Claimed], wait: float) -> Outcomes:
+        """Given back untried, due again once ``wait`` seconds are over."""
+        await self.store.release(self.owner, [c.id for c in unit], after=wait)
+        return []
+
+    async def _send_one(self, claimed: Claimed, shared: _Batch) -> Outcomes:
         """Deliver ``claimed`` (unless a mute holds it) and record the outcome."""
+        # no comprehension here reads this coroutine's variables: each would be a cell,
+        # made at every call and tracked by the garbage collector while the attempt lasts
         self.attempted += 1
         delivery = claimed.delivery
         mute = _muting(shared.mutes, delivery.channel, claimed.notification)
@@ -383,30 +402,16 @@ class Worker:
                 retry_only=claimed.retry_only,
             )
             results = outcome.recipients
-        return await self._record(claimed, results, shared)
-
-    async def _send(self, unit: list[Claimed], shared: _Batch) -> Outcomes:
-        """One delivery, or a group's: its members that no mute holds go as one message
-        (:func:`~dbnotify.outbox.grouping.group_notification`), each recorded with its result."""
-        # no comprehension here reads this coroutine's variables: each would be a cell,
-        # made at every call and tracked by the garbage collector while the attempt lasts
-        wait = self._slow.get(unit[0].delivery.channel, 0.0) - time.monotonic()
-        if wait > 0:  # the service asked for a pause: these wait for it, untried
-            await self.store.release(self.owner, [c.id for c in unit], after=wait)
-            return []
-        if len(unit) > 1:
-            return await self._send_group(unit, shared)
-        claimed = unit[0]
-        return [(claimed, await self._attempt(claimed, shared))]
+        return [(claimed, await self._record(claimed, results, shared))]
 
     async def _send_group(self, unit: list[Claimed], shared: _Batch) -> Outcomes:
         """A group's deliveries: the muted ones each skipped, the others as one message."""
         channel = unit[0].delivery.channel
         free = [c for c in unit if _muting(shared.mutes, channel, c.notification) is None]
         if len(free) <= 1:
-            return [(c, await self._attempt(c, shared)) for c in unit]
+            return [pair for c in unit for pair in await self._send_one(c, shared)]
         muted = [c for c in unit if c not in free]
-        outcomes = [(c, await self._attempt(c, shared)) for c in muted]
+        outcomes = [pair for c in muted for pair in await self._send_one(c, shared)]
         self.attempted += len(free)
         lead = free[0]
         message = group_notification([c.notification for c in free], heading(lead.group))
@@ -439,7 +444,10 @@ class Worker:
             self._records = GroupCommit(self.store.record_many, limit=self.store.write_group)
         attempt = Attempt(claimed, results, shared.fingerprints.get(delivery.channel, ""))
         try:
-            state = await self._commit(attempt, shared.lease_ends)
+            try:
+                state = await self._records.submit(attempt)
+            except Unreachable as exc:
+                state = await self._commit_again(attempt, shared.lease_ends, exc)
         except OutboxError as exc:
             # sent, but not recorded: carrying on would send it again each time its lease
             # ran out, for as long as the outbox stays broken; stop instead, and say so
@@ -448,22 +456,29 @@ class Worker:
                 f"recorded: {exc}; the worker stops rather than send it again and again "
                 "(a worker started once the outbox is fixed tries it once more)"
             ) from exc
-        asked = [r.retry_after for r in results if r.retry_after is not None]
-        if asked and max(asked) > 0:  # a 429: the whole channel slows down, not one delivery
-            until = time.monotonic() + max(asked)
+        # one pass over the results: a loop, not three comprehensions, each attempt
+        wait, delivered, failed = 0.0, False, False
+        for r in results:
+            if r.status is Status.DELIVERED:
+                delivered = True
+            elif r.status is Status.FAILED:
+                failed = True
+            if r.retry_after is not None and r.retry_after > wait:
+                wait = r.retry_after
+        if wait > 0:  # a 429: the whole channel slows down, not one delivery
+            until = time.monotonic() + wait
             if until > self._slow.get(delivery.channel, 0.0):
                 self._slow[delivery.channel] = until
                 log.info(
                     "channel %s: the service asked to wait %gs; its deliveries wait too",
                     delivery.channel,
-                    max(asked),
+                    wait,
                 )
-        if any(r.status is Status.DELIVERED for r in results):  # working again
-            self._told.pop((delivery.channel, "parked"), None)
-            self._told.pop((delivery.channel, "dead"), None)
-        elif state is not DeliveryState.TAKEN_OVER and any(
-            r.status is Status.FAILED for r in results
-        ):
+        if delivered:  # working again
+            if self._told:
+                self._told.pop((delivery.channel, "parked"), None)
+                self._told.pop((delivery.channel, "dead"), None)
+        elif failed and state is not DeliveryState.TAKEN_OVER:
             try:
                 await self._tell_fallback(claimed, results)
             except OutboxError as exc:  # the attempt stands; only the notice is lost
@@ -477,27 +492,31 @@ class Worker:
             )
         return state
 
-    async def _commit(self, attempt: Attempt, lease_ends: float) -> DeliveryState:
-        """Record ``attempt``; while the outbox cannot be reached (a server restarting, a
-        connection broken), try again for as long as the lease lasts: until then no
-        other worker takes the delivery over, and after it the fencing number refuses a
-        late record. Any other failure, or one that outlasts the lease, is raised."""
+    async def _commit_again(
+        self, attempt: Attempt, lease_ends: float, exc: Unreachable
+    ) -> DeliveryState:
+        """``attempt`` could not be recorded, the outbox out of reach (a server
+        restarting, a connection broken): try again for as long as the lease lasts. Until
+        then no other worker takes the delivery over, and after it the fencing number
+        refuses a late record. Any other failure, or one that outlasts the lease, is
+        raised."""
         assert self._records is not None
         while True:
+            if time.monotonic() + POLL >= lease_ends:
+                raise exc
+            log.error(
+                "delivery #%d: its outcome could not be recorded: %s; trying again in "
+                "%gs, for as long as its lease lasts (%s more)",
+                attempt.claimed.id,
+                exc,
+                POLL,
+                humanize.duration(1000 * (lease_ends - time.monotonic())),
+            )
+            await asyncio.sleep(POLL)
             try:
                 return await self._records.submit(attempt)
-            except Unreachable as exc:
-                if time.monotonic() + POLL >= lease_ends:
-                    raise
-                log.error(
-                    "delivery #%d: its outcome could not be recorded: %s; trying again in "
-                    "%gs, for as long as its lease lasts (%s more)",
-                    attempt.claimed.id,
-                    exc,
-                    POLL,
-                    humanize.duration(1000 * (lease_ends - time.monotonic())),
-                )
-                await asyncio.sleep(POLL)
+            except Unreachable as again:
+                exc = again
 
 
 def _muting(mutes: Sequence[Mute], channel: str, notification: Notification) -> Mute | None:
