@@ -35,24 +35,32 @@ def _postgres_missing() -> bool:
     return False
 
 
-def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
-    figures = tmp_path / "bench.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--quick",
-            "--sink",
-            "aiosmtpd",
-            "--json",
-            str(figures),
-            "--outbox-dir",
-            str(tmp_path),
-        ],
+def _bench(
+    script: str, *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``bench/<script> args`` as a user runs it: what it printed, and its exit status."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=timeout,
         check=False,
+        env=env,
+    )
+
+
+def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
+    figures = tmp_path / "bench.json"
+    done = _bench(
+        "run.py",
+        "--quick",
+        "--sink",
+        "aiosmtpd",
+        "--json",
+        str(figures),
+        "--outbox-dir",
+        str(tmp_path),
+        timeout=110,
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     for number in range(1, 8):
@@ -93,20 +101,8 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_instructions_counts_a_notification_in_each_mode() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "instructions.py"),
-            "--quick",
-            "--modes",
-            "process",
-            "--sink",
-            "aiosmtpd",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = _bench(
+        "instructions.py", "--quick", "--modes", "process", "--sink", "aiosmtpd", timeout=300
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     lines = done.stdout.splitlines()
@@ -125,14 +121,8 @@ def test_instructions_counts_a_notification_in_each_mode() -> None:
 
 
 def test_instructions_says_what_to_install_without_valgrind(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "instructions.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "PATH": str(tmp_path)},  # an empty folder: no valgrind on it
-    )
+    empty = {**os.environ, "PATH": str(tmp_path)}  # a folder with no valgrind in it
+    done = _bench("instructions.py", "--quick", timeout=60, env=empty)
     assert done.returncode == 2
     assert done.stderr == (
         "bench/instructions.py: valgrind is not installed (apt-get install valgrind)\n"
