@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -49,8 +50,11 @@ notification, which stays in the host: recording reads the delivery, its limits 
 fence, never what was sent."""
 
 
+_FIELD: Callable[[Field], Values] = operator.attrgetter("label", "value")
+
+
 def notification_values(n: Notification) -> Values:
-    fields = tuple([(f.label, f.value) for f in n.fields])
+    fields = tuple(map(_FIELD, n.fields))  # all in C: no comprehension's frame
     return (
         n.id,
         n.event_type,
@@ -63,25 +67,59 @@ def notification_values(n: Notification) -> Values:
     )
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _field(label: str, value: str) -> Field:
+    field = _new(Field)
+    _set(field, "label", label)
+    _set(field, "value", value)
+    return field
+
+
 def notification(v: Values) -> Notification:
-    fields = tuple([Field(label, value) for label, value in v[5]])
-    return Notification(v[0], v[1], _SEVERITY[v[2]], v[3], v[4], fields, v[6], v[7])
+    """Rebuilt without the converters of its texts: each came from a notification, which
+    made it encodable already (:func:`dbnotify.text.as_text`, eleven calls a claim)."""
+    n = _new(Notification)
+    _set(n, "id", v[0])
+    _set(n, "event_type", v[1])
+    _set(n, "severity", _SEVERITY[v[2]])
+    _set(n, "title", v[3])
+    _set(n, "message", v[4])
+    _set(n, "fields", tuple([_field(label, value) for label, value in v[5]]))
+    _set(n, "timestamp", v[6])
+    _set(n, "job_name", v[7])
+    return n
 
 
-def delivery_values(d: Delivery) -> Values:
-    return (d.channel, d.target._value_, d.recipients)
+delivery_values: Callable[[Delivery], Values] = operator.attrgetter(
+    "channel", "target._value_", "recipients"
+)
+"""A delivery's values (a C function: no frame of its own)."""
 
 
 def delivery(v: Values) -> Delivery:
     return Delivery(v[0], _TARGET[v[1]], v[2])
 
 
-def policy_values(p: RetryPolicy) -> Values:
-    return (p.attempts, p.first_delay, p.max_delay, p.max_age)
+policy_values: Callable[[RetryPolicy], Values] = operator.attrgetter(
+    "attempts", "first_delay", "max_delay", "max_age"
+)
+
+
+_POLICIES: dict[Values, RetryPolicy] = {}
+"""Policies already built, by their values: a handful (one an event type), each shared by
+every delivery that has it rather than built for each claim."""
 
 
 def policy(v: Values) -> RetryPolicy:
-    return RetryPolicy(*v)
+    found = _POLICIES.get(v)
+    if found is None:
+        found = RetryPolicy(*v)
+        if len(_POLICIES) < 64:  # an outbox of odd limits does not grow this
+            _POLICIES[v] = found
+    return found
 
 
 def result_values(r: RecipientResult) -> Values:
@@ -131,7 +169,7 @@ def enqueue_values(e: Enqueue) -> Values:
     return (
         notification_values(e.notification),
         user,
-        tuple([delivery_values(d) for d in e.deliveries]),
+        tuple(map(delivery_values, e.deliveries)),
         policy_values(e.policy),
         tuple([outcome_values(c) for c in e.outcomes]),
         tuple([hold_values(h) for h in e.holds]),
