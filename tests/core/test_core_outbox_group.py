@@ -15,6 +15,13 @@ from dbnotify.outbox.model import Enqueue
 from dbnotify.testing.smtpd import LocalSMTPServer
 
 
+def submit(group: GroupCommit[str, str], item: str) -> asyncio.Future[str]:
+    """What ``item`` was committed as, awaitable."""
+    committed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    group.submit(item, committed)
+    return committed
+
+
 class Store:
     """Records each transaction's items; refuses any group holding a "bad" item."""
 
@@ -35,9 +42,9 @@ async def test_writes_that_arrive_together_share_one_transaction() -> None:
     store = Store()
     group = GroupCommit(store.write_many, limit=500)
 
-    first = asyncio.ensure_future(group.submit("a"))
+    first = submit(group, "a")
     await asyncio.sleep(0.05)  # "a" is being written; the rest gather behind it
-    rest = [asyncio.ensure_future(group.submit(x)) for x in "bcdef"]
+    rest = [submit(group, x) for x in "bcdef"]
     await asyncio.sleep(0.05)
     store.gate.set()
 
@@ -52,7 +59,7 @@ async def test_a_write_that_fails_fails_alone_with_its_own_error() -> None:
     group = GroupCommit(store.write_many, limit=500)
 
     outcomes = await asyncio.gather(
-        *(group.submit(x) for x in ["a", "bad", "c"]), return_exceptions=True
+        *(submit(group, x) for x in ["a", "bad", "c"]), return_exceptions=True
     )
 
     assert (outcomes[0], outcomes[2]) == ("A", "C")

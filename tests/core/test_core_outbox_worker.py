@@ -22,6 +22,7 @@ import pytest
 
 from dbnotify import Event, Notifier, Status, load_config
 from dbnotify.config.structure import structure
+from dbnotify.delivery import Deliverer
 from dbnotify.errors import OutboxError, Unreachable
 from dbnotify.hookspecs import ChannelInfo, hookimpl
 from dbnotify.outbox.memory import MemoryStore
@@ -611,6 +612,30 @@ async def test_an_attempt_that_cannot_be_recorded_stops_the_worker_instead_of_re
         "and again (a worker started once the outbox is fixed tries it once more)"
     )
     assert len(setup.plugin.calls) == 1  # sent once, not once per lease
+
+
+@attrs.frozen
+class BrokenDeliverer(Deliverer):
+    """A deliverer with a bug: it raises instead of returning the results."""
+
+    async def deliver(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in delivery (simulated)")
+
+
+async def test_an_attempt_that_raises_stops_the_worker_with_its_error_and_records_nothing(
+    setup: Setup,
+) -> None:
+    notifier = setup.notifier()
+    result = await notifier.notify(FAILURE)
+    (ident,) = result.delivery_ids
+    assert notifier.outbox is not None
+    deliverer = notifier.deliverer
+    broken = BrokenDeliverer(deliverer.config, deliverer.plugins, deliverer.renderer)
+    with pytest.raises(RuntimeError, match=r"^a bug in delivery \(simulated\)$"):
+        await asyncio.wait_for(Worker(notifier.outbox, broken).run(), timeout=10)
+    (row,) = await setup.store.history(delivery_ids=[ident])
+    assert (row.status, row.attempts) == ("pending", 0)  # left to its lease, not recorded
+    await notifier.outbox.aclose()
 
 
 class FlakyStore(MemoryStore):

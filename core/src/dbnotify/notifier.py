@@ -194,7 +194,8 @@ class Notifier:
         for d in plan.deliveries:
             copy = for_user if d.target is Target.USER else notification
             holds.append(hold_for(self.config, d, copy, now))
-        ids = await group.submit(
+        committed: asyncio.Future[list[int]] = loop.create_future()
+        group.submit(
             Enqueue(
                 notification,
                 for_user if any(d.target is Target.USER for d in plan.deliveries) else None,
@@ -202,8 +203,10 @@ class Notifier:
                 policy,
                 plan.outcomes,
                 holds,
-            )
+            ),
+            committed,
         )
+        ids = await committed
         queued = _queued(self.config, plan.deliveries, ids)
         if self.config.grouping and notification.severity is Severity.SUCCESS:
             await self._resolve(notification)

@@ -49,9 +49,6 @@ from dbnotify.secrets import Secret
 
 log = logging.getLogger(__name__)
 
-Outcomes = list[tuple[Claimed, DeliveryState]]
-"""What one unit of work (a delivery, or a group's) left: each delivery and its state."""
-
 
 def _units(batch: Sequence[Claimed]) -> list[list[Claimed]]:
     """The claimed deliveries as units of work: each on its own, a group's together."""
@@ -111,7 +108,8 @@ class Worker:
         default=attrs.Factory(lambda self: self.store.worker_concurrency, takes_self=True),
         validator=attrs.validators.ge(1),
     )
-    """Attempts in flight at once; by default, what the store asks for."""
+    """Attempts in flight at once (a group's message counts each delivery in it), each
+    from its claim to its record; by default, what the store asks for."""
     owner: str = attrs.field(
         factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
@@ -124,10 +122,21 @@ class Worker:
     """Deliveries whose lease this worker gave back when it stopped (see :meth:`stop`)."""
     _stopping: asyncio.Event = attrs.field(factory=asyncio.Event)
     _progress: asyncio.Event = attrs.field(factory=asyncio.Event)
-    """Set when an attempt in flight ends, or :meth:`stop` is called: what :meth:`run`
-    waits for while attempts are in flight."""
+    """Set when an attempt's record is committed (or its delivery given back untried), when
+    the worker breaks, or when :meth:`stop` is called: what :meth:`run` waits for while
+    attempts are in flight."""
     _records: GroupCommit[Attempt, DeliveryState] | None = None
     """Attempts that end together are recorded in one transaction."""
+    _slots: dict[int, asyncio.Task[None]] = attrs.field(factory=dict)
+    """The deliveries claimed and not yet recorded, each holding one of the
+    :attr:`concurrency` slots: by id, the task that works on it."""
+    _ended: collections.deque[tuple[Claimed, DeliveryState]] = attrs.field(
+        factory=collections.deque
+    )
+    """Attempts recorded since :meth:`run` last looked, in the order they were."""
+    _broken: BaseException | None = None
+    """What stops :meth:`run`: an outcome that could not be recorded, or an attempt that
+    raised."""
     _told: dict[tuple[str, str], float] = attrs.field(factory=dict)
     """When this worker last told a fallback that a channel was parked or gave up a
     delivery (by channel and kind): at most once per :data:`FALLBACK_QUIET`. This
@@ -175,22 +184,18 @@ class Worker:
         remaining = set(only) if only is not None else None
         unparked = False
         # a pipeline: attempts run while more are claimed, and each attempt's record is
-        # committed with the others that end with it; at most ``concurrency`` in flight
-        in_flight: dict[asyncio.Task[Outcomes], list[Claimed]] = {}
-        # attempts that ended, in the order they did: a callback each, rather than
-        # asyncio.wait() over every task in flight (tens of µs a call at 64)
-        ended: collections.deque[asyncio.Task[Outcomes]] = collections.deque()
-
-        def end(task: asyncio.Task[Outcomes]) -> None:
-            ended.append(task)
-            self._progress.set()
-
+        # committed with the others that end with it; at most ``concurrency`` deliveries
+        # between their claim and their record (the slots)
+        slots, ended = self._slots, self._ended
+        slots.clear()
+        ended.clear()
+        self._broken = None
         refill_at = self.concurrency // 2 if self.store.batch_claims else self.concurrency - 1
         # another process's commit wakes an idle worker at once (PostgreSQL's NOTIFY)
         listening = asyncio.get_running_loop().create_task(self.store.listen(self.wake.set))
         try:
             while not self._stopping.is_set():
-                if len(in_flight) <= refill_at:  # see OutboxStore.batch_claims
+                if len(slots) <= refill_at:  # see OutboxStore.batch_claims
                     try:
                         if not unparked:  # in the loop: a busy file at start-up is retried too
                             for channel in await self.store.unpark_changed(fingerprints):
@@ -203,7 +208,7 @@ class Worker:
                         claimed_at = time.monotonic()  # the leases end after lease seconds
                         batch = await self.store.claim(
                             self.owner,
-                            limit=self.concurrency - len(in_flight),
+                            limit=self.concurrency - len(slots),
                             lease=self.lease,
                             only=sorted(remaining) if remaining is not None else None,
                         )
@@ -217,34 +222,31 @@ class Worker:
                     shared = _Batch(fingerprints, mutes, claimed_at + self.lease)
                     for unit in _units(batch):  # a group's deliveries go as one message
                         task = loop.create_task(self._send(unit, shared))
-                        task.add_done_callback(end)
-                        in_flight[task] = unit
-                if in_flight:
-                    if not ended:
-                        self._progress.clear()
-                        if not self._stopping.is_set():
-                            await self._progress.wait()
-                    while ended:
-                        task = ended.popleft()
-                        in_flight.pop(task)
-                        # an outcome that could not be recorded raises
-                        for claimed, state in task.result():
-                            if on_attempt is not None:
-                                on_attempt(claimed, state)
-                            if remaining is not None:
-                                remaining.discard(claimed.id)
-                    if remaining is not None and not remaining:
-                        return
-                    continue
+                        for claimed in unit:
+                            slots[claimed.id] = task
+                if slots and not ended and self._broken is None:
+                    self._progress.clear()
+                    if not self._stopping.is_set():
+                        await self._progress.wait()
+                if self._broken is not None:
+                    raise self._broken
+                while ended:
+                    claimed, state = ended.popleft()
+                    if on_attempt is not None:
+                        on_attempt(claimed, state)
+                    if remaining is not None:
+                        remaining.discard(claimed.id)
                 if remaining is not None and not remaining:
                     return
+                if slots:
+                    continue
                 if drain and (await self.store.counts())["due"] == 0:
                     return
                 if remaining is not None:
                     # the rest is leased by another worker, or parked: nothing more to do here
                     return
                 await self._idle()
-            await self._finish(in_flight, on_attempt)
+            await self._finish(on_attempt)
         finally:
             listening.cancel()
             try:
@@ -253,35 +255,36 @@ class Worker:
                 pass
             except Exception:  # waking early is a nicety: polling goes on without it
                 log.exception("outbox worker: listening for new work failed")
-            for task in in_flight:  # cancelled: what is in flight is abandoned; leases run out
+            # cancelled: what is in flight is abandoned; leases run out
+            tasks = set(slots.values())
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _finish(
-        self,
-        in_flight: dict[asyncio.Task[Outcomes], list[Claimed]],
-        on_attempt: Callable[[Claimed, DeliveryState], None] | None,
-    ) -> None:
+    async def _finish(self, on_attempt: Callable[[Claimed, DeliveryState], None] | None) -> None:
         """Stopped: the attempts in flight get :attr:`grace` seconds to end and be
         recorded; the leases of the others go back to the outbox."""
-        if not in_flight:
-            return
-        done, late = await asyncio.wait(in_flight, timeout=self.grace)
-        unrecorded: BaseException | None = None
-        for task in done:
-            in_flight.pop(task)
-            if task.cancelled():
-                continue
-            if (exc := task.exception()) is not None:
-                unrecorded = unrecorded or exc  # said once the leases are given back
-            elif on_attempt is not None:
-                for claimed, state in task.result():
+        slots, ended = self._slots, self._ended
+        deadline = time.monotonic() + self.grace
+        while True:
+            while ended:
+                claimed, state = ended.popleft()
+                if on_attempt is not None:
                     on_attempt(claimed, state)
-        for task in late:
+            left = deadline - time.monotonic()
+            if not slots or self._broken is not None or left <= 0:
+                break
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
+        late = dict(slots)
+        tasks = set(late.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-        ids = [claimed.id for task in late for claimed in in_flight.pop(task)]
-        self.released = await self.store.release(self.owner, ids)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        slots.clear()
+        if late:
+            self.released = await self.store.release(self.owner, list(late))
         if self.released:
             log.warning(
                 "worker %s: gave back %s not finished within %gs; another worker takes them",
@@ -289,8 +292,8 @@ class Worker:
                 humanize.count(self.released, "delivery", "deliveries"),
                 self.grace,
             )
-        if unrecorded is not None:
-            raise unrecorded
+        if self._broken is not None:  # said once the leases are given back
+            raise self._broken
 
     async def _idle(self) -> None:
         next_due = await self.store.next_due()
@@ -367,7 +370,7 @@ class Worker:
             self._mutes = (now, mutes)
         return mutes
 
-    def _send(self, unit: list[Claimed], shared: _Batch) -> Coroutine[Any, Any, Outcomes]:
+    def _send(self, unit: list[Claimed], shared: _Batch) -> Coroutine[Any, Any, None]:
         """What the task of one delivery, or of a group's, runs: a group's members that no
         mute holds go as one message (:func:`~dbnotify.outbox.grouping.group_notification`),
         each recorded with its result. A coroutine picked here rather than one that awaits
@@ -379,83 +382,90 @@ class Worker:
             return self._send_group(unit, shared)
         return self._send_one(unit[0], shared)
 
-    async def _hold_back(self, unit: list[Claimed], wait: float) -> Outcomes:
+    async def _hold_back(self, unit: list[Claimed], wait: float) -> None:
         """Given back untried, due again once ``wait`` seconds are over."""
-        await self.store.release(self.owner, [c.id for c in unit], after=wait)
-        return []
+        try:
+            await self.store.release(self.owner, [c.id for c in unit], after=wait)
+        except Exception as exc:  # noqa: BLE001 - said by run()
+            self._break(exc)
+            return
+        for claimed in unit:
+            self._slots.pop(claimed.id, None)
+        self._progress.set()
 
-    async def _send_one(self, claimed: Claimed, shared: _Batch) -> Outcomes:
-        """Deliver ``claimed`` (unless a mute holds it) and record the outcome."""
+    async def _send_one(self, claimed: Claimed, shared: _Batch) -> None:
+        """Deliver ``claimed`` (unless a mute holds it) and hand the outcome to the group
+        commit; the task ends there, and :meth:`_recorded` frees the slot."""
         # no comprehension here reads this coroutine's variables: each would be a cell,
         # made at every call and tracked by the garbage collector while the attempt lasts
-        self.attempted += 1
-        delivery = claimed.delivery
-        mute = _muting(shared.mutes, delivery.channel, claimed.notification)
-        if mute is not None:  # the mute's reason is the outcome: in history, not sent
-            results: Sequence[RecipientResult] = _muted(mute, delivery, claimed.retry_only)
-        elif delivery.channel not in self.deliverer.config.channels:
-            results = _unconfigured(delivery, claimed.retry_only)
-        else:
-            outcome = await self.deliverer.deliver(
-                delivery,
-                claimed.notification,
-                retry_only=claimed.retry_only,
-            )
-            results = outcome.recipients
-        return [(claimed, await self._record(claimed, results, shared))]
+        try:
+            self.attempted += 1
+            delivery = claimed.delivery
+            mute = _muting(shared.mutes, delivery.channel, claimed.notification)
+            if mute is not None:  # the mute's reason is the outcome: in history, not sent
+                results: Sequence[RecipientResult] = _muted(mute, delivery, claimed.retry_only)
+            elif delivery.channel not in self.deliverer.config.channels:
+                results = _unconfigured(delivery, claimed.retry_only)
+            else:
+                outcome = await self.deliverer.deliver(
+                    delivery,
+                    claimed.notification,
+                    retry_only=claimed.retry_only,
+                )
+                results = outcome.recipients
+            self._record(claimed, results, shared)
+        except Exception as exc:  # noqa: BLE001 - a bug: said by run(), which stops
+            self._break(exc)
 
-    async def _send_group(self, unit: list[Claimed], shared: _Batch) -> Outcomes:
+    async def _send_group(self, unit: list[Claimed], shared: _Batch) -> None:
         """A group's deliveries: the muted ones each skipped, the others as one message."""
-        channel = unit[0].delivery.channel
-        free = [c for c in unit if _muting(shared.mutes, channel, c.notification) is None]
-        if len(free) <= 1:
-            return [pair for c in unit for pair in await self._send_one(c, shared)]
-        muted = [c for c in unit if c not in free]
-        outcomes = [pair for c in muted for pair in await self._send_one(c, shared)]
-        self.attempted += len(free)
-        lead = free[0]
-        message = group_notification([c.notification for c in free], heading(lead.group))
-        if channel not in self.deliverer.config.channels:
-            results: Sequence[RecipientResult] = _unconfigured(lead.delivery, lead.retry_only)
-        else:
-            sent = await self.deliverer.deliver(lead.delivery, message, retry_only=lead.retry_only)
-            results = sent.recipients
-        note = (
-            f"sent in a group of {len(free)} as one message "
-            f"(group of delivery #{min(c.id for c in free)})"
-        )
-        each = [
-            attrs.evolve(r, reason=r.reason or note) if r.status is Status.DELIVERED else r
-            for r in results
-        ]
-        states = await asyncio.gather(*(self._record(c, each, shared) for c in free))
-        return [*outcomes, *zip(free, states, strict=True)]
+        try:
+            channel = unit[0].delivery.channel
+            free = [c for c in unit if _muting(shared.mutes, channel, c.notification) is None]
+            if len(free) <= 1:
+                for claimed in unit:
+                    await self._send_one(claimed, shared)
+                return
+            for claimed in unit:
+                if claimed not in free:
+                    await self._send_one(claimed, shared)
+            self.attempted += len(free)
+            lead = free[0]
+            message = group_notification([c.notification for c in free], heading(lead.group))
+            if channel not in self.deliverer.config.channels:
+                results: Sequence[RecipientResult] = _unconfigured(lead.delivery, lead.retry_only)
+            else:
+                sent = await self.deliverer.deliver(
+                    lead.delivery, message, retry_only=lead.retry_only
+                )
+                results = sent.recipients
+            note = (
+                f"sent in a group of {len(free)} as one message "
+                f"(group of delivery #{min(c.id for c in free)})"
+            )
+            each = [
+                attrs.evolve(r, reason=r.reason or note) if r.status is Status.DELIVERED else r
+                for r in results
+            ]
+            for claimed in free:
+                self._record(claimed, each, shared)
+        except Exception as exc:  # noqa: BLE001 - a bug: said by run(), which stops
+            self._break(exc)
 
-    async def _record(
-        self,
-        claimed: Claimed,
-        results: Sequence[RecipientResult],
-        shared: _Batch,
-    ) -> DeliveryState:
-        """Record one attempt's results (in the group commit), tell the fallback of a
-        broken channel, and say so when another worker took the delivery over."""
-        delivery = claimed.delivery
+    def _record(self, claimed: Claimed, results: Sequence[RecipientResult], shared: _Batch) -> None:
+        """Hand one attempt's results to the group commit; :meth:`_recorded` goes on once
+        they are committed."""
         if self._records is None:
             self._records = GroupCommit(self.store.record_many, limit=self.store.write_group)
-        attempt = Attempt(claimed, results, shared.fingerprints.get(delivery.channel, ""))
-        try:
-            try:
-                state = await self._records.submit(attempt)
-            except Unreachable as exc:
-                state = await self._commit_again(attempt, shared.lease_ends, exc)
-        except OutboxError as exc:
-            # sent, but not recorded: carrying on would send it again each time its lease
-            # ran out, for as long as the outbox stays broken; stop instead, and say so
-            raise OutboxError(
-                f"delivery #{claimed.id} was attempted but its outcome could not be "
-                f"recorded: {exc}; the worker stops rather than send it again and again "
-                "(a worker started once the outbox is fixed tries it once more)"
-            ) from exc
+        attempt = Attempt(claimed, results, shared.fingerprints.get(claimed.delivery.channel, ""))
+        self._records.submit(attempt, _Recording(self, attempt, shared))
+
+    def _recorded(self, attempt: Attempt, state: DeliveryState) -> None:
+        """``attempt`` is committed as ``state``: slow the channel down if the service asked,
+        tell the fallback of a broken channel, say so when another worker took the
+        delivery over, and free the slot."""
+        claimed, results = attempt.claimed, attempt.results
+        delivery = claimed.delivery
         # one pass over the results: a loop, not three comprehensions, each attempt
         wait, delivered, failed = 0.0, False, False
         for r in results:
@@ -474,15 +484,6 @@ class Worker:
                     delivery.channel,
                     wait,
                 )
-        if delivered:  # working again
-            if self._told:
-                self._told.pop((delivery.channel, "parked"), None)
-                self._told.pop((delivery.channel, "dead"), None)
-        elif failed and state is not DeliveryState.TAKEN_OVER:
-            try:
-                await self._tell_fallback(claimed, results)
-            except OutboxError as exc:  # the attempt stands; only the notice is lost
-                log.error("channel %s: could not tell its fallback: %s", delivery.channel, exc)
         if state is DeliveryState.TAKEN_OVER:
             log.warning(
                 "delivery #%d: this worker held it past its lease and another worker has "
@@ -490,20 +491,59 @@ class Worker:
                 "(the recipients may get it twice)",
                 claimed.id,
             )
-        return state
+        if delivered:  # working again
+            if self._told:
+                self._told.pop((delivery.channel, "parked"), None)
+                self._told.pop((delivery.channel, "dead"), None)
+        elif failed and state is not DeliveryState.TAKEN_OVER and self._has_fallback(delivery):
+            telling = asyncio.get_running_loop().create_task(self._tell(claimed, results, state))
+            if claimed.id in self._slots:  # the slot is held until it is told
+                self._slots[claimed.id] = telling
+            return
+        self._end(claimed, state)
 
-    async def _commit_again(
-        self, attempt: Attempt, lease_ends: float, exc: Unreachable
-    ) -> DeliveryState:
+    def _has_fallback(self, delivery: Delivery) -> bool:
+        config = self.deliverer.config
+        return (
+            config.outbox is not None and config.routing.fallback_for(delivery.channel) is not None
+        )
+
+    async def _tell(
+        self, claimed: Claimed, results: Sequence[RecipientResult], state: DeliveryState
+    ) -> None:
+        try:
+            await self._tell_fallback(claimed, results)
+        except OutboxError as exc:  # the attempt stands; only the notice is lost
+            log.error("channel %s: could not tell its fallback: %s", claimed.delivery.channel, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug: said by run(), which stops
+            self._break(exc)
+            return
+        self._end(claimed, state)
+
+    def _unrecorded(self, attempt: Attempt, shared: _Batch, exc: BaseException) -> None:
+        """``attempt`` could not be committed: tried again while its lease lasts when the
+        outbox is out of reach, else the worker stops (see :meth:`_not_recorded`)."""
+        claimed = attempt.claimed
+        if isinstance(exc, Unreachable):
+            again = asyncio.get_running_loop().create_task(
+                self._commit_again(attempt, shared.lease_ends, exc)
+            )
+            if claimed.id in self._slots:
+                self._slots[claimed.id] = again
+            return
+        self._break(_not_recorded(claimed, exc))
+
+    async def _commit_again(self, attempt: Attempt, lease_ends: float, exc: Unreachable) -> None:
         """``attempt`` could not be recorded, the outbox out of reach (a server
         restarting, a connection broken): try again for as long as the lease lasts. Until
         then no other worker takes the delivery over, and after it the fencing number
-        refuses a late record. Any other failure, or one that outlasts the lease, is
-        raised."""
+        refuses a late record. Any other failure, or one that outlasts the lease, stops
+        the worker."""
         assert self._records is not None
         while True:
             if time.monotonic() + POLL >= lease_ends:
-                raise exc
+                self._break(_not_recorded(attempt.claimed, exc))
+                return
             log.error(
                 "delivery #%d: its outcome could not be recorded: %s; trying again in "
                 "%gs, for as long as its lease lasts (%s more)",
@@ -513,10 +553,64 @@ class Worker:
                 humanize.duration(1000 * (lease_ends - time.monotonic())),
             )
             await asyncio.sleep(POLL)
+            committed: asyncio.Future[DeliveryState] = asyncio.get_running_loop().create_future()
+            self._records.submit(attempt, committed)
             try:
-                return await self._records.submit(attempt)
+                state = await committed
             except Unreachable as again:
                 exc = again
+            except OutboxError as other:
+                self._break(_not_recorded(attempt.claimed, other))
+                return
+            else:
+                self._recorded(attempt, state)
+                return
+
+    def _end(self, claimed: Claimed, state: DeliveryState) -> None:
+        """``claimed``'s attempt is over: its slot is free, and :meth:`run` hears of it."""
+        self._slots.pop(claimed.id, None)
+        self._ended.append((claimed, state))
+        self._progress.set()
+
+    def _break(self, exc: BaseException) -> None:
+        """Stop :meth:`run` with ``exc`` (the first, if several)."""
+        if self._broken is None:
+            self._broken = exc
+        self._progress.set()
+
+
+@attrs.define
+class _Recording:
+    """What the group commit settles for one attempt: the worker goes on at once, in the
+    commit's own task (no future, no task woken: a loop callback less an attempt)."""
+
+    worker: Worker
+    attempt: Attempt
+    shared: _Batch
+
+    def done(self) -> bool:
+        return False  # the worker always wants to hear
+
+    def set_result(self, state: DeliveryState, /) -> None:
+        try:
+            self.worker._recorded(self.attempt, state)
+        except Exception as exc:  # noqa: BLE001 - a bug: said by run(), which stops
+            self.worker._break(exc)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self.worker._unrecorded(self.attempt, self.shared, exception)
+
+
+def _not_recorded(claimed: Claimed, exc: BaseException) -> OutboxError:
+    """Sent, but not recorded: carrying on would send it again each time its lease ran
+    out, for as long as the outbox stays broken; the worker stops instead, and says so."""
+    error = OutboxError(
+        f"delivery #{claimed.id} was attempted but its outcome could not be "
+        f"recorded: {exc}; the worker stops rather than send it again and again "
+        "(a worker started once the outbox is fixed tries it once more)"
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _muting(mutes: Sequence[Mute], channel: str, notification: Notification) -> Mute | None:
