@@ -579,7 +579,7 @@ class Worker:
         self._progress.set()
 
 
-@attrs.define
+@attrs.frozen
 class _Recording:
     """What the group commit settles for one attempt: the worker goes on at once, in the
     commit's own task (no future, no task woken: a loop callback less an attempt)."""
