@@ -230,12 +230,7 @@ class Worker:
                         await self._progress.wait()
                 if self._broken is not None:
                     raise self._broken
-                while ended:
-                    claimed, state = ended.popleft()
-                    if on_attempt is not None:
-                        on_attempt(claimed, state)
-                    if remaining is not None:
-                        remaining.discard(claimed.id)
+                self._hand_on(on_attempt, remaining)
                 if remaining is not None and not remaining:
                     return
                 if slots:
@@ -255,36 +250,23 @@ class Worker:
                 pass
             except Exception:  # waking early is a nicety: polling goes on without it
                 log.exception("outbox worker: listening for new work failed")
-            # cancelled: what is in flight is abandoned; leases run out
-            tasks = set(slots.values())
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._abandon()  # cancelled: what is in flight is; leases run out
 
     async def _finish(self, on_attempt: Callable[[Claimed, DeliveryState], None] | None) -> None:
         """Stopped: the attempts in flight get :attr:`grace` seconds to end and be
         recorded; the leases of the others go back to the outbox."""
-        slots, ended = self._slots, self._ended
         deadline = time.monotonic() + self.grace
         while True:
-            while ended:
-                claimed, state = ended.popleft()
-                if on_attempt is not None:
-                    on_attempt(claimed, state)
+            self._hand_on(on_attempt, None)
             left = deadline - time.monotonic()
-            if not slots or self._broken is not None or left <= 0:
+            if not self._slots or self._broken is not None or left <= 0:
                 break
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), left)
-        late = dict(slots)
-        tasks = set(late.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        slots.clear()
+        late = await self._abandon()
         if late:
-            self.released = await self.store.release(self.owner, list(late))
+            self.released = await self.store.release(self.owner, late)
         if self.released:
             log.warning(
                 "worker %s: gave back %s not finished within %gs; another worker takes them",
@@ -295,6 +277,31 @@ class Worker:
         if self._broken is not None:  # said once the leases are given back
             raise self._broken
 
+    def _hand_on(
+        self,
+        on_attempt: Callable[[Claimed, DeliveryState], None] | None,
+        remaining: set[int] | None,
+    ) -> None:
+        """Each attempt recorded since the last look, to ``on_attempt``, and off
+        ``remaining``."""
+        ended = self._ended
+        while ended:
+            claimed, state = ended.popleft()
+            if on_attempt is not None:
+                on_attempt(claimed, state)
+            if remaining is not None:
+                remaining.discard(claimed.id)
+
+    async def _abandon(self) -> list[int]:
+        """Cancel the work on every delivery still in a slot; their ids."""
+        late = list(self._slots)
+        tasks = set(self._slots.values())
+        self._slots.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return late
+
     async def _idle(self) -> None:
         next_due = await self.store.next_due()
         wait = POLL if next_due is None else min(POLL, max(0.0, next_due - time.time()))
@@ -302,15 +309,15 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=wait)
 
-    async def _tell_fallback(self, claimed: Claimed, results: Sequence[RecipientResult]) -> None:
-        """Say on the channel's fallback that it was parked, or gave a delivery up, so that
+    async def _tell_fallback(
+        self, claimed: Claimed, results: Sequence[RecipientResult], fallback: str
+    ) -> None:
+        """Say on ``fallback`` that the channel was parked, or gave a delivery up, so that
         a broken SMTP password does not silence every alert. Queued like any notification
         (a ``system_error``); once per channel and kind per :data:`FALLBACK_QUIET`."""
         channel = claimed.delivery.channel
         config = self.deliverer.config
-        fallback = config.routing.fallback_for(channel)
-        if fallback is None or config.outbox is None:
-            return
+        assert config.outbox is not None  # see _fallback_of
         if any(r.status is Status.FAILED and r.parks_channel for r in results):
             parked = (await self.store.parked()).get(channel)
             if parked is None:
@@ -491,28 +498,39 @@ class Worker:
                 "(the recipients may get it twice)",
                 claimed.id,
             )
+        fallback = None
         if delivered:  # working again
             if self._told:
                 self._told.pop((delivery.channel, "parked"), None)
                 self._told.pop((delivery.channel, "dead"), None)
-        elif failed and state is not DeliveryState.TAKEN_OVER and self._has_fallback(delivery):
-            telling = asyncio.get_running_loop().create_task(self._tell(claimed, results, state))
-            if claimed.id in self._slots:  # the slot is held until it is told
-                self._slots[claimed.id] = telling
+        elif failed and state is not DeliveryState.TAKEN_OVER:
+            fallback = self._fallback_of(delivery)
+        if fallback is None:
+            self._end(claimed, state)
             return
-        self._end(claimed, state)
-
-    def _has_fallback(self, delivery: Delivery) -> bool:
-        config = self.deliverer.config
-        return (
-            config.outbox is not None and config.routing.fallback_for(delivery.channel) is not None
+        telling = asyncio.get_running_loop().create_task(
+            self._tell(claimed, results, state, fallback)
         )
+        if claimed.id in self._slots:  # the slot is held until it is told
+            self._slots[claimed.id] = telling
+
+    def _fallback_of(self, delivery: Delivery) -> str | None:
+        """The channel that hears of ``delivery``'s channel failing, if any (with an
+        outbox to queue the notice in)."""
+        config = self.deliverer.config
+        if config.outbox is None:
+            return None
+        return config.routing.fallback_for(delivery.channel)
 
     async def _tell(
-        self, claimed: Claimed, results: Sequence[RecipientResult], state: DeliveryState
+        self,
+        claimed: Claimed,
+        results: Sequence[RecipientResult],
+        state: DeliveryState,
+        fallback: str,
     ) -> None:
         try:
-            await self._tell_fallback(claimed, results)
+            await self._tell_fallback(claimed, results, fallback)
         except OutboxError as exc:  # the attempt stands; only the notice is lost
             log.error("channel %s: could not tell its fallback: %s", claimed.delivery.channel, exc)
         except Exception as exc:  # noqa: BLE001 - a bug: said by run(), which stops
