@@ -27,7 +27,7 @@ import attrs
 import pytest
 
 from dbnotify import Event
-from dbnotify.config.model import OutboxSettings
+from dbnotify.config.model import OutboxSettings, Writer
 from dbnotify.errors import OutboxError
 from dbnotify.events import Notification, to_notification
 from dbnotify.outbox.memory import MemoryStore
@@ -182,6 +182,24 @@ def test_open_store_opens_the_sqlite_file_of_the_settings(tmp_path: Path) -> Non
     assert store.path == settings.path
     assert store.database.busy_timeout == 0.5
     assert not Path(settings.path).exists()  # opened on first use, not before
+
+
+@pytest.mark.parametrize(
+    ("writer", "default_writer", "expected"),
+    [
+        (None, Writer.THREAD, SQLiteStore),  # a library's host
+        (None, Writer.PROCESS, WriterStore),  # dbnotify serve, dbnotify worker
+        (Writer.THREAD, Writer.PROCESS, SQLiteStore),  # the file's choice wins
+        (Writer.PROCESS, Writer.THREAD, WriterStore),
+    ],
+)
+def test_open_store_runs_the_writer_the_file_names_else_the_programs(
+    tmp_path: Path, writer: Writer | None, default_writer: Writer, expected: type
+) -> None:
+    settings = OutboxSettings(path=str(tmp_path / "outbox.sqlite"), writer=writer)
+    store = open_store(settings, default_writer=default_writer)
+    assert type(store) is expected
+    assert not Path(tmp_path / "outbox.sqlite").exists()  # no child started yet either
 
 
 async def test_every_backend_implements_the_protocol(store: OutboxStore) -> None:

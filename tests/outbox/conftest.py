@@ -108,12 +108,14 @@ class Files:
         timeout: float = 2,
         channel: str = "",
         extra: str = "",
-        writer: str = "thread",
+        writer: str | None = "thread",
     ) -> Path:
         """One email channel ``ops-mail`` to host (127.0.0.1):port, an outbox with fast
-        retries; ``channel`` adds lines to the channel's table, ``extra`` to the file."""
+        retries; ``channel`` adds lines to the channel's table, ``extra`` to the file;
+        ``writer=None`` names no writer (the program's choice)."""
         path = self.folder / name
         quoted = ", ".join(f'"{t}"' for t in to)
+        writer_line = f'writer = "{writer}"' if writer is not None else ""
         path.write_text(
             f"""
 [channels.ops-mail]
@@ -135,7 +137,7 @@ deadline = {deadline}
 [outbox]
 path = "{self.outbox}"
 busy_timeout = {busy_timeout}
-writer = "{writer}"
+{writer_line}
 
 [outbox.retry.default]
 first_delay = "{first_delay}"

@@ -3,7 +3,9 @@
 The store's semantics are the contract suite's (``core/tests/test_core_outbox_store.py``
 runs every store test on it too); here, what only a process has: it delivers end to end,
 it is reaped, a killed child fails only what it held (with the reason) and the next
-operation starts another, and Ctrl-C reaches the host, not the child.
+operation starts another, and Ctrl-C reaches the host, not the child; and that
+``dbnotify worker`` runs one when the file names no writer (``dbnotify serve``'s in
+tests/serve, where its extra is installed).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ SEND = ("send", "backup_failure", "--data", "job_name=j", "--data", "error=e", "
 POLICY = RetryPolicy(attempts=3, first_delay=10, max_delay=60, max_age=600)
 
 
-def writers() -> list[int]:
-    """The writer processes this test process started and has not reaped."""
+def writers(parent: int | None = None) -> list[int]:
+    """The writer processes ``parent`` (by default this test process) started and has not
+    reaped."""
+    parent = os.getpid() if parent is None else parent
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -47,7 +51,7 @@ def writers() -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:  # gone meanwhile
             continue
-        if int(stat[1]) == os.getpid() and MODULE.encode() in cmdline:
+        if int(stat[1]) == parent and MODULE.encode() in cmdline:
             found.append(int(entry.name))
     return found
 
@@ -95,6 +99,28 @@ async def test_dbnotify_send_and_worker_use_it(
     await until(lambda: files.counts(pending=0, delivered=1))
     assert await worker.stop() == 0
     assert "worker stopped after 1 attempt\n" in worker.output
+
+
+@pytest.mark.parametrize(("writer", "children"), [(None, 1), ("thread", 0)])
+async def test_dbnotify_worker_runs_one_unless_the_file_names_the_thread(
+    files: Any,
+    smtp_on: Any,
+    dbnotify: Any,
+    start_worker: Any,
+    until: Any,
+    writer: str | None,
+    children: int,
+) -> None:
+    server = await smtp_on()
+    config = files.config(server.port, writer=writer)
+    sent = await dbnotify(*SEND, "-c", str(config))
+    assert sent.code == 0, sent.err
+    worker = await start_worker(config)
+    await until(lambda: len(server.messages) == 1, within=15)
+    assert len(writers(worker.pid)) == children
+    assert await worker.stop() == 0
+    assert "worker stopped after 1 attempt\n" in worker.output
+    await until(lambda: files.counts(pending=0, delivered=1))
 
 
 async def test_a_killed_writer_fails_what_it_held_and_the_next_operation_starts_another(

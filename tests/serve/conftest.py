@@ -112,8 +112,9 @@ def start_server(config: Path, *, env: dict[str, str] | None = None) -> Served:
     raise AssertionError(f"dbnotify serve did not start:\n{log.read_text(encoding='utf-8')}")
 
 
-def email_config(tmp_path: Path, smtp_port: int, *, extra: str = "") -> Path:
-    """A configuration with an outbox, an email channel to a local server, and tokens."""
+def email_config(tmp_path: Path, smtp_port: int, *, extra: str = "", outbox: str = "") -> Path:
+    """A configuration with an outbox, an email channel to a local server, and tokens;
+    ``outbox`` adds lines to ``[outbox]``, ``extra`` to the file."""
     path = tmp_path / "dbnotify.toml"
     path.write_text(
         f"""# dbnotify for DBackup (a comment the console must keep)
@@ -130,6 +131,7 @@ channels = ["ops-mail"]
 
 [outbox]
 path = "{tmp_path / "outbox.sqlite"}"
+{outbox}
 {TOKENS}
 {extra}""",
         encoding="utf-8",

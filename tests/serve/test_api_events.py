@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from dbnotify.outbox.sqlite.writer import MODULE
 from dbnotify.serve.idempotency import KEEP, IdempotencyKeys
 from dbnotify.testing.smtpd import LocalSMTPServer
 
@@ -68,6 +71,45 @@ async def test_an_event_is_queued_then_delivered_and_its_page_says_so(
         message.message["Subject"]
     )
     assert "disk full" in message.part("plain")
+
+
+def outbox_writers(pid: int) -> list[int]:
+    """The children of process ``pid`` that run an outbox's writer."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if MODULE.encode() in cmdline:
+            found.append(int(child))
+    return found
+
+
+@pytest.mark.parametrize(("writer", "children"), [(None, 1), ("thread", 0)])
+async def test_the_outbox_works_in_a_process_of_its_own_unless_the_file_says_thread(
+    smtp: LocalSMTPServer,
+    tmp_path: Path,
+    serve: Callable[..., Served],
+    writer: str | None,
+    children: int,
+) -> None:
+    lines = f'writer = "{writer}"' if writer is not None else ""
+    served = serve(email_config(tmp_path, smtp.port, outbox=lines))
+    async with served.client(SEND_TOKEN) as client:
+        reply = await client.post("/v1/events", json=FAILURE)
+        assert reply.status_code == 202, reply.text
+    async with served.client(READ_TOKEN) as reader:
+        page = await settled(reader, reply.json()["id"])
+    assert page["status"] == "delivered"
+    assert len(smtp.messages) == 1
+    found = outbox_writers(served.process.pid)
+    assert len(found) == children
+    assert served.stop() == 0  # Ctrl-C, as an operator stops it
+    for child in found:  # ended and reaped with the server, not left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
+    assert "Traceback" not in served.output()
 
 
 async def test_a_failed_recipient_shows_kind_reply_and_hint(
@@ -277,14 +319,8 @@ async def test_a_bad_idempotency_key_is_400(served: Served) -> None:
 async def test_an_outbox_that_cannot_take_the_event_is_503(
     smtp: LocalSMTPServer, tmp_path: Path, serve: Callable[..., Served]
 ) -> None:
-    config = email_config(tmp_path, smtp.port)
     outbox = tmp_path / "outbox.sqlite"
-    text = config.read_text(encoding="utf-8")
-    config.write_text(
-        text.replace(f'path = "{outbox}"', f'path = "{outbox}"\nbusy_timeout = 0.2'),
-        encoding="utf-8",
-    )
-    served = serve(config)
+    served = serve(email_config(tmp_path, smtp.port, outbox="busy_timeout = 0.2"))
     async with served.client(SEND_TOKEN) as client:
         assert (await client.post("/v1/events", json=FAILURE)).status_code == 202
         with locked(outbox):  # another process holds the file: writes wait, then fail

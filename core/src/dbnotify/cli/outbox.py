@@ -34,7 +34,7 @@ from dbnotify.outbox.model import RecipientState
 # As in every command module: what a command needs (asyncio, the configuration, the store) is
 # imported when it runs, so that ``dbnotify --help`` stays light.
 if TYPE_CHECKING:
-    from dbnotify.config.model import OutboxSettings
+    from dbnotify.config.model import OutboxSettings, Writer
     from dbnotify.notifier import Notifier
     from dbnotify.outbox.model import HistoryRow
     from dbnotify.outbox.store import OutboxStore
@@ -42,10 +42,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def durable_notifier(path: Path) -> Notifier:
+def durable_notifier(path: Path, *, default_writer: Writer | None = None) -> Notifier:
+    """The notifier of the configuration at ``path``, which must have an ``[outbox]``;
+    its store's writer, unless the file names one, ``default_writer`` (else a thread)."""
     from dbnotify.config.load import load_config
     from dbnotify.errors import ConfigError
     from dbnotify.notifier import Notifier
+    from dbnotify.outbox.store import open_store
 
     try:
         config = load_config(path)
@@ -54,7 +57,9 @@ def durable_notifier(path: Path) -> Notifier:
         sys.exit(EXIT_USAGE)
     if config.outbox is None:
         usage(f'{path} has no [outbox]; add one, e.g. [outbox] path = "/var/lib/dbnotify.sqlite"')
-    return Notifier(config)
+    if default_writer is None:
+        return Notifier(config)
+    return Notifier(config, outbox=open_store(config.outbox, default_writer=default_writer))
 
 
 def ask(store: OutboxStore, coro: Coroutine[Any, Any, T]) -> T:
@@ -96,9 +101,12 @@ def worker(config_path: Path, drain: bool, concurrency: int | None, grace: float
     import asyncio
     import signal
 
+    from dbnotify.config.model import Writer
     from dbnotify.outbox.worker import Worker
 
-    notifier = durable_notifier(config_path)
+    # a worker lives to deliver: a SQLite file's work in a process of its own unless
+    # [outbox] writer says otherwise (docs/outbox.md#a-writer-process)
+    notifier = durable_notifier(config_path, default_writer=Writer.PROCESS)
     assert notifier.outbox is not None
     runner = Worker(notifier.outbox, notifier.deliverer, grace=grace)
     if concurrency is not None:  # else the store's own (64; 128 on PostgreSQL)

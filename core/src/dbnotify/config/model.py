@@ -145,7 +145,9 @@ def _schema_name(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
 
 
 class Writer(enum.Enum):
-    """Where a SQLite outbox's work runs (``[outbox] writer``)."""
+    """Where a SQLite outbox's work runs (``[outbox] writer``). Unset, the program that
+    opens the outbox chooses (:func:`dbnotify.outbox.store.open_store`): a process for
+    ``dbnotify serve`` and ``dbnotify worker``, a thread anywhere else."""
 
     THREAD = "thread"
     """A thread of the process that uses it: nothing more to run."""
@@ -205,10 +207,11 @@ class OutboxSettings:
         validator=positive,
         description="SQLite: seconds to wait for another process holding the file",
     )
-    writer: Writer = setting(
-        default=Writer.THREAD,
+    writer: Writer | None = setting(
+        default=None,
         description='SQLite: where its work runs: "thread" (in this process) or "process" '
-        "(a child process: faster in bursts of thousands)",
+        '(a child process: faster in bursts of thousands); unset, "process" for dbnotify '
+        'serve and dbnotify worker, "thread" anywhere else',
     )
     retry: dict[str, RetryOverride] = setting(
         factory=dict, description="retry limits per event type, and 'default'"

@@ -229,10 +229,17 @@ class OutboxStore(Protocol):
         ...
 
 
-def open_store(settings: OutboxSettings) -> OutboxStore:
+def open_store(settings: OutboxSettings, *, default_writer: Writer = Writer.THREAD) -> OutboxStore:
     """The store ``[outbox]`` names: the PostgreSQL database at ``url``, or the SQLite
-    file at ``path``. Opens nothing yet: the first operation does (creating or upgrading
-    the tables)."""
+    file at ``path``, its work in a thread or a child process as ``writer`` says, else as
+    ``default_writer`` does. Opens nothing yet: the first operation does (creating or
+    upgrading the tables).
+
+    ``default_writer``: :attr:`Writer.PROCESS` for a program that lives to deliver
+    (``dbnotify serve``, ``dbnotify worker``), whose interpreter is dbnotify's own and
+    whose bursts the child takes off its loop; a library's host keeps the thread, as it
+    may embed Python with no interpreter to start, or call ``notify_sync`` (a child a
+    call)."""
     # imported here: only the chosen backend's driver loads (psycopg is an extra)
     if settings.url is not None:
         try:
@@ -244,7 +251,7 @@ def open_store(settings: OutboxSettings) -> OutboxStore:
             ) from None
         return PostgresStore(settings)
     assert settings.path is not None  # load_config requires path or url
-    if settings.writer is Writer.PROCESS:
+    if (settings.writer or default_writer) is Writer.PROCESS:
         from dbnotify.outbox.sqlite.writer import WriterStore
 
         return WriterStore(settings.path, busy_timeout=settings.busy_timeout)

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from dbnotify.config.load import load_config
-from dbnotify.config.model import Config, ServeSettings
+from dbnotify.config.model import Config, ServeSettings, Writer
 from dbnotify.notifier import Notifier
 from dbnotify.outbox.store import OutboxStore, open_store
 from dbnotify.plugins import PluginRegistry, default_registry
@@ -35,7 +35,11 @@ class Service:
         self.plugins = plugins or default_registry()
         self.config = config
         self.outbox: OutboxStore | None = (
-            open_store(config.outbox) if config.outbox is not None else None
+            # a server lives to deliver: a SQLite file's work in a process of its own
+            # unless [outbox] writer says otherwise (docs/outbox.md#a-writer-process)
+            open_store(config.outbox, default_writer=Writer.PROCESS)
+            if config.outbox is not None
+            else None
         )
         self.metrics = ServeMetrics()
         self.idempotency = IdempotencyKeys()
