@@ -612,6 +612,8 @@ async def loopback(ctx: Context) -> Scenario:
         "subject, text and HTML)",
         f"outbox on {o.outbox_dir} ({pipeline.filesystem(o.outbox_dir)}); SQLite WAL, "
         "synchronous = FULL",
+        "durable: the writer a library's host has unless [outbox] writer names one (a "
+        "thread); with a writer process: what `dbnotify serve` and `dbnotify worker` run",
     ]
     if pipeline.filesystem(o.outbox_dir) == "tmpfs":
         scenario.notes.append(
