@@ -199,7 +199,7 @@ def test_open_store_runs_the_writer_the_file_names_else_the_programs(
     settings = OutboxSettings(path=str(tmp_path / "outbox.sqlite"), writer=writer)
     store = open_store(settings, default_writer=default_writer)
     assert type(store) is expected
-    assert not Path(tmp_path / "outbox.sqlite").exists()  # no child started yet either
+    assert not (tmp_path / "outbox.sqlite").exists()  # no child started yet either
 
 
 async def test_every_backend_implements_the_protocol(store: OutboxStore) -> None:

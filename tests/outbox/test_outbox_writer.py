@@ -117,10 +117,14 @@ async def test_dbnotify_worker_runs_one_unless_the_file_names_the_thread(
     assert sent.code == 0, sent.err
     worker = await start_worker(config)
     await until(lambda: len(server.messages) == 1, within=15)
-    assert len(writers(worker.pid)) == children
+    found = writers(worker.pid)
+    assert len(found) == children
     assert await worker.stop() == 0
     assert "worker stopped after 1 attempt\n" in worker.output
     await until(lambda: files.counts(pending=0, delivered=1))
+    for child in found:  # ended and reaped with the worker, not left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
 
 
 async def test_a_killed_writer_fails_what_it_held_and_the_next_operation_starts_another(
